@@ -1,0 +1,2 @@
+"""cgfw engine."""
+__version__ = "0.1.0"

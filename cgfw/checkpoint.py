@@ -1,0 +1,74 @@
+"""Checkpoints: written atomically next to the previous good one, read without unpickling code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cgfw.errors import CgfwError
+
+FORMAT = 1
+LATEST, PREVIOUS = "latest.pt", "previous.pt"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save(directory: Path, state: dict[str, Any]) -> Path:
+    """Write `latest.pt` via a temporary file; the old latest becomes `previous.pt`.
+
+    A crash at any moment leaves at least one complete checkpoint behind.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{LATEST}.tmp"
+    latest = directory / LATEST
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if latest.exists():
+            os.replace(latest, directory / PREVIOUS)
+        os.replace(tmp, latest)
+        _fsync_dir(directory)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CgfwError(
+            f"cannot write checkpoint in {directory}: {exc.strerror}; "
+            "the previous checkpoint is untouched"
+        ) from None
+    return latest
+
+
+def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Tensors and plain containers only: a crafted pickle cannot run code here."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CgfwError(f"checkpoint not found: {path}") from None
+    except Exception as exc:
+        raise CgfwError(f"{path}: not a readable cgfw checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or "format" not in state:
+        raise CgfwError(f"{path}: not a cgfw checkpoint (no format field)")
+    if state["format"] > FORMAT:
+        raise CgfwError(
+            f"{path}: checkpoint format {state['format']} is newer than this cgfw reads "
+            f"({FORMAT}); upgrade cgfw"
+        )
+    return state
+
+
+def latest_in(directory: Path) -> Path:
+    """The newest complete checkpoint in `directory` (falls back to the previous one)."""
+    for name in (LATEST, PREVIOUS):
+        if (directory / name).is_file():
+            return directory / name
+    raise CgfwError(f"no checkpoint in {directory}; nothing to resume")

@@ -1,0 +1,216 @@
+"""The `cgfw` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+import cgfw
+from cgfw import ablate as ablation
+from cgfw.errors import CgfwError, did_you_mean
+from cgfw.launch import launch
+from cgfw.model import build_network, count_parameters
+from cgfw.plugins import Loaded, load_plugins
+from cgfw.recipe import COMPONENT_SECTIONS, load, load_data, read_toml, validate, apply_overrides
+from cgfw.registry import KINDS
+from cgfw.runs import new_run_dir
+
+console = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+SET_HELP = "Override a recipe key, e.g. --set generator.n_blocks=6 (TOML value; repeatable)."
+
+
+def friendly(fn: F) -> F:
+    """User mistakes become one red line and exit code 2, never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CgfwError as exc:
+            console.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _plugins() -> Loaded:
+    return load_plugins()
+
+
+def _version_text() -> str:
+    lines = [f"cgfw {cgfw.__version__}"]
+    for p in _plugins().plugins:
+        lines.append(f"  plugin {p.name} ({p.distribution} {p.version}) {p.status}")
+    return "\n".join(lines)
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(_version_text())
+        ctx.exit()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show cgfw's version and its plugins'.")
+def main() -> None:
+    """cgfw: CycleGAN experiments from TOML recipes and plugins.
+
+    \b
+    Quick start:   cgfw run quickstart
+    The paper:     cgfw run paper_default --set data.root=datasets/horse2zebra
+    An ablation:   cgfw ablate quickstart --disable identity
+    Components:    cgfw components generator
+    """
+
+
+@main.command()
+@click.argument("recipe", required=False)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--dry-run", is_flag=True, help="Build the networks, print the resolved recipe and parameter counts; train nothing.")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue the run in RUN_DIR from its latest checkpoint.")
+@click.option("--device", help="auto, cpu, cuda or cuda:N (overrides train.device).")
+@friendly
+def run(recipe: str | None, overrides: tuple[str, ...], dry_run: bool, resume_dir: Path | None, device: str | None) -> None:
+    """Train the CycleGAN of RECIPE (a TOML file or a bundled name: `cgfw recipes`)."""
+    loaded = _plugins()
+    if resume_dir is not None:
+        if recipe is not None:
+            raise CgfwError("--resume reads the recipe saved in the run directory; drop RECIPE (use --set to change keys)")
+        saved = resume_dir / "recipe.toml"
+        if not saved.is_file():
+            raise CgfwError(f"--resume {resume_dir}: not a run directory (no recipe.toml)")
+        resolved = validate(apply_overrides(read_toml(saved), overrides), loaded.registry, str(saved))
+        launch(resolved, loaded, resume_dir, console, device, resume=True)
+        return
+    if recipe is None:
+        raise CgfwError("give a recipe: a TOML file or a bundled name (`cgfw recipes` lists them)")
+    resolved = load(recipe, loaded.registry, overrides)
+    if dry_run:
+        out.print(resolved.to_toml())
+        for path, names in (("generator", ("g_ab", "g_ba")), ("discriminator", ("d_a", "d_b"))):
+            net = build_network(resolved, loaded.registry, path)
+            for name in names:
+                out.print(f"{name:5} {resolved.section(path).name:16} {count_parameters(net)} parameters")
+        return
+    r = resolved.recipe.run
+    run_dir = new_run_dir(Path(r.output_dir), r.name)
+    result = launch(resolved, loaded, run_dir, console, device)
+    console.print(f"[green]done[/green]: {result.iterations} iterations in {result.run_dir}")
+    console.print(f"TensorBoard: tensorboard --logdir {Path(r.output_dir)}")
+
+
+@main.command(name="ablate")
+@click.argument("recipe", default="paper_default")
+@click.option("--disable", multiple=True, metavar="NAME", help="A named ablation (see `cgfw components ablation`); repeatable.")
+@click.option("--vary", multiple=True, metavar="KEY=V1,V2", help="One run per value, e.g. --vary losses.gan.name=lsgan,bce; repeatable.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--device", help="auto, cpu, cuda or cuda:N (overrides train.device).")
+@friendly
+def ablate_cmd(recipe: str, disable: tuple[str, ...], vary: tuple[str, ...], overrides: tuple[str, ...], device: str | None) -> None:
+    """Run RECIPE and one-change variants of it side by side, then compare them in a table.
+
+    Each variant changes one thing: --disable identity, pool, gan, cycle, cycle_backward,
+    cycle_forward (and any a plugin adds); --vary KEY=V1,V2 adds a run per value.
+    """
+    loaded = _plugins()
+    data, source = load_data(recipe, loaded.registry, overrides)
+    variants = ablation.plan(data, list(disable), list(vary), loaded.registry)
+    resolved = [validate(v.data, loaded.registry, f"{source} [{v.label}]") for v in variants]
+    base = resolved[0].recipe.run
+    parent = new_run_dir(Path(base.output_dir), f"ablate-{base.name}")
+    results = {}
+    for variant, res in zip(variants, resolved, strict=True):
+        console.rule(variant.label)
+        run_dir = parent / variant.label
+        run_dir.mkdir()
+        results[variant.label] = launch(res, loaded, run_dir, console, device).final_losses
+    (parent / "ablation.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    terms = sorted({t for losses in results.values() for t in losses})
+    table = Table(title=f"{parent} (final losses, mean over the last log window)")
+    table.add_column("variant")
+    for t in terms:
+        table.add_column(t, justify="right")
+    for label, losses in results.items():
+        table.add_row(label, *(f"{losses[t]:.4f}" if t in losses else "-" for t in terms))
+    out.print(table)
+
+
+@main.command()
+@friendly
+def recipes() -> None:
+    """List the bundled recipes (run one with `cgfw run NAME`)."""
+    registry = _plugins().registry
+    table = Table("name", "summary", "plugin")
+    for name in registry.names("recipe"):
+        c = registry.get("recipe", name)
+        table.add_row(name, c.summary, c.plugin)
+    out.print(table)
+
+
+@main.group()
+def recipe() -> None:
+    """Inspect recipes."""
+
+
+@recipe.command("show")
+@click.argument("recipe")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@friendly
+def recipe_show(recipe: str, overrides: tuple[str, ...]) -> None:
+    """Print RECIPE fully resolved: overrides applied, every default filled in."""
+    out.print(load(recipe, _plugins().registry, overrides).to_toml())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly
+def plugins(as_json: bool) -> None:
+    """List installed plugins, their status and what they provide."""
+    loaded = _plugins()
+    if as_json:
+        click.echo(json.dumps([p.__dict__ for p in loaded.plugins], indent=2))
+        return
+    table = Table("plugin", "distribution", "version", "status", "provides")
+    for p in loaded.plugins:
+        provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in p.provides.items())
+        status = {"ok": "[green]ok[/green]", "broken": "[red]broken[/red]"}.get(p.status, p.status)
+        table.add_row(p.name, p.distribution, p.version, status, provides or p.error)
+    out.print(table)
+    for (kind, name), owners in loaded.registry.conflicts.items():
+        out.print(f"[red]conflict[/red]: {kind} '{name}' registered by {', '.join(owners)}")
+
+
+@main.command()
+@click.argument("kind", required=False)
+@friendly
+def components(kind: str | None) -> None:
+    """List registered components of KIND (or all), with summaries and options."""
+    registry = _plugins().registry
+    if kind is not None and kind not in KINDS:
+        raise CgfwError(f"unknown kind '{kind}'{did_you_mean(kind, KINDS)} (known: {', '.join(KINDS)})")
+    for k in [kind] if kind else list(KINDS):
+        table = Table("name", "summary", "options (default)", "plugin", title=k, title_justify="left")
+        for name in registry.names(k):
+            c = registry.get(k, name)
+            opts = ", ".join(
+                f"{f}={'required' if info.is_required() else info.default!r}"
+                for f, info in c.options.model_fields.items()
+            )
+            table.add_row(name, c.summary, opts or "-", c.plugin)
+        out.print(table)
+    if kind is None:
+        sections = ", ".join(f"[{p}] -> {k}" for p, (k, _) in COMPONENT_SECTIONS.items())
+        out.print(f"recipe sections and the kinds they pick from: {sections}")

@@ -1,0 +1,79 @@
+"""The plugin author's manual: one `register_*` hook per kind of component.
+
+A plugin is a module (or object) exposed through the entry-point group ``cgfw``; cgfw's own
+components in ``plugins/`` use exactly that door. Each hook receives ``register``, a callable::
+
+    register(name, factory, options=None, summary="")
+
+``options`` is a pydantic model (use ``extra="forbid"``); the recipe section's keys other than
+``name`` (and the engine's own keys such as ``weight``) are validated by it, and ``factory``
+receives the validated instance. What each factory must return is written on its hook below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+PROJECT = "cgfw"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_generators(register: Any) -> None:
+    """Generators: ``factory(options) -> nn.Module`` mapping (N, 3, H, W) in [-1, 1] to the same
+    shape, for any H and W divisible by 4."""
+
+
+@hookspec
+def register_discriminators(register: Any) -> None:
+    """Discriminators: ``factory(options) -> nn.Module`` mapping (N, 3, H, W) to raw scores
+    (logits) of shape (N, 1, h, w); one score per patch."""
+
+
+@hookspec
+def register_gan_losses(register: Any) -> None:
+    """Adversarial losses: ``factory(options) -> callable(scores, real, for_discriminator)``
+    returning a scalar tensor. ``real`` says whether the scores should read as real;
+    ``for_discriminator`` lets losses such as hinge differ between the two players."""
+
+
+@hookspec
+def register_reconstruction_losses(register: Any) -> None:
+    """Reconstruction losses for the cycle and identity terms:
+    ``factory(options) -> callable(output, target)`` returning a scalar tensor."""
+
+
+@hookspec
+def register_buffers(register: Any) -> None:
+    """Buffers of generated images shown to the discriminators: ``factory(options)`` returns an
+    object with ``query(images) -> images``, ``state_dict()`` and ``load_state_dict(state)``."""
+
+
+@hookspec
+def register_schedules(register: Any) -> None:
+    """Learning-rate schedules: ``factory(options) -> callable(epoch) -> float``, the factor
+    applied to the base learning rate during ``epoch`` (1-based)."""
+
+
+@hookspec
+def register_datasets(register: Any) -> None:
+    """Datasets: ``factory(options, split) -> torch Dataset`` (split is "train" or "test").
+    Items are dicts with "a" and "b", float tensors (3, H, W) in [-1, 1]. Training items are
+    fetched with a key ``(index, seed)``: draw every random choice from ``seed`` (see
+    ``cgfw.data.item_generator``) so runs are reproducible and resumable. Test items are fetched
+    by plain index and are deterministic."""
+
+
+@hookspec
+def register_ablations(register: Any) -> None:
+    """Named ablations for ``cgfw ablate --disable NAME``: ``factory(options) -> dict`` of dotted
+    recipe overrides, e.g. ``{"buffer.name": "none"}``."""
+
+
+@hookspec
+def register_recipes(register: Any) -> None:
+    """Bundled recipes runnable by name (``cgfw run NAME``): ``factory(options) -> path`` of a
+    TOML file (a ``pathlib.Path`` or ``importlib.resources`` traversable)."""

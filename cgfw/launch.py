@@ -1,0 +1,33 @@
+"""Start or resume one run: its directory, recorded recipe and provenance, then training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from cgfw import checkpoint
+from cgfw.plugins import Loaded
+from cgfw.recipe import Resolved
+from cgfw.runs import provenance, write_json
+from cgfw.trainer import RunResult, resolve_device, train
+
+
+def launch(
+    resolved: Resolved,
+    loaded: Loaded,
+    run_dir: Path,
+    console: Console,
+    device_name: str | None = None,
+    resume: bool = False,
+) -> RunResult:
+    device = resolve_device(device_name or resolved.recipe.train.device)
+    latest = checkpoint.latest_in(run_dir / "checkpoints") if resume else None
+    if not resume:
+        # Written before any tensor exists, so even a crashed run can be redone exactly.
+        (run_dir / "recipe.toml").write_text(resolved.to_toml(), encoding="utf-8")
+    write_json(run_dir / ("run.json" if not resume else "resume.json"), provenance(device, loaded.plugins))
+    console.print(f"run directory: {run_dir}  (device {device})")
+    result = train(resolved, loaded, run_dir, device, console, resume=latest)
+    write_json(run_dir / "final_losses.json", result.final_losses)
+    return result

@@ -1,0 +1,148 @@
+"""The CycleGAN as a bundle: four networks, their losses, pools and optimizers, built from a
+recipe through the registries (no architecture is named here)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from cgfw.errors import CgfwError
+from cgfw.init import init_weights
+from cgfw.recipe import COMPONENT_SECTIONS, Resolved
+from cgfw.registry import Registry
+
+
+class Buffer(Protocol):
+    def query(self, images: Tensor) -> Tensor: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+GanLoss = Callable[..., Tensor]
+ReconstructionLoss = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Loss weights as the step uses them; identity is absolute here (relative x cycle)."""
+
+    gan: float
+    cycle: float
+    cycle_forward: bool
+    cycle_backward: bool
+    identity: float
+
+
+@dataclass
+class CycleGAN:
+    g_ab: nn.Module  # A -> B (the authors' G_A)
+    g_ba: nn.Module  # B -> A (G_B)
+    d_a: nn.Module  # judges domain A: real_a vs fake_a (the authors' D_B)
+    d_b: nn.Module  # judges domain B: real_b vs fake_b (D_A)
+    gan_loss: GanLoss
+    cycle_loss: ReconstructionLoss
+    identity_loss: ReconstructionLoss
+    pool_a: Buffer  # history of fake_a shown to d_a
+    pool_b: Buffer
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    weights: Weights
+    lr_factor: Callable[[int], float]
+    base_lr: float
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"g_ab": self.g_ab, "g_ba": self.g_ba, "d_a": self.d_a, "d_b": self.d_b}
+
+    def set_epoch(self, epoch: int) -> float:
+        """Apply the schedule's learning rate for `epoch` (1-based) to both optimizers."""
+        lr = self.base_lr * self.lr_factor(epoch)
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        return lr
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "networks": {k: n.state_dict() for k, n in self.networks().items()},
+            "optimizers": {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
+            "buffers": {"a": self.pool_a.state_dict(), "b": self.pool_b.state_dict()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, net in self.networks().items():
+            net.load_state_dict(state["networks"][key])
+        self.opt_g.load_state_dict(state["optimizers"]["g"])
+        self.opt_d.load_state_dict(state["optimizers"]["d"])
+        self.pool_a.load_state_dict(state["buffers"]["a"])
+        self.pool_b.load_state_dict(state["buffers"]["b"])
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def build_network(resolved: Resolved, registry: Registry, path: str) -> nn.Module:
+    section = resolved.section(path)
+    component = registry.get(COMPONENT_SECTIONS[path][0], section.name)
+    try:
+        net = component.factory(resolved.options[path])
+    except Exception as exc:
+        raise CgfwError(
+            f"{path} '{section.name}' (plugin '{component.plugin}') failed to build: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(net, nn.Module):
+        raise CgfwError(
+            f"{path} '{section.name}' (plugin '{component.plugin}') returned "
+            f"{type(net).__name__}, not a torch.nn.Module"
+        )
+    init = resolved.recipe.init
+    init_weights(net, init.name, init.gain)
+    return net
+
+
+def build_cyclegan(resolved: Resolved, registry: Registry, device: torch.device) -> CycleGAN:
+    r = resolved.recipe
+    losses = r.losses
+    weights = Weights(
+        gan=losses.gan.weight,
+        cycle=losses.cycle.weight,
+        cycle_forward=losses.cycle.forward and losses.cycle.weight > 0,
+        cycle_backward=losses.cycle.backward and losses.cycle.weight > 0,
+        identity=losses.identity.weight * losses.cycle.weight,
+    )
+    if not (weights.gan or weights.cycle_forward or weights.cycle_backward or weights.identity):
+        raise CgfwError(f"{resolved.source}: every loss term is off; nothing would be trained")
+
+    def make(path: str) -> Any:
+        kind = COMPONENT_SECTIONS[path][0]
+        return registry.get(kind, resolved.section(path).name).factory(
+            resolved.options[path]
+        )
+
+    g_ab, g_ba = (build_network(resolved, registry, "generator").to(device) for _ in range(2))
+    d_a, d_b = (build_network(resolved, registry, "discriminator").to(device) for _ in range(2))
+    betas = r.optimizer.betas
+    opt_g = torch.optim.Adam([*g_ab.parameters(), *g_ba.parameters()], lr=r.optimizer.lr, betas=betas)
+    opt_d = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], lr=r.optimizer.lr, betas=betas)
+    return CycleGAN(
+        g_ab=g_ab,
+        g_ba=g_ba,
+        d_a=d_a,
+        d_b=d_b,
+        gan_loss=make("losses.gan"),
+        cycle_loss=make("losses.cycle"),
+        identity_loss=make("losses.identity"),
+        pool_a=make("buffer"),
+        pool_b=make("buffer"),
+        opt_g=opt_g,
+        opt_d=opt_d,
+        weights=weights,
+        lr_factor=make("schedule"),
+        base_lr=r.optimizer.lr,
+    )
+

@@ -1,0 +1,111 @@
+"""Load plugins from the ``cgfw`` entry-point group, one at a time, so one broken plugin breaks
+only the recipes that need it (llm's issue 1280 is the counter-example)."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from cgfw import hookspecs
+from cgfw.errors import CgfwError
+from cgfw.registry import KINDS, BrokenPlugin, Registry
+
+GROUP = "cgfw"
+
+
+@dataclass
+class PluginInfo:
+    """One entry point as `cgfw plugins` shows it."""
+
+    name: str
+    target: str
+    distribution: str
+    version: str
+    status: str = "ok"  # ok | broken | disabled
+    error: str = ""
+    provides: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class Loaded:
+    """The result of loading every plugin: the registry and a record per plugin."""
+
+    registry: Registry
+    plugins: list[PluginInfo]
+
+
+def _short_error(exc: BaseException) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" ({frame[0].filename}:{frame[0].lineno})" if frame else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _disabled() -> set[str]:
+    return {n.strip() for n in os.environ.get("CGFW_DISABLE_PLUGINS", "").split(",") if n.strip()}
+
+
+def load_plugins(entry_points: Iterable[md.EntryPoint] | None = None) -> Loaded:
+    """Import each entry point of the group on its own, check its hooks, and let it register.
+
+    A fresh PluginManager per call: no global state, so tests can load different plugin sets.
+    """
+    if entry_points is None:
+        entry_points = md.entry_points(group=GROUP)
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    registry = Registry()
+    infos: list[PluginInfo] = []
+    disabled = _disabled()
+    seen: set[str] = set()
+    for ep in sorted(entry_points, key=lambda e: e.name):
+        if ep.name in seen:  # the same distribution found twice on sys.path
+            continue
+        seen.add(ep.name)
+        dist = ep.dist
+        info = PluginInfo(
+            name=ep.name,
+            target=ep.value,
+            distribution=dist.metadata["Name"] if dist else "?",
+            version=dist.version if dist else "?",
+        )
+        infos.append(info)
+        if ep.name in disabled:
+            info.status = "disabled"
+            continue
+        try:
+            _register_one(pm, registry, ep.name, ep.load(), info)
+        except Exception as exc:  # a plugin's bug must not take the others down
+            info.status, info.error = "broken", _short_error(exc)
+            registry.drop_plugin(ep.name)  # half a registration is worse than none
+            registry.broken.append(BrokenPlugin(ep.name, info.error))
+    if os.environ.get("CGFW_STRICT_PLUGINS") == "1" and registry.broken:
+        lines = "\n".join(f"  {b.name}: {b.error}" for b in registry.broken)
+        raise CgfwError(f"broken plugins (CGFW_STRICT_PLUGINS=1):\n{lines}")
+    return Loaded(registry, infos)
+
+
+def _register_one(
+    pm: pluggy.PluginManager, registry: Registry, name: str, plugin: Any, info: PluginInfo
+) -> None:
+    pm.register(plugin, name=name)
+    try:
+        # A misspelled hook (register_generator) would otherwise be silently ignored.
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        pm.unregister(name=name)
+        raise CgfwError(f"{exc}; the hooks cgfw knows are {', '.join(KINDS.values())}") from None
+    for kind, hook_name in KINDS.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if impl.plugin_name == name:
+                impl.function(register=registry.register_function(kind, name))
+    info.provides = {
+        kind: sorted(n for n, c in table.items() if c.plugin == name)
+        for kind, table in registry.components.items()
+    }
+    info.provides = {k: v for k, v in info.provides.items() if v}

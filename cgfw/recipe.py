@@ -1,0 +1,293 @@
+"""Recipes: TOML files validated twice, first by the models below, then each component section by
+its component's own options model, so typos fail before any tensor exists."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cgfw.errors import CgfwError, did_you_mean
+from cgfw.registry import Registry
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentSection(BaseModel):
+    """A section whose `name` picks a registered component; its other keys are that component's
+    options and are validated by the component's own model."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class RunSection(Strict):
+    name: str = Field("run", description="run directories are named NAME-TIMESTAMP")
+    seed: int = 0
+    output_dir: str = "runs"
+    description: str = ""
+
+
+class DataSection(ComponentSection):
+    name: str = "folder"
+
+
+class GeneratorSection(ComponentSection):
+    name: str = "resnet"
+
+
+class DiscriminatorSection(ComponentSection):
+    name: str = "patchgan"
+
+
+class GanLossSection(ComponentSection):
+    name: str = "lsgan"
+    weight: float = Field(1.0, ge=0, description="0 trains the generators by reconstruction alone")
+
+
+class CycleLossSection(ComponentSection):
+    name: str = "l1"
+    weight: float = Field(10.0, ge=0, description="lambda: absolute weight of each cycle term")
+    forward: bool = Field(True, description="the A -> B -> A term (rec_a vs real_a)")
+    backward: bool = Field(True, description="the B -> A -> B term (rec_b vs real_b)")
+
+
+class IdentityLossSection(ComponentSection):
+    name: str = "l1"
+    weight: float = Field(
+        0.5,
+        ge=0,
+        description="RELATIVE to losses.cycle.weight, as the authors' lambda_identity: the "
+        "identity term's absolute weight is weight x losses.cycle.weight (0.5 x 10 = 5); "
+        "0 skips the identity forward passes",
+    )
+
+
+class LossesSection(Strict):
+    gan: GanLossSection = Field(default_factory=GanLossSection)
+    cycle: CycleLossSection = Field(default_factory=CycleLossSection)
+    identity: IdentityLossSection = Field(default_factory=IdentityLossSection)
+
+
+class BufferSection(ComponentSection):
+    name: str = "image_pool"
+
+
+class ScheduleSection(ComponentSection):
+    name: str = "linear_decay"
+
+
+class InitSection(Strict):
+    name: Literal["normal", "xavier", "kaiming", "orthogonal"] = "normal"
+    gain: float = Field(0.02, gt=0, description="std for normal, gain for xavier / orthogonal")
+
+
+class OptimizerSection(Strict):
+    lr: float = Field(2e-4, gt=0, description="Adam learning rate for generators and discriminators")
+    betas: tuple[float, float] = (0.5, 0.999)
+
+
+class TrainSection(Strict):
+    epochs: int = Field(200, ge=1, description="an epoch is one pass over the dataset's length")
+    max_iters: int | None = Field(None, ge=1, description="stop after this many iterations")
+    batch_size: int = Field(1, ge=1)
+    device: str = Field("auto", description="auto (cuda if present), cpu, cuda, cuda:N")
+    num_workers: int = Field(0, ge=0, description="data-loading worker processes")
+    log_every: int = Field(50, ge=1, description="iterations between scalar logs")
+    image_every: int = Field(1000, ge=1, description="iterations between sample grids")
+    checkpoint_every: int = Field(5000, ge=1, description="iterations between checkpoints")
+    samples: int = Field(4, ge=1, description="fixed held-out images shown in the sample grid")
+
+
+class Recipe(Strict):
+    run: RunSection = Field(default_factory=RunSection)
+    data: DataSection = Field(default_factory=DataSection)
+    generator: GeneratorSection = Field(default_factory=GeneratorSection)
+    discriminator: DiscriminatorSection = Field(default_factory=DiscriminatorSection)
+    losses: LossesSection = Field(default_factory=LossesSection)
+    buffer: BufferSection = Field(default_factory=BufferSection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    init: InitSection = Field(default_factory=InitSection)
+    optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+
+
+# Component sections: dotted path -> (registry kind, keys the engine itself reads).
+COMPONENT_SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "data": ("dataset", ()),
+    "generator": ("generator", ()),
+    "discriminator": ("discriminator", ()),
+    "losses.gan": ("gan_loss", ("weight",)),
+    "losses.cycle": ("reconstruction_loss", ("weight", "forward", "backward")),
+    "losses.identity": ("reconstruction_loss", ("weight",)),
+    "buffer": ("buffer", ()),
+    "schedule": ("schedule", ()),
+}
+
+
+@dataclass
+class Resolved:
+    """A validated recipe, where it came from, and each component section's parsed options."""
+
+    recipe: Recipe
+    source: str
+    options: dict[str, BaseModel]
+
+    def section(self, path: str) -> ComponentSection:
+        node: Any = self.recipe
+        for part in path.split("."):
+            node = getattr(node, part)
+        assert isinstance(node, ComponentSection)
+        return node
+
+    def to_dict(self) -> dict[str, Any]:
+        """The complete recipe, every component option filled in with its default."""
+        data = self.recipe.model_dump(exclude_none=True)
+        for path, opts in self.options.items():
+            node = data
+            for part in path.split("."):
+                node = node[part]
+            node.update(opts.model_dump(exclude_none=True))
+        return data
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b=VALUE` -> (["a", "b"], value); VALUE is read as TOML, else kept as a plain string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    parts = key.split(".")
+    if not sep or not key or not all(p.strip() for p in parts):
+        raise CgfwError(
+            f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. --set generator.n_blocks=6"
+        )
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # unquoted strings such as paths: data.root=/tmp/h2z
+    return [p.strip() for p in parts], value
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """data["a"]["b"] = value for key "a.b", creating sections on the way."""
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise CgfwError(f"'{key}': '{'.'.join(parts[: i + 1])}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def get_dotted(data: dict[str, Any], key: str) -> Any:
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    for text in overrides:
+        parts, value = parse_override(text)
+        try:
+            set_dotted(data, ".".join(parts), value)
+        except CgfwError as exc:
+            raise CgfwError(f"--set {text!r}: {exc}") from None
+    return data
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise CgfwError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise CgfwError(f"{path}: not a text file; a recipe is a TOML file") from None
+    except OSError as exc:
+        raise CgfwError(f"{path}: cannot read recipe: {exc.strerror}") from None
+
+
+def find_recipe(spec: str, registry: Registry) -> Path:
+    """A path to a TOML file, or the name of a bundled recipe (`cgfw recipes` lists them)."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    if path.suffix == ".toml" or "/" in spec or path.exists():
+        hint = ""
+        if path.stem in registry.names("recipe"):
+            hint = f"; the bundled recipe '{path.stem}' can be run by name"
+        raise CgfwError(f"recipe file not found: {spec}{hint}")
+    return Path(str(registry.get("recipe", spec).factory(None)))
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = field.annotation if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
+
+
+def _explain(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            known = _known_keys(Recipe, err["loc"])
+            lines.append(
+                f"{source}: unknown key '{key}'{did_you_mean(str(err['loc'][-1]), known)}"
+                f" (valid here: {', '.join(known)})"
+            )
+        else:
+            lines.append(f"{source}: {key}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolved:
+    """Check the recipe's shape, then each component section against its component."""
+    try:
+        recipe = Recipe.model_validate(dict(data))
+    except ValidationError as exc:
+        raise CgfwError(_explain(exc, source)) from None
+    resolved = Resolved(recipe, source, {})
+    for path, (kind, _engine_keys) in COMPONENT_SECTIONS.items():
+        section = resolved.section(path)
+        try:
+            component = registry.get(kind, section.name)
+        except CgfwError as exc:
+            raise CgfwError(f"{source}: {path}.name: {exc}") from None
+        try:
+            resolved.options[path] = component.parse_options(section.options(), path)
+        except CgfwError as exc:
+            raise CgfwError(f"{source}: {exc}") from None
+    return resolved
+
+
+def load(spec: str, registry: Registry, overrides: Iterable[str] = ()) -> Resolved:
+    """Find, read, override and validate a recipe."""
+    path = find_recipe(spec, registry)
+    data = apply_overrides(read_toml(path), overrides)
+    return validate(data, registry, str(path))
+
+
+def load_data(spec: str, registry: Registry, overrides: Iterable[str] = ()) -> tuple[dict[str, Any], str]:
+    """The recipe's raw data with overrides applied, not yet validated (for ablations)."""
+    path = find_recipe(spec, registry)
+    return apply_overrides(read_toml(path), overrides), str(path)

@@ -1,0 +1,156 @@
+"""Typed registries of components, filled by plugins; the engine builds everything through them."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from cgfw.errors import CgfwError, did_you_mean
+
+# kind -> the hook that fills it. The order is the order `cgfw components` shows them in.
+KINDS: dict[str, str] = {
+    "generator": "register_generators",
+    "discriminator": "register_discriminators",
+    "gan_loss": "register_gan_losses",
+    "reconstruction_loss": "register_reconstruction_losses",
+    "buffer": "register_buffers",
+    "schedule": "register_schedules",
+    "dataset": "register_datasets",
+    "ablation": "register_ablations",
+    "recipe": "register_recipes",
+}
+
+
+class NoOptions(BaseModel):
+    """For components that take no options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Component:
+    """A name a recipe can use, the factory behind it and the options it accepts."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    options: type[BaseModel]
+    summary: str
+    plugin: str
+
+    def parse_options(self, values: Mapping[str, Any], where: str) -> BaseModel:
+        """Validate a recipe section against this component's options model."""
+        try:
+            return self.options.model_validate(dict(values))
+        except ValidationError as exc:
+            raise CgfwError(_explain(exc, where, self)) from None
+
+    def build(self, values: Mapping[str, Any], *args: Any, where: str = "") -> Any:
+        """Validate `values` and call the factory with the options and any extra arguments."""
+        where = where or self.kind
+        return self.factory(self.parse_options(values, where), *args)
+
+
+def _explain(exc: ValidationError, where: str, component: Component) -> str:
+    known = list(component.options.model_fields)
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            hint = did_you_mean(key, known)
+            valid = ", ".join(known) or "none"
+            lines.append(
+                f"{where}.{key}: unknown option for {component.kind} '{component.name}'"
+                f"{hint} (valid: {valid})"
+            )
+        else:
+            lines.append(f"{where}.{key}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+@dataclass
+class BrokenPlugin:
+    """A plugin that failed to import or register; shown by `cgfw plugins`."""
+
+    name: str
+    error: str
+
+
+@dataclass
+class Registry:
+    """All components by kind, plus what went wrong while loading plugins."""
+
+    components: dict[str, dict[str, Component]] = field(
+        default_factory=lambda: {kind: {} for kind in KINDS}
+    )
+    # (kind, name) -> plugins that registered it more than once between them.
+    conflicts: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    broken: list[BrokenPlugin] = field(default_factory=list)
+
+    def add(self, component: Component) -> None:
+        table = self.components[component.kind]
+        existing = table.get(component.name)
+        key = (component.kind, component.name)
+        if existing is not None or key in self.conflicts:
+            owners = self.conflicts.setdefault(key, [existing.plugin] if existing else [])
+            owners.append(component.plugin)
+            table.pop(component.name, None)
+            return
+        table[component.name] = component
+
+    def drop_plugin(self, plugin: str) -> None:
+        for table in self.components.values():
+            for name in [n for n, c in table.items() if c.plugin == plugin]:
+                del table[name]
+
+    def register_function(self, kind: str, plugin: str) -> Callable[..., None]:
+        """The `register` callable handed to a plugin's hook for `kind`."""
+
+        def register(
+            name: str,
+            factory: Callable[..., Any],
+            options: type[BaseModel] | None = None,
+            summary: str = "",
+        ) -> None:
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"component names must be non-empty strings, got {name!r}")
+            if not callable(factory):
+                raise TypeError(f"factory for {kind} '{name}' is not callable")
+            if options is not None and not (
+                isinstance(options, type) and issubclass(options, BaseModel)
+            ):
+                raise TypeError(f"options for {kind} '{name}' must be a pydantic model class")
+            self.add(Component(kind, name, factory, options or NoOptions, summary, plugin))
+
+        return register
+
+    def get(self, kind: str, name: str) -> Component:
+        """The component `name` of `kind`, or an error naming the closest match."""
+        if kind not in self.components:
+            raise CgfwError(f"unknown kind '{kind}'{did_you_mean(kind, KINDS)}")
+        table = self.components[kind]
+        if name in table:
+            return table[name]
+        label = kind.replace("_", " ")
+        owners = self.conflicts.get((kind, name))
+        if owners:
+            raise CgfwError(
+                f"{label} '{name}' is registered by more than one plugin: "
+                f"{', '.join(owners)}; uninstall or disable one (CGFW_DISABLE_PLUGINS)"
+            )
+        known = sorted(table)
+        message = (
+            f"unknown {label} '{name}'{did_you_mean(name, known)} (known: {', '.join(known)})"
+        )
+        for plugin in self.broken:
+            message += f"\nnote: plugin '{plugin.name}' failed to load and may provide it: "
+            message += plugin.error
+        raise CgfwError(message)
+
+    def names(self, kind: str, pattern: str = "*") -> list[str]:
+        """Registered names of `kind`, sorted, filtered by a glob like timm.list_models."""
+        return sorted(n for n in self.components[kind] if fnmatch.fnmatch(n, pattern))

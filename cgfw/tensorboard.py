@@ -1,0 +1,50 @@
+"""TensorBoard output: scalars, sample grids and HParams, all in the run's own directory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+from torchvision.utils import make_grid, save_image
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists become strings (HParams takes scalars only)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, bool | int | float | str):
+            out[name] = value
+        else:
+            out[name] = str(value)
+    return out
+
+
+def write_hparams(writer: SummaryWriter, recipe: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+    """Like SummaryWriter.add_hparams, but without the extra sub-run directory that
+    add_hparams creates (pytorch issue 32651), so runs line up with their scalars."""
+    exp, ssi, sei = hparams(flatten(recipe), dict(metrics))
+    file_writer = writer._get_file_writer()
+    for summary in (exp, ssi, sei):
+        file_writer.add_summary(summary)
+    for name, value in metrics.items():
+        writer.add_scalar(name, value)
+
+
+def sample_grid(rows: list[Tensor]) -> Tensor:
+    """Images in [-1, 1] -> one grid, one sample per row:
+    real_a | fake_b | rec_a | real_b | fake_a | rec_b."""
+    images = torch.stack(rows, dim=1).flatten(0, 1)  # (samples * 6, 3, H, W)
+    return make_grid(images.float().cpu(), nrow=len(rows), normalize=True, value_range=(-1, 1))
+
+
+def save_grid(grid: Tensor, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid, path)

@@ -1,0 +1,236 @@
+"""The training loop around `cyclegan_step`: data, schedule, logging, samples and checkpoints."""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.text import Text
+from torch import Tensor
+from torch.utils.data import Dataset
+from torch.utils.tensorboard import SummaryWriter
+
+from cgfw import checkpoint
+from cgfw.data import epoch_keys, epoch_loader
+from cgfw.errors import CgfwError
+from cgfw.model import CycleGAN, build_cyclegan
+from cgfw.plugins import Loaded
+from cgfw.recipe import Resolved
+from cgfw.step import cyclegan_step
+from cgfw.tensorboard import sample_grid, save_grid, write_hparams
+
+
+class SpeedColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} it/s" if speed else "-- it/s", style="progress.data.speed")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    iterations: int
+    final_losses: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise CgfwError(f"train.device: unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CgfwError("train.device: cuda was asked for but no CUDA device is available; use cpu or auto")
+    return device
+
+
+def build_dataset(resolved: Resolved, loaded: Loaded, split: str) -> Dataset[Any]:
+    section = resolved.recipe.data
+    component = loaded.registry.get("dataset", section.name)
+    try:
+        dataset: Dataset[Any] = component.factory(resolved.options["data"], split)
+    except CgfwError as exc:
+        raise CgfwError(f"{resolved.source}: {exc}") from None
+    except Exception as exc:
+        raise CgfwError(
+            f"dataset '{section.name}' (plugin '{component.plugin}') failed to load the "
+            f"{split} split: {type(exc).__name__}: {exc}"
+        ) from exc
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise CgfwError(f"dataset '{section.name}': the {split} split is empty")
+    return dataset
+
+
+def fixed_samples(resolved: Resolved, loaded: Loaded, train_set: Dataset[Any], n: int) -> tuple[Tensor, Tensor]:
+    """The same images every time, from the test split when there is one."""
+    try:
+        test_set = build_dataset(resolved, loaded, "test")
+        items = [test_set[i] for i in range(min(n, len(test_set)))]  # type: ignore[arg-type]
+    except CgfwError:
+        keys = epoch_keys(len(train_set), 12345, 0)[:n]  # type: ignore[arg-type]
+        items = [train_set[k] for k in keys]
+    return torch.stack([i["a"] for i in items]), torch.stack([i["b"] for i in items])
+
+
+@torch.no_grad()
+def translate_samples(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> Tensor:
+    m.g_ab.eval()
+    m.g_ba.eval()
+    fake_b, fake_a = m.g_ab(real_a), m.g_ba(real_b)
+    rows = [real_a, fake_b, m.g_ba(fake_b), real_b, fake_a, m.g_ab(fake_a)]
+    m.g_ab.train()
+    m.g_ba.train()
+    return sample_grid(rows)
+
+
+class _StopRequest:
+    """SIGINT / SIGTERM: finish the step in flight, checkpoint, then exit."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.signum is not None:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def train(
+    resolved: Resolved,
+    loaded: Loaded,
+    run_dir: Path,
+    device: torch.device,
+    console: Console,
+    resume: Path | None = None,
+) -> RunResult:
+    recipe = resolved.recipe
+    cfg = recipe.train
+    torch.manual_seed(recipe.run.seed)
+    dataset = build_dataset(resolved, loaded, "train")
+    sample_a, sample_b = (t.to(device) for t in fixed_samples(resolved, loaded, dataset, cfg.samples))
+    m = build_cyclegan(resolved, loaded.registry, device)
+
+    iters_per_epoch = math.ceil(len(dataset) / cfg.batch_size)  # type: ignore[arg-type]
+    total = cfg.max_iters or cfg.epochs * iters_per_epoch
+    iteration, epoch, done_in_epoch = 0, 1, 0
+    if resume is not None:
+        state = checkpoint.load(resume, map_location=device)
+        m.load_state_dict(state["model"])
+        iteration, epoch, done_in_epoch = state["iteration"], state["epoch"], state["done_in_epoch"]
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        console.print(f"resumed from {resume} at iteration {iteration}")
+
+    def save_checkpoint() -> None:
+        rng = {"torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
+        checkpoint.save(
+            run_dir / "checkpoints",
+            {
+                "iteration": iteration,
+                "epoch": epoch,
+                "done_in_epoch": done_in_epoch,
+                "model": m.state_dict(),
+                "rng": rng,
+                "recipe": resolved.to_dict(),
+            },
+        )
+
+    def save_samples() -> None:
+        grid = translate_samples(m, sample_a, sample_b)
+        writer.add_image("samples", grid, iteration)
+        save_grid(grid, run_dir / "samples" / f"iter_{iteration:07d}.png")
+
+    writer = SummaryWriter(log_dir=str(run_dir))
+    sums: dict[str, Tensor] = {}
+    window = 0
+    final: dict[str, float] = {}
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        SpeedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[losses]}"),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    started = time.perf_counter()
+    last_print = started
+    with progress, _StopRequest() as stop:
+        task = progress.add_task("train", total=total, completed=iteration, losses="")
+        while iteration < total and stop.signum is None:
+            lr = m.set_epoch(epoch)
+            loader = epoch_loader(
+                dataset, recipe.run.seed, epoch, cfg.batch_size, cfg.num_workers,
+                skip_batches=done_in_epoch, pin_memory=device.type == "cuda",
+            )
+            for batch in loader:
+                real_a = batch["a"].to(device, non_blocking=True)
+                real_b = batch["b"].to(device, non_blocking=True)
+                terms = cyclegan_step(m, real_a, real_b)
+                iteration += 1
+                done_in_epoch += 1
+                for name, value in terms.items():
+                    sums[name] = sums.get(name, 0) + value
+                window += 1
+                if iteration % cfg.log_every == 0 or iteration == total:
+                    final = {k: (v / window).item() for k, v in sums.items()}
+                    for name, value in final.items():
+                        writer.add_scalar(f"loss/{name}", value, iteration)
+                    writer.add_scalar("lr", lr, iteration)
+                    sums, window = {}, 0
+                    shown = " ".join(f"{k} {v:.3f}" for k, v in final.items() if k in ("g_total", "d_a", "d_b"))
+                    progress.update(task, losses=shown)
+                    now = time.perf_counter()
+                    if not console.is_terminal and (now - last_print > 10 or iteration == total):
+                        rate = iteration / (now - started)
+                        eta = (total - iteration) / rate if rate else 0
+                        console.print(f"iter {iteration}/{total} epoch {epoch} {rate:.1f} it/s ETA {eta:.0f}s {shown}")
+                        last_print = now
+                if iteration % cfg.image_every == 0:
+                    save_samples()
+                if iteration % cfg.checkpoint_every == 0:
+                    save_checkpoint()
+                progress.update(task, advance=1, description=f"epoch {epoch}")
+                if iteration >= total or stop.signum is not None:
+                    break
+            else:
+                epoch, done_in_epoch = epoch + 1, 0
+        save_checkpoint()
+        if stop.signum is not None:
+            writer.close()
+            console.print(
+                f"[yellow]stopped by signal {stop.signum} at iteration {iteration}; checkpoint saved. "
+                f"Resume with: cgfw run --resume {run_dir}[/yellow]"
+            )
+            raise SystemExit(128 + stop.signum)
+        if iteration % cfg.image_every:
+            save_samples()
+    write_hparams(writer, resolved.to_dict(), {f"final/{k}": v for k, v in final.items()})
+    writer.close()
+    return RunResult(run_dir, iteration, final)

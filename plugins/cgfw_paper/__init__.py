@@ -1,0 +1,1 @@
+"""The paper's components, registered as the default cgfw plugin."""

@@ -1,0 +1,174 @@
+"""Datasets: the authors' folder layout (trainA/trainB/testA/testB) and the embedded emoji."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision.transforms.functional import pil_to_tensor
+
+from cgfw.data import item_generator
+from cgfw.errors import CgfwError
+from cgfw.hookspecs import hookimpl
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+AUTHORS_DATASETS = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
+
+
+class Augment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    load_size: int = Field(286, ge=1, description="images are first resized to this square")
+    crop_size: int = Field(256, ge=4, description="then randomly cropped to this (training)")
+    flip: bool = Field(True, description="random horizontal flips (training)")
+
+    @model_validator(mode="after")
+    def _crop_fits(self) -> Augment:
+        if self.crop_size > self.load_size:
+            raise ValueError(
+                f"crop_size {self.crop_size} is larger than load_size {self.load_size}; "
+                "set load_size >= crop_size"
+            )
+        return self
+
+
+class FolderOptions(Augment):
+    root: str = Field(description="folder holding trainA, trainB (and testA, testB)")
+
+
+class EmojiOptions(Augment):
+    load_size: int = Field(64, ge=1, description="the 64 px emoji are resized to this square")
+    crop_size: int = Field(64, ge=4)
+    flip: bool = Field(False, description="off by default: some emoji (arrows) mean their side")
+
+
+def to_tensor(image: Image.Image) -> Tensor:
+    """uint8 HWC image -> float (3, H, W) in [-1, 1]."""
+    return pil_to_tensor(image).float().div(127.5).sub(1.0)
+
+
+def augment(image: Image.Image, opts: Augment, g: torch.Generator | None) -> Tensor:
+    """Resize to load_size, then a random crop and flip when `g` is given (training), else a
+    plain resize to crop_size (evaluation)."""
+    if g is None:
+        return to_tensor(image.resize((opts.crop_size, opts.crop_size), Image.Resampling.BICUBIC))
+    image = image.resize((opts.load_size, opts.load_size), Image.Resampling.BICUBIC)
+    span = opts.load_size - opts.crop_size + 1
+    x, y = (int(v) for v in torch.randint(span, (2,), generator=g))
+    image = image.crop((x, y, x + opts.crop_size, y + opts.crop_size))
+    if opts.flip and torch.rand((), generator=g).item() < 0.5:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return to_tensor(image)
+
+
+class Unpaired(Dataset[dict[str, Tensor]]):
+    """Training: A in shuffled order, B drawn at random for each A; an epoch is max(|A|, |B|).
+    Test: A[i] with B[i mod |B|], deterministic."""
+
+    def __init__(self, a: list[Any], b: list[Any], opts: Augment, train: bool) -> None:
+        self.a, self.b, self.opts, self.train = a, b, opts, train
+
+    def __len__(self) -> int:
+        return max(len(self.a), len(self.b))
+
+    def load(self, item: Any) -> Image.Image:
+        raise NotImplementedError
+
+    def __getitem__(self, key: Any) -> dict[str, Tensor]:
+        if not self.train:
+            return {
+                "a": augment(self.load(self.a[key % len(self.a)]), self.opts, None),
+                "b": augment(self.load(self.b[key % len(self.b)]), self.opts, None),
+            }
+        index, seed = key
+        g = item_generator(seed)
+        partner = int(torch.randint(len(self.b), (), generator=g))
+        return {
+            "a": augment(self.load(self.a[index % len(self.a)]), self.opts, g),
+            "b": augment(self.load(self.b[partner]), self.opts, g),
+        }
+
+
+class FolderDataset(Unpaired):
+    def load(self, item: Any) -> Image.Image:
+        with Image.open(item) as image:
+            return image.convert("RGB")
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def folder(opts: FolderOptions, split: str) -> FolderDataset:
+    root = Path(opts.root)
+    if not root.is_dir():
+        name = root.name or "horse2zebra"
+        raise CgfwError(
+            f"data.root: dataset folder '{root}' not found. Get one of the authors' datasets "
+            f"with: mkdir -p {root.parent} && curl -L -o {root}.zip "
+            f"{AUTHORS_DATASETS}/{name}.zip && unzip -q {root}.zip -d {root.parent} "
+            f"(or point data.root at a folder with {split}A/ and {split}B/ of images: "
+            f"--set data.root=DIR)"
+        )
+    found = []
+    for side in ("A", "B"):
+        sub = root / f"{split}{side}"
+        if not sub.is_dir():
+            raise CgfwError(f"data.root: '{root}' has no {split}{side}/ folder of images")
+        images = _images(sub)
+        if not images:
+            raise CgfwError(f"data.root: '{sub}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        found.append(images)
+    return FolderDataset(found[0], found[1], opts, train=split == "train")
+
+
+@cache
+def _emoji_atlas(style: str) -> Image.Image:
+    data = files("cgfw_paper") / "data" / "emoji"
+    with Image.open(data / f"{style}.png") as atlas:  # type: ignore[arg-type]
+        return atlas.convert("RGB")
+
+
+@cache
+def _emoji_index() -> dict[str, Any]:
+    index: dict[str, Any] = json.loads(
+        (files("cgfw_paper") / "data" / "emoji" / "index.json").read_text(encoding="utf-8")
+    )
+    return index
+
+
+class EmojiDataset(Unpaired):
+    """Tiles of the embedded atlases: items are (style, tile index)."""
+
+    def load(self, item: Any) -> Image.Image:
+        style, i = item
+        index = _emoji_index()
+        tile, cols = index["tile"], index["columns"]
+        x, y = (i % cols) * tile, (i // cols) * tile
+        return _emoji_atlas(style).crop((x, y, x + tile, y + tile))
+
+
+def emoji(opts: EmojiOptions, split: str) -> EmojiDataset:
+    """Train: Noto emoji of one half of the base code points (A) and Twemoji of the other (B),
+    never the same emoji; test: held-out emoji in both styles, aligned (pairs for evaluation)."""
+    entries = _emoji_index()["emoji"]
+    if split == "train":
+        a = [("noto", i) for i, e in enumerate(entries) if e["split"] == "train_a"]
+        b = [("twemoji", i) for i, e in enumerate(entries) if e["split"] == "train_b"]
+    else:
+        held_out = [i for i, e in enumerate(entries) if e["split"] == "test"]
+        a, b = [("noto", i) for i in held_out], [("twemoji", i) for i in held_out]
+    return EmojiDataset(a, b, opts, train=split == "train")
+
+
+@hookimpl
+def register_datasets(register):  # type: ignore[no-untyped-def]
+    register("folder", folder, FolderOptions, "trainA/trainB/testA/testB image folders (authors' layout)")
+    register("emoji", emoji, EmojiOptions, "embedded Noto -> Twemoji emoji, 64 px, with held-out pairs")

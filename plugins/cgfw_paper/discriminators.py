@@ -1,0 +1,60 @@
+"""The paper's 70x70 PatchGAN discriminator and the 1x1 PixelGAN, as in the authors' code."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from cgfw.hookspecs import hookimpl
+from cgfw_paper.generators import norm_layer
+
+
+class PatchOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n_layers: int = Field(3, ge=1, description="3 gives 70x70 receptive fields (30x30 scores at 256 px)")
+    ndf: int = Field(64, ge=1, description="filters in the first conv layer")
+    norm: Literal["instance", "batch", "none"] = "instance"
+
+
+class PixelOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ndf: int = Field(64, ge=1)
+    norm: Literal["instance", "batch", "none"] = "instance"
+
+
+def patchgan(opts: PatchOptions) -> nn.Module:
+    """C64 (no norm) - C128 - C256 ... with stride 2, then a stride-1 layer and a 1-channel conv."""
+    ndf, bias = opts.ndf, opts.norm != "batch"
+    layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+    mult = 1
+    for n in range(1, opts.n_layers + 1):
+        prev, mult = mult, min(2**n, 8)
+        stride = 2 if n < opts.n_layers else 1
+        layers += [
+            nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=bias),
+            norm_layer(opts.norm, ndf * mult),
+            nn.LeakyReLU(0.2, True),
+        ]
+    layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
+    return nn.Sequential(*layers)
+
+
+def pixel(opts: PixelOptions) -> nn.Module:
+    """1x1 convolutions only: judges colour statistics per pixel, not structure."""
+    ndf, bias = opts.ndf, opts.norm != "batch"
+    return nn.Sequential(
+        nn.Conv2d(3, ndf, 1),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(ndf, ndf * 2, 1, bias=bias),
+        norm_layer(opts.norm, ndf * 2),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(ndf * 2, 1, 1, bias=bias),
+    )
+
+
+@hookimpl
+def register_discriminators(register):  # type: ignore[no-untyped-def]
+    register("patchgan", patchgan, PatchOptions, "70x70 PatchGAN of the paper (n_layers=3)")
+    register("pixel", pixel, PixelOptions, "1x1 PixelGAN: per-pixel real/fake scores")

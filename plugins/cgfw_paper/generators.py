@@ -1,0 +1,96 @@
+"""The paper's generator (Johnson et al.'s ResNet, as in the authors' code) and the seed
+article's variant that upsamples with nearest-neighbour + conv instead of transposed conv."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from cgfw.hookspecs import hookimpl
+
+
+class ResnetOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n_blocks: int = Field(9, ge=0, description="residual blocks at the bottleneck (paper: 9 at 256 px, 6 at 128)")
+    ngf: int = Field(64, ge=1, description="filters in the first conv layer")
+    norm: Literal["instance", "batch", "none"] = "instance"
+    dropout: bool = Field(False, description="dropout 0.5 inside each residual block")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """Instance norm has no affine parameters, as in the authors' code."""
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=True)
+    return nn.Identity()
+
+
+class ResnetBlock(nn.Module):
+    """Two reflection-padded 3x3 convs; no ReLU after the addition (Johnson et al.)."""
+
+    def __init__(self, dim: int, norm: str, dropout: bool, bias: bool) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(dim, dim, 3, bias=bias),
+            norm_layer(norm, dim),
+            nn.ReLU(True),
+        ]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), norm_layer(norm, dim)]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.block(x)
+
+
+def _upsample(c_in: int, c_out: int, transposed: bool, bias: bool) -> nn.Module:
+    if transposed:
+        return nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1, bias=bias)
+    return nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias))
+
+
+def resnet(opts: ResnetOptions, transposed: bool = True) -> nn.Module:
+    """c7s1-ngf, d2ngf, d4ngf, R4ngf x n_blocks, u2ngf, ungf, c7s1-3, tanh."""
+    ngf, norm = opts.ngf, opts.norm
+    bias = norm != "batch"  # batch norm's affine shift makes a conv bias redundant
+    layers: list[nn.Module] = [
+        nn.ReflectionPad2d(3),
+        nn.Conv2d(3, ngf, 7, bias=bias),
+        norm_layer(norm, ngf),
+        nn.ReLU(True),
+    ]
+    for mult in (1, 2):
+        layers += [
+            nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
+            norm_layer(norm, ngf * mult * 2),
+            nn.ReLU(True),
+        ]
+    layers += [ResnetBlock(ngf * 4, norm, opts.dropout, bias) for _ in range(opts.n_blocks)]
+    for mult in (4, 2):
+        layers += [
+            _upsample(ngf * mult, ngf * mult // 2, transposed, bias),
+            norm_layer(norm, ngf * mult // 2),
+            nn.ReLU(True),
+        ]
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def resnet_upsample(opts: ResnetOptions) -> nn.Module:
+    return resnet(opts, transposed=False)
+
+
+@hookimpl
+def register_generators(register):  # type: ignore[no-untyped-def]
+    register("resnet", resnet, ResnetOptions, "ResNet generator of the paper (Johnson et al.)")
+    register(
+        "resnet_upsample",
+        resnet_upsample,
+        ResnetOptions,
+        "ResNet generator upsampling by nearest x2 + 3x3 conv instead of transposed conv",
+    )

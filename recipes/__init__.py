@@ -1,0 +1,1 @@
+"""Bundled recipes: `cgfw recipes` lists them, `cgfw run NAME` runs one."""
