@@ -132,7 +132,7 @@ def folder(opts: FolderOptions, split: str) -> FolderDataset:
 @cache
 def _emoji_atlas(style: str) -> Image.Image:
     data = files("cgfw_paper") / "data" / "emoji"
-    with Image.open(data / f"{style}.png") as atlas:  # type: ignore[arg-type]
+    with Image.open(data / f"{style}.webp") as atlas:  # type: ignore[arg-type]
         return atlas.convert("RGB")
 
 
