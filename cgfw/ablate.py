@@ -33,9 +33,14 @@ def _parse_vary(text: str) -> tuple[str, list[Any]]:
 
 
 def plan(
-    base: dict[str, Any], disable: list[str], vary: list[str], registry: Registry
+    base: dict[str, Any],
+    disable: list[str],
+    vary: list[str],
+    registry: Registry,
+    resolved_base: dict[str, Any],
 ) -> list[Variant]:
-    """The base run, one variant per --disable, and one per --vary value unlike the base's.
+    """The base run, one variant per --disable, and one per --vary value unlike the base's
+    (`resolved_base` has every default filled in, to tell what the base's value is).
 
     Variants change one thing each (an ablation, not a grid search).
     """
@@ -48,7 +53,7 @@ def plan(
     for text in vary:
         key, values = _parse_vary(text)
         for value in values:
-            if get_dotted(base, key) == value:
+            if get_dotted(resolved_base, key) == value:
                 continue
             data = copy.deepcopy(base)
             set_dotted(data, key, value)

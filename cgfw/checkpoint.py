@@ -55,7 +55,9 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     except FileNotFoundError:
         raise CgfwError(f"checkpoint not found: {path}") from None
     except Exception as exc:
-        raise CgfwError(f"{path}: not a readable cgfw checkpoint ({type(exc).__name__}: {exc})") from None
+        raise CgfwError(
+            f"{path}: not a readable cgfw checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
     if not isinstance(state, dict) or "format" not in state:
         raise CgfwError(f"{path}: not a cgfw checkpoint (no format field)")
     if state["format"] > FORMAT:

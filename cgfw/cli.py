@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import cgfw
@@ -20,7 +20,7 @@ from cgfw.errors import CgfwError, did_you_mean
 from cgfw.launch import launch
 from cgfw.model import build_network, count_parameters
 from cgfw.plugins import Loaded, load_plugins
-from cgfw.recipe import COMPONENT_SECTIONS, load, load_data, read_toml, validate, apply_overrides
+from cgfw.recipe import COMPONENT_SECTIONS, apply_overrides, load, load_data, read_toml, validate
 from cgfw.registry import KINDS
 from cgfw.runs import new_run_dir
 
@@ -39,7 +39,9 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except CgfwError as exc:
-            console.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+            console.print(
+                f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
             sys.exit(exc.exit_code)
 
     return wrapper  # type: ignore[return-value]
@@ -63,8 +65,14 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
-              help="Show cgfw's version and its plugins'.")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show cgfw's version and its plugins'.",
+)
 def main() -> None:
     """cgfw: CycleGAN experiments from TOML recipes and plugins.
 
@@ -79,20 +87,40 @@ def main() -> None:
 @main.command()
 @click.argument("recipe", required=False)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@click.option("--dry-run", is_flag=True, help="Build the networks, print the resolved recipe and parameter counts; train nothing.")
-@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue the run in RUN_DIR from its latest checkpoint.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Build the networks, print the resolved recipe and parameter counts; train nothing.",
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(path_type=Path),
+    help="Continue the run in RUN_DIR from its latest checkpoint.",
+)
 @click.option("--device", help="auto, cpu, cuda or cuda:N (overrides train.device).")
 @friendly
-def run(recipe: str | None, overrides: tuple[str, ...], dry_run: bool, resume_dir: Path | None, device: str | None) -> None:
+def run(
+    recipe: str | None,
+    overrides: tuple[str, ...],
+    dry_run: bool,
+    resume_dir: Path | None,
+    device: str | None,
+) -> None:
     """Train the CycleGAN of RECIPE (a TOML file or a bundled name: `cgfw recipes`)."""
     loaded = _plugins()
     if resume_dir is not None:
         if recipe is not None:
-            raise CgfwError("--resume reads the recipe saved in the run directory; drop RECIPE (use --set to change keys)")
+            raise CgfwError(
+                "--resume reads the recipe saved in the run directory; "
+                "drop RECIPE (use --set to change keys)"
+            )
         saved = resume_dir / "recipe.toml"
         if not saved.is_file():
             raise CgfwError(f"--resume {resume_dir}: not a run directory (no recipe.toml)")
-        resolved = validate(apply_overrides(read_toml(saved), overrides), loaded.registry, str(saved))
+        resolved = validate(
+            apply_overrides(read_toml(saved), overrides), loaded.registry, str(saved)
+        )
         launch(resolved, loaded, resume_dir, console, device, resume=True)
         return
     if recipe is None:
@@ -103,7 +131,9 @@ def run(recipe: str | None, overrides: tuple[str, ...], dry_run: bool, resume_di
         for path, names in (("generator", ("g_ab", "g_ba")), ("discriminator", ("d_a", "d_b"))):
             net = build_network(resolved, loaded.registry, path)
             for name in names:
-                out.print(f"{name:5} {resolved.section(path).name:16} {count_parameters(net)} parameters")
+                out.print(
+                    f"{name:5} {resolved.section(path).name:16} {count_parameters(net)} parameters"
+                )
         return
     r = resolved.recipe.run
     run_dir = new_run_dir(Path(r.output_dir), r.name)
@@ -114,12 +144,28 @@ def run(recipe: str | None, overrides: tuple[str, ...], dry_run: bool, resume_di
 
 @main.command(name="ablate")
 @click.argument("recipe", default="paper_default")
-@click.option("--disable", multiple=True, metavar="NAME", help="A named ablation (see `cgfw components ablation`); repeatable.")
-@click.option("--vary", multiple=True, metavar="KEY=V1,V2", help="One run per value, e.g. --vary losses.gan.name=lsgan,bce; repeatable.")
+@click.option(
+    "--disable",
+    multiple=True,
+    metavar="NAME",
+    help="A named ablation (see `cgfw components ablation`); repeatable.",
+)
+@click.option(
+    "--vary",
+    multiple=True,
+    metavar="KEY=V1,V2",
+    help="One run per value, e.g. --vary losses.gan.name=lsgan,bce; repeatable.",
+)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--device", help="auto, cpu, cuda or cuda:N (overrides train.device).")
 @friendly
-def ablate_cmd(recipe: str, disable: tuple[str, ...], vary: tuple[str, ...], overrides: tuple[str, ...], device: str | None) -> None:
+def ablate_cmd(
+    recipe: str,
+    disable: tuple[str, ...],
+    vary: tuple[str, ...],
+    overrides: tuple[str, ...],
+    device: str | None,
+) -> None:
     """Run RECIPE and one-change variants of it side by side, then compare them in a table.
 
     Each variant changes one thing: --disable identity, pool, gan, cycle, cycle_backward,
@@ -127,7 +173,8 @@ def ablate_cmd(recipe: str, disable: tuple[str, ...], vary: tuple[str, ...], ove
     """
     loaded = _plugins()
     data, source = load_data(recipe, loaded.registry, overrides)
-    variants = ablation.plan(data, list(disable), list(vary), loaded.registry)
+    resolved_base = validate(data, loaded.registry, source).to_dict()
+    variants = ablation.plan(data, list(disable), list(vary), loaded.registry, resolved_base)
     resolved = [validate(v.data, loaded.registry, f"{source} [{v.label}]") for v in variants]
     base = resolved[0].recipe.run
     parent = new_run_dir(Path(base.output_dir), f"ablate-{base.name}")
@@ -200,9 +247,13 @@ def components(kind: str | None) -> None:
     """List registered components of KIND (or all), with summaries and options."""
     registry = _plugins().registry
     if kind is not None and kind not in KINDS:
-        raise CgfwError(f"unknown kind '{kind}'{did_you_mean(kind, KINDS)} (known: {', '.join(KINDS)})")
+        raise CgfwError(
+            f"unknown kind '{kind}'{did_you_mean(kind, KINDS)} (known: {', '.join(KINDS)})"
+        )
     for k in [kind] if kind else list(KINDS):
-        table = Table("name", "summary", "options (default)", "plugin", title=k, title_justify="left")
+        table = Table(
+            "name", "summary", "options (default)", "plugin", title=k, title_justify="left"
+        )
         for name in registry.names(k):
             c = registry.get(k, name)
             opts = ", ".join(

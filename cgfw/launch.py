@@ -26,7 +26,9 @@ def launch(
     if not resume:
         # Written before any tensor exists, so even a crashed run can be redone exactly.
         (run_dir / "recipe.toml").write_text(resolved.to_toml(), encoding="utf-8")
-    write_json(run_dir / ("run.json" if not resume else "resume.json"), provenance(device, loaded.plugins))
+    write_json(
+        run_dir / ("run.json" if not resume else "resume.json"), provenance(device, loaded.plugins)
+    )
     console.print(f"run directory: {run_dir}  (device {device})")
     result = train(resolved, loaded, run_dir, device, console, resume=latest)
     write_json(run_dir / "final_losses.json", result.final_losses)

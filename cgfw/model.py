@@ -120,14 +120,14 @@ def build_cyclegan(resolved: Resolved, registry: Registry, device: torch.device)
 
     def make(path: str) -> Any:
         kind = COMPONENT_SECTIONS[path][0]
-        return registry.get(kind, resolved.section(path).name).factory(
-            resolved.options[path]
-        )
+        return registry.get(kind, resolved.section(path).name).factory(resolved.options[path])
 
     g_ab, g_ba = (build_network(resolved, registry, "generator").to(device) for _ in range(2))
     d_a, d_b = (build_network(resolved, registry, "discriminator").to(device) for _ in range(2))
     betas = r.optimizer.betas
-    opt_g = torch.optim.Adam([*g_ab.parameters(), *g_ba.parameters()], lr=r.optimizer.lr, betas=betas)
+    opt_g = torch.optim.Adam(
+        [*g_ab.parameters(), *g_ba.parameters()], lr=r.optimizer.lr, betas=betas
+    )
     opt_d = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], lr=r.optimizer.lr, betas=betas)
     return CycleGAN(
         g_ab=g_ab,
@@ -145,4 +145,3 @@ def build_cyclegan(resolved: Resolved, registry: Registry, device: torch.device)
         lr_factor=make("schedule"),
         base_lr=r.optimizer.lr,
     )
-

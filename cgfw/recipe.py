@@ -93,7 +93,9 @@ class InitSection(Strict):
 
 
 class OptimizerSection(Strict):
-    lr: float = Field(2e-4, gt=0, description="Adam learning rate for generators and discriminators")
+    lr: float = Field(
+        2e-4, gt=0, description="Adam learning rate for generators and discriminators"
+    )
     betas: tuple[float, float] = (0.5, 0.999)
 
 
@@ -287,7 +289,9 @@ def load(spec: str, registry: Registry, overrides: Iterable[str] = ()) -> Resolv
     return validate(data, registry, str(path))
 
 
-def load_data(spec: str, registry: Registry, overrides: Iterable[str] = ()) -> tuple[dict[str, Any], str]:
+def load_data(
+    spec: str, registry: Registry, overrides: Iterable[str] = ()
+) -> tuple[dict[str, Any], str]:
     """The recipe's raw data with overrides applied, not yet validated (for ablations)."""
     path = find_recipe(spec, registry)
     return apply_overrides(read_toml(path), overrides), str(path)

@@ -67,6 +67,11 @@ def _explain(exc: ValidationError, where: str, component: Component) -> str:
                 f"{where}.{key}: unknown option for {component.kind} '{component.name}'"
                 f"{hint} (valid: {valid})"
             )
+        elif err["type"] == "missing":
+            lines.append(
+                f"{where}.{key}: required by {component.kind} '{component.name}'; "
+                f"add it to the recipe or --set {where}.{key}=..."
+            )
         else:
             lines.append(f"{where}.{key}: {err['msg']} (got {err.get('input')!r})")
     return "\n".join(lines)
@@ -143,9 +148,7 @@ class Registry:
                 f"{', '.join(owners)}; uninstall or disable one (CGFW_DISABLE_PLUGINS)"
             )
         known = sorted(table)
-        message = (
-            f"unknown {label} '{name}'{did_you_mean(name, known)} (known: {', '.join(known)})"
-        )
+        message = f"unknown {label} '{name}'{did_you_mean(name, known)} (known: {', '.join(known)})"
         for plugin in self.broken:
             message += f"\nnote: plugin '{plugin.name}' failed to load and may provide it: "
             message += plugin.error

@@ -36,11 +36,17 @@ def _git_commit() -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
         head = subprocess.run(
             ["git", "-C", str(source), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -55,11 +61,16 @@ def provenance(device: torch.device, plugins: list[PluginInfo]) -> dict[str, Any
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor(),
         "git_commit": _git_commit(),
         "command": sys.argv,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "plugins": {p.name: {"distribution": p.distribution, "version": p.version, "status": p.status} for p in plugins},
+        "plugins": {
+            p.name: {"distribution": p.distribution, "version": p.version, "status": p.status}
+            for p in plugins
+        },
     }
 
 

@@ -27,7 +27,9 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def write_hparams(writer: SummaryWriter, recipe: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+def write_hparams(
+    writer: SummaryWriter, recipe: Mapping[str, Any], metrics: Mapping[str, float]
+) -> None:
     """Like SummaryWriter.add_hparams, but without the extra sub-run directory that
     add_hparams creates (pytorch issue 32651), so runs line up with their scalars."""
     exp, ssi, sei = hparams(flatten(recipe), dict(metrics))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import time
@@ -12,7 +13,15 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -47,9 +56,13 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise CgfwError(f"train.device: unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+        raise CgfwError(
+            f"train.device: unknown device {name!r} (use auto, cpu, cuda or cuda:N)"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise CgfwError("train.device: cuda was asked for but no CUDA device is available; use cpu or auto")
+        raise CgfwError(
+            "train.device: cuda was asked for but no CUDA device is available; use cpu or auto"
+        )
     return device
 
 
@@ -70,7 +83,9 @@ def build_dataset(resolved: Resolved, loaded: Loaded, split: str) -> Dataset[Any
     return dataset
 
 
-def fixed_samples(resolved: Resolved, loaded: Loaded, train_set: Dataset[Any], n: int) -> tuple[Tensor, Tensor]:
+def fixed_samples(
+    resolved: Resolved, loaded: Loaded, train_set: Dataset[Any], n: int
+) -> tuple[Tensor, Tensor]:
     """The same images every time, from the test split when there is one."""
     try:
         test_set = build_dataset(resolved, loaded, "test")
@@ -101,10 +116,8 @@ class _StopRequest:
 
     def __enter__(self) -> _StopRequest:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
                 self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
         return self
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
@@ -115,6 +128,58 @@ class _StopRequest:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
+
+
+class LossLog:
+    """Averages each loss term over a log window: TensorBoard scalars, the progress bar's
+    losses and, without a terminal (CI, nohup), a plain line every 10 s."""
+
+    def __init__(self, writer: SummaryWriter, console: Console, total: int, start: int) -> None:
+        self.writer, self.console, self.total = writer, console, total
+        self.sums: dict[str, Tensor] = {}
+        self.window = 0
+        self.final: dict[str, float] = {}
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            SpeedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[losses]}"),
+            console=console,
+            disable=not console.is_terminal,
+        )
+        self.task = self.progress.add_task("train", total=total, completed=start, losses="")
+        self.start, self.started = start, time.perf_counter()
+        self.last_line = self.started
+
+    def add(self, terms: dict[str, Tensor]) -> None:
+        for name, value in terms.items():  # stays on the device: no sync per step
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
+        self.window += 1
+
+    def flush(self, iteration: int, epoch: int, lr: float) -> None:
+        self.final = {k: (v / self.window).item() for k, v in self.sums.items()}
+        for name, value in self.final.items():
+            self.writer.add_scalar(f"loss/{name}", value, iteration)
+        self.writer.add_scalar("lr", lr, iteration)
+        self.sums, self.window = {}, 0
+        shown = " ".join(
+            f"{k} {self.final[k]:.3f}" for k in ("g_total", "d_a", "d_b") if k in self.final
+        )
+        self.progress.update(self.task, losses=shown)
+        now = time.perf_counter()
+        if not self.console.is_terminal and (now - self.last_line > 10 or iteration == self.total):
+            rate = (iteration - self.start) / (now - self.started)
+            eta = (self.total - iteration) / rate if rate else 0.0
+            self.console.print(
+                f"iter {iteration}/{self.total} epoch {epoch} "
+                f"{rate:.1f} it/s ETA {eta:.0f}s {shown}"
+            )
+            self.last_line = now
+
+    def advance(self, epoch: int) -> None:
+        self.progress.update(self.task, advance=1, description=f"epoch {epoch}")
 
 
 def train(
@@ -129,7 +194,7 @@ def train(
     cfg = recipe.train
     torch.manual_seed(recipe.run.seed)
     dataset = build_dataset(resolved, loaded, "train")
-    sample_a, sample_b = (t.to(device) for t in fixed_samples(resolved, loaded, dataset, cfg.samples))
+    samples = [t.to(device) for t in fixed_samples(resolved, loaded, dataset, cfg.samples)]
     m = build_cyclegan(resolved, loaded.registry, device)
 
     iters_per_epoch = math.ceil(len(dataset) / cfg.batch_size)  # type: ignore[arg-type]
@@ -148,89 +213,55 @@ def train(
         rng = {"torch": torch.get_rng_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
-        checkpoint.save(
-            run_dir / "checkpoints",
-            {
-                "iteration": iteration,
-                "epoch": epoch,
-                "done_in_epoch": done_in_epoch,
-                "model": m.state_dict(),
-                "rng": rng,
-                "recipe": resolved.to_dict(),
-            },
-        )
+        state: dict[str, Any] = {"iteration": iteration, "epoch": epoch, "done_in_epoch": done_in_epoch}
+        state |= {"model": m.state_dict(), "rng": rng, "recipe": resolved.to_dict()}
+        checkpoint.save(run_dir / "checkpoints", state)
 
     def save_samples() -> None:
-        grid = translate_samples(m, sample_a, sample_b)
+        grid = translate_samples(m, *samples)
         writer.add_image("samples", grid, iteration)
         save_grid(grid, run_dir / "samples" / f"iter_{iteration:07d}.png")
 
     writer = SummaryWriter(log_dir=str(run_dir))
-    sums: dict[str, Tensor] = {}
-    window = 0
-    final: dict[str, float] = {}
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        SpeedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[losses]}"),
-        console=console,
-        disable=not console.is_terminal,
-    )
-    started = time.perf_counter()
-    last_print = started
-    with progress, _StopRequest() as stop:
-        task = progress.add_task("train", total=total, completed=iteration, losses="")
+    log = LossLog(writer, console, total, iteration)
+    with log.progress, _StopRequest() as stop:
         while iteration < total and stop.signum is None:
             lr = m.set_epoch(epoch)
             loader = epoch_loader(
-                dataset, recipe.run.seed, epoch, cfg.batch_size, cfg.num_workers,
-                skip_batches=done_in_epoch, pin_memory=device.type == "cuda",
+                dataset,
+                recipe.run.seed,
+                epoch,
+                cfg.batch_size,
+                cfg.num_workers,
+                skip_batches=done_in_epoch,
+                pin_memory=device.type == "cuda",
             )
             for batch in loader:
                 real_a = batch["a"].to(device, non_blocking=True)
                 real_b = batch["b"].to(device, non_blocking=True)
-                terms = cyclegan_step(m, real_a, real_b)
-                iteration += 1
-                done_in_epoch += 1
-                for name, value in terms.items():
-                    sums[name] = sums.get(name, 0) + value
-                window += 1
+                log.add(cyclegan_step(m, real_a, real_b))
+                iteration, done_in_epoch = iteration + 1, done_in_epoch + 1
                 if iteration % cfg.log_every == 0 or iteration == total:
-                    final = {k: (v / window).item() for k, v in sums.items()}
-                    for name, value in final.items():
-                        writer.add_scalar(f"loss/{name}", value, iteration)
-                    writer.add_scalar("lr", lr, iteration)
-                    sums, window = {}, 0
-                    shown = " ".join(f"{k} {v:.3f}" for k, v in final.items() if k in ("g_total", "d_a", "d_b"))
-                    progress.update(task, losses=shown)
-                    now = time.perf_counter()
-                    if not console.is_terminal and (now - last_print > 10 or iteration == total):
-                        rate = iteration / (now - started)
-                        eta = (total - iteration) / rate if rate else 0
-                        console.print(f"iter {iteration}/{total} epoch {epoch} {rate:.1f} it/s ETA {eta:.0f}s {shown}")
-                        last_print = now
+                    log.flush(iteration, epoch, lr)
                 if iteration % cfg.image_every == 0:
                     save_samples()
                 if iteration % cfg.checkpoint_every == 0:
                     save_checkpoint()
-                progress.update(task, advance=1, description=f"epoch {epoch}")
+                log.advance(epoch)
                 if iteration >= total or stop.signum is not None:
                     break
             else:
                 epoch, done_in_epoch = epoch + 1, 0
         save_checkpoint()
-        if stop.signum is not None:
-            writer.close()
-            console.print(
-                f"[yellow]stopped by signal {stop.signum} at iteration {iteration}; checkpoint saved. "
-                f"Resume with: cgfw run --resume {run_dir}[/yellow]"
-            )
-            raise SystemExit(128 + stop.signum)
-        if iteration % cfg.image_every:
-            save_samples()
-    write_hparams(writer, resolved.to_dict(), {f"final/{k}": v for k, v in final.items()})
+    if stop.signum is not None:
+        writer.close()
+        console.print(
+            f"[yellow]stopped by signal {stop.signum} at iteration {iteration}; checkpoint "
+            f"saved. Resume with: cgfw run --resume {run_dir}[/yellow]"
+        )
+        raise SystemExit(128 + stop.signum)
+    if iteration % cfg.image_every:
+        save_samples()
+    write_hparams(writer, resolved.to_dict(), {f"final/{k}": v for k, v in log.final.items()})
     writer.close()
-    return RunResult(run_dir, iteration, final)
+    return RunResult(run_dir, iteration, log.final)

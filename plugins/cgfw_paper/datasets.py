@@ -124,7 +124,9 @@ def folder(opts: FolderOptions, split: str) -> FolderDataset:
             raise CgfwError(f"data.root: '{root}' has no {split}{side}/ folder of images")
         images = _images(sub)
         if not images:
-            raise CgfwError(f"data.root: '{sub}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise CgfwError(
+                f"data.root: '{sub}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
         found.append(images)
     return FolderDataset(found[0], found[1], opts, train=split == "train")
 
@@ -170,5 +172,9 @@ def emoji(opts: EmojiOptions, split: str) -> EmojiDataset:
 
 @hookimpl
 def register_datasets(register):  # type: ignore[no-untyped-def]
-    register("folder", folder, FolderOptions, "trainA/trainB/testA/testB image folders (authors' layout)")
-    register("emoji", emoji, EmojiOptions, "embedded Noto -> Twemoji emoji, 64 px, with held-out pairs")
+    register(
+        "folder", folder, FolderOptions, "trainA/trainB/testA/testB image folders (authors' layout)"
+    )
+    register(
+        "emoji", emoji, EmojiOptions, "embedded Noto -> Twemoji emoji, 64 px, with held-out pairs"
+    )

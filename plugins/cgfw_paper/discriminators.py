@@ -13,7 +13,9 @@ from cgfw_paper.generators import norm_layer
 
 class PatchOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    n_layers: int = Field(3, ge=1, description="3 gives 70x70 receptive fields (30x30 scores at 256 px)")
+    n_layers: int = Field(
+        3, ge=1, description="3 gives 70x70 receptive fields (30x30 scores at 256 px)"
+    )
     ndf: int = Field(64, ge=1, description="filters in the first conv layer")
     norm: Literal["instance", "batch", "none"] = "instance"
 

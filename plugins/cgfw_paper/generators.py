@@ -13,7 +13,9 @@ from cgfw.hookspecs import hookimpl
 
 class ResnetOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    n_blocks: int = Field(9, ge=0, description="residual blocks at the bottleneck (paper: 9 at 256 px, 6 at 128)")
+    n_blocks: int = Field(
+        9, ge=0, description="residual blocks at the bottleneck (paper: 9 at 256 px, 6 at 128)"
+    )
     ngf: int = Field(64, ge=1, description="filters in the first conv layer")
     norm: Literal["instance", "batch", "none"] = "instance"
     dropout: bool = Field(False, description="dropout 0.5 inside each residual block")
@@ -51,7 +53,9 @@ class ResnetBlock(nn.Module):
 def _upsample(c_in: int, c_out: int, transposed: bool, bias: bool) -> nn.Module:
     if transposed:
         return nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1, bias=bias)
-    return nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias))
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2), nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias)
+    )
 
 
 def resnet(opts: ResnetOptions, transposed: bool = True) -> nn.Module:

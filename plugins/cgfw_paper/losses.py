@@ -13,7 +13,9 @@ from cgfw.registry import NoOptions
 
 class LabelOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    real_label: float = Field(1.0, description="target for real scores (< 1 is one-sided label smoothing)")
+    real_label: float = Field(
+        1.0, description="target for real scores (< 1 is one-sided label smoothing)"
+    )
     fake_label: float = 0.0
 
 

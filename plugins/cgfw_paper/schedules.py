@@ -55,7 +55,9 @@ def cosine(opts: CosineOptions) -> Factor:
 
 @hookimpl
 def register_schedules(register):  # type: ignore[no-untyped-def]
-    register("linear_decay", linear_decay, LinearDecayOptions, "constant, then linear decay (paper)")
+    register(
+        "linear_decay", linear_decay, LinearDecayOptions, "constant, then linear decay (paper)"
+    )
     register("constant", constant, None, "the base rate throughout")
     register("step", step, StepOptions, "multiply by gamma every step_size epochs")
     register("cosine", cosine, CosineOptions, "cosine annealing over n_epochs")

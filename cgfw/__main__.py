@@ -1,0 +1,3 @@
+from cgfw.cli import main
+
+main()

@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+import torch
+from cgfw_paper.datasets import EmojiOptions, FolderOptions, emoji, folder
+
+from cgfw.data import epoch_keys
+from cgfw.errors import CgfwError
+from tests.conftest import make_folder_dataset
+
+
+def test_folder_epoch_is_the_larger_domain_and_items_are_cropped(folder_dataset: Path) -> None:
+    ds = folder(FolderOptions(root=str(folder_dataset), load_size=36, crop_size=32), "train")
+    assert len(ds) == 5  # max(3 A images, 5 B images)
+    item = ds[(4, 123)]
+    assert item["a"].shape == item["b"].shape == (3, 32, 32)
+    assert item["a"].min() >= -1 and item["a"].max() <= 1
+
+
+def test_folder_items_are_a_function_of_their_key(folder_dataset: Path) -> None:
+    ds = folder(FolderOptions(root=str(folder_dataset), load_size=48, crop_size=32), "train")
+    assert torch.equal(ds[(1, 99)]["b"], ds[(1, 99)]["b"])
+    partners = {ds[(0, seed)]["b"][:, 0, 0].tolist().__repr__() for seed in range(40)}
+    assert len(partners) > 1  # B is drawn at random for each A
+
+
+def test_folder_reads_all_of_a_each_epoch(folder_dataset: Path) -> None:
+    keys = epoch_keys(5, run_seed=0, epoch=1)
+    assert sorted(i % 3 for i, _ in keys) == [0, 0, 1, 1, 2]
+
+
+def test_missing_root_says_how_to_get_the_data(tmp_path: Path) -> None:
+    with pytest.raises(CgfwError, match=r"not found.*horse2zebra\.zip.*--set data\.root"):
+        folder(FolderOptions(root=str(tmp_path / "horse2zebra")), "train")
+
+
+def test_missing_train_b_is_named(tmp_path: Path) -> None:
+    make_folder_dataset(tmp_path, {"trainA": 1})
+    with pytest.raises(CgfwError, match="no trainB/"):
+        folder(FolderOptions(root=str(tmp_path)), "train")
+
+
+def test_crop_larger_than_load_is_refused() -> None:
+    with pytest.raises(ValueError, match="crop_size 300 is larger than load_size 286"):
+        FolderOptions(root=".", crop_size=300)
+
+
+def test_emoji_train_domains_are_disjoint_and_test_is_paired() -> None:
+    train = emoji(EmojiOptions(), "train")
+    test = emoji(EmojiOptions(crop_size=32, load_size=32), "test")
+    a_ids = {i for _, i in train.a}
+    b_ids = {i for _, i in train.b}
+    assert a_ids and b_ids and not a_ids & b_ids
+    assert {s for s, _ in train.a} == {"noto"} and {s for s, _ in train.b} == {"twemoji"}
+    assert [i for _, i in test.a] == [i for _, i in test.b]
+    assert not {i for _, i in test.a} & (a_ids | b_ids)
+    item = test[0]
+    assert item["a"].shape == (3, 32, 32)
+    assert not torch.equal(item["a"], item["b"])  # two styles of one emoji
+
+
+def test_emoji_is_composited_on_white() -> None:
+    item = emoji(EmojiOptions(), "test")[0]
+    corners = item["a"][:, [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert torch.allclose(corners, torch.ones_like(corners))

@@ -1,0 +1,30 @@
+import pytest
+from cgfw_paper.schedules import (
+    CosineOptions,
+    LinearDecayOptions,
+    StepOptions,
+    constant,
+    cosine,
+    linear_decay,
+    step,
+)
+
+BASE = 2e-4
+
+
+@pytest.mark.parametrize(
+    ("epoch", "lr"),
+    [(1, BASE), (100, BASE), (101, BASE * 100 / 101), (150, BASE * 51 / 101), (200, BASE / 101)],
+)
+def test_linear_decay_matches_the_authors_rule(epoch: int, lr: float) -> None:
+    assert BASE * linear_decay(LinearDecayOptions())(epoch) == pytest.approx(lr, rel=1e-12)
+
+
+def test_constant_step_and_cosine() -> None:
+    assert constant(None)(137) == 1.0  # type: ignore[arg-type]
+    f = step(StepOptions(step_size=10, gamma=0.5))
+    assert [f(1), f(10), f(11), f(21)] == [1.0, 1.0, 0.5, 0.25]
+    c = cosine(CosineOptions(n_epochs=100))
+    assert c(1) == 1.0
+    assert c(51) == pytest.approx(0.5)
+    assert c(101) == pytest.approx(0.0)

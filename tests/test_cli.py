@@ -1,0 +1,140 @@
+"""End to end through the command line, on tiny models."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cgfw import checkpoint
+from tests.conftest import run_dirs, state_equal
+
+
+def test_dry_run_prints_the_papers_parameter_counts(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("run", "recipes/paper_default.toml", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("11378179 parameters") == 2
+    assert result.output.count("2764737 parameters") == 2
+    assert 'root = "datasets/horse2zebra"' in result.output  # the resolved recipe, data not needed
+    six = cli("run", "paper_default", "--dry-run", "--set", "generator.n_blocks=6")
+    assert six.output.count("7837699 parameters") == 2
+
+
+def test_tiny_run_leaves_recipe_events_checkpoint_and_samples(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("run", tiny_recipe)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = run_dirs(tiny_recipe.parent / "runs")
+    assert "max_iters = 4" in (run_dir / "recipe.toml").read_text()
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["torch"] == torch.__version__ and meta["device"] == "cpu" and meta["command"]
+    assert (run_dir / "checkpoints" / "latest.pt").is_file()
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
+        "iter_0000002.png",
+        "iter_0000004.png",
+    ]
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"loss/g_total", "loss/cycle_a", "loss/idt_b", "loss/d_a", "lr"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("loss/g_total")] == [2, 4]
+    assert tags["images"] == ["samples"]
+    assert "_hparams_/session_start_info" in events.summary_metadata  # HParams in the run's own dir
+    assert sorted(p.name for p in run_dir.iterdir() if p.is_dir()) == ["checkpoints", "samples"]
+
+
+def test_resume_continues_bit_identically(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
+    runs = tiny_recipe.parent / "runs"
+    assert cli("run", tiny_recipe, "--set", "train.max_iters=6").exit_code == 0
+    (straight,) = run_dirs(runs)
+    assert (
+        cli("run", tiny_recipe, "--set", "train.max_iters=3", "--set", "run.name=split").exit_code
+        == 0
+    )
+    (split,) = [d for d in run_dirs(runs) if d.name.startswith("split")]
+    result = cli("run", "--resume", split, "--set", "train.max_iters=6")
+    assert result.exit_code == 0, result.output
+    a = checkpoint.load(straight / "checkpoints" / "latest.pt")
+    b = checkpoint.load(split / "checkpoints" / "latest.pt")
+    assert a["iteration"] == b["iteration"] == 6
+    for net in ("g_ab", "g_ba", "d_a", "d_b"):
+        assert state_equal(a["model"]["networks"][net], b["model"]["networks"][net]), net
+
+
+@pytest.mark.slow
+def test_paper_recipe_trains_two_256px_iterations_on_any_folder(
+    cli, folder_dataset: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    result = cli(
+        "run",
+        "recipes/paper_default.toml",
+        "--set",
+        f"data.root={folder_dataset}",
+        "--set",
+        "train.max_iters=2",
+        "--set",
+        "train.num_workers=0",
+        "--set",
+        f"run.output_dir={tmp_path / 'runs'}",
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 0, result.output
+    (run_dir,) = run_dirs(tmp_path / "runs")
+    state = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
+    assert state["iteration"] == 2
+    assert len(state["model"]["buffers"]["b"]["images"]) == 2  # the pool filled, one fake per step
+    assert state["model"]["buffers"]["b"]["images"][0].shape == (3, 256, 256)
+
+
+def test_missing_paper_data_says_how_to_get_it(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli(
+        "run",
+        "paper_default",
+        "--set",
+        f"data.root={tmp_path}/horse2zebra",
+        "--set",
+        f"run.output_dir={tmp_path}/runs",
+    )
+    assert result.exit_code == 2
+    assert "horse2zebra.zip" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "labels"),
+    [
+        (["--disable", "identity"], ["base", "no-identity"]),
+        (["--vary", "losses.gan.name=lsgan,bce"], ["base", "losses.gan.name=bce"]),
+    ],
+)
+def test_ablate_leaves_one_run_per_variant_and_a_table(
+    cli, tiny_recipe: Path, args, labels
+) -> None:  # type: ignore[no-untyped-def]
+    result = cli("ablate", tiny_recipe, *args, "--set", "train.max_iters=2")
+    assert result.exit_code == 0, result.output
+    (parent,) = run_dirs(tiny_recipe.parent / "runs")
+    assert [p.name for p in run_dirs(parent)] == labels
+    table = json.loads((parent / "ablation.json").read_text())
+    assert list(table) == labels
+    for label in labels:
+        assert label in result.output
+    if "no-identity" in labels:
+        assert "idt_a" in table["base"] and "idt_a" not in table["no-identity"]
+        assert "weight = 0.0" in (parent / "no-identity" / "recipe.toml").read_text()
+
+
+def test_ablate_unknown_name_suggests(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("ablate", tiny_recipe, "--disable", "identty")
+    assert result.exit_code == 2 and "did you mean 'identity'" in result.output
+
+
+def test_components_and_recipes_listing(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("components", "generator")
+    assert (
+        result.exit_code == 0
+        and "resnet_upsample" in result.output
+        and "n_blocks=9" in result.output
+    )
+    assert "paper_default" in cli("recipes").output
+    bad = cli("components", "generators")
+    assert bad.exit_code == 2 and "did you mean 'generator'" in bad.output

@@ -1,0 +1,118 @@
+from pathlib import Path
+
+import pytest
+
+from cgfw.errors import CgfwError
+from cgfw.plugins import Loaded
+from cgfw.recipe import load, parse_override, validate
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "r.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[generatr]\nname='resnet'\n",
+            r"r\.toml: unknown key 'generatr'; did you mean 'generator'\?",
+        ),
+        ("[train]\nmax_iter = 3\n", r"unknown key 'train\.max_iter'; did you mean 'max_iters'\?"),
+        ("[train]\nbatch_size = 'two'\n", r"train\.batch_size: Input should be a valid integer"),
+        (
+            "[losses.cycle]\nweight = -1\n",
+            r"losses\.cycle\.weight: Input should be greater than or equal to 0",
+        ),
+        (
+            "[generator]\nname = 'resnet9'\n",
+            r"generator\.name: unknown generator 'resnet9'; did you mean 'resnet'\?",
+        ),
+        (
+            "[generator]\nn_block = 6\n",
+            r"generator\.n_block: unknown option for generator 'resnet'; did you mean 'n_blocks'\?",
+        ),
+        (
+            "[data]\nname='emoji'\nload_size=32\ncrop_size=64\n",
+            r"crop_size 64 is larger than load_size 32",
+        ),
+        ("[losses.gan]\nname = 'lsgann'\n", r"unknown gan loss 'lsgann'; did you mean 'lsgan'\?"),
+        ("[train\n", r"r\.toml: not valid TOML"),
+    ],
+)
+def test_bad_recipes_name_file_key_and_fix(
+    tmp_path: Path, loaded: Loaded, text: str, message: str
+) -> None:
+    with pytest.raises(CgfwError, match=message):
+        load(
+            write(tmp_path, text),
+            loaded.registry,
+            ["data.name=emoji"] if "[data]" not in text else [],
+        )
+
+
+def test_missing_required_option_says_how_to_set_it(tmp_path: Path, loaded: Loaded) -> None:
+    with pytest.raises(
+        CgfwError,
+        match=r"data\.root: required by dataset 'folder'; "
+        r"add it to the recipe or --set data\.root=\.\.\.",
+    ):
+        load(write(tmp_path, "[data]\nname = 'folder'\n"), loaded.registry)
+
+
+def test_overrides_are_typed_toml_values(tmp_path: Path, loaded: Loaded) -> None:
+    spec = write(tmp_path, "[data]\nname='emoji'\n")
+    r = load(
+        spec,
+        loaded.registry,
+        ["generator.n_blocks=6", "data.flip=true", "run.name=abc", "optimizer.betas=[0.9, 0.99]"],
+    )
+    assert r.options["generator"].n_blocks == 6  # type: ignore[attr-defined]
+    assert r.options["data"].flip is True  # type: ignore[attr-defined]
+    assert r.recipe.run.name == "abc"
+    assert r.recipe.optimizer.betas == (0.9, 0.99)
+
+
+@pytest.mark.parametrize("bad", ["generator.n_blocks", "=3", "a..b=1"])
+def test_malformed_set_is_explained(bad: str) -> None:
+    with pytest.raises(CgfwError, match="expected KEY=VALUE"):
+        parse_override(bad)
+
+
+def test_resolved_recipe_round_trips_with_every_default(loaded: Loaded) -> None:
+    resolved = load("paper_default", loaded.registry)
+    data = resolved.to_dict()
+    assert data["generator"] == {
+        "name": "resnet",
+        "n_blocks": 9,
+        "ngf": 64,
+        "norm": "instance",
+        "dropout": False,
+    }
+    assert data["losses"]["identity"]["weight"] == 0.5
+    again = validate(data, loaded.registry, "again")
+    assert again.to_dict() == data
+
+
+def test_bundled_recipe_by_name_and_missing_file(loaded: Loaded) -> None:
+    assert load("quickstart", loaded.registry).recipe.data.name == "emoji"
+    with pytest.raises(CgfwError, match="unknown recipe 'quickstrat'; did you mean 'quickstart'"):
+        load("quickstrat", loaded.registry)
+    with pytest.raises(
+        CgfwError,
+        match=r"recipe file not found: nope/quickstart.toml; the bundled recipe 'quickstart'",
+    ):
+        load("nope/quickstart.toml", loaded.registry)
+
+
+def test_cli_reports_recipe_errors_with_exit_2_and_no_traceback(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli(
+        "run", write(tmp_path, "[data]\nname='emoji'\n[generator]\nn_block = 6\n"), "--dry-run"
+    )
+    assert result.exit_code == 2
+    assert "did you mean 'n_blocks'" in result.output
+    assert "Traceback" not in result.output
+    result = cli("recipe", "show", "quickstart", "--set", "oops")
+    assert result.exit_code == 2 and "expected KEY=VALUE" in result.output

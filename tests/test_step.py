@@ -1,0 +1,91 @@
+"""The CycleGAN step: which terms exist, their weights, and who gets updated."""
+
+import torch
+
+from cgfw.model import CycleGAN, build_cyclegan
+from cgfw.plugins import Loaded
+from cgfw.recipe import load
+from cgfw.step import cyclegan_step
+
+
+def tiny(loaded: Loaded, tiny_recipe, *overrides: str) -> CycleGAN:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    return build_cyclegan(
+        load(str(tiny_recipe), loaded.registry, overrides), loaded.registry, torch.device("cpu")
+    )
+
+
+def batch() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(2, 3, 32, 32, generator=g) * 2 - 1, torch.rand(
+        2, 3, 32, 32, generator=g
+    ) * 2 - 1
+
+
+def params(net: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def test_full_step_has_every_term_with_the_papers_weights(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    m = tiny(loaded, tiny_recipe)
+    real_a, real_b = batch()
+    with torch.no_grad():  # what the identity term must be, computed before the update
+        idt_b = 5.0 * (m.g_ab(real_b) - real_b).abs().mean()
+        fake_b = m.g_ab(real_a)
+        cycle_a = 10.0 * (m.g_ba(fake_b) - real_a).abs().mean()
+    terms = cyclegan_step(m, real_a, real_b)
+    assert set(terms) == {
+        "g_ab_gan",
+        "g_ba_gan",
+        "cycle_a",
+        "cycle_b",
+        "idt_a",
+        "idt_b",
+        "d_a",
+        "d_b",
+        "g_total",
+    }
+    assert torch.allclose(terms["idt_b"], idt_b)  # 0.5 relative x lambda 10 = 5 absolute
+    assert torch.allclose(terms["cycle_a"], cycle_a)
+    g_terms = sum(v for k, v in terms.items() if k not in ("d_a", "d_b", "g_total"))
+    assert torch.allclose(terms["g_total"], g_terms)
+
+
+def test_ablations_remove_their_terms(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    real_a, real_b = batch()
+    cases = {
+        "losses.identity.weight=0": {"idt_a", "idt_b"},
+        "losses.cycle.backward=false": {"cycle_b"},
+        "losses.cycle.forward=false": {"cycle_a"},
+        "losses.gan.weight=0": {"g_ab_gan", "g_ba_gan", "d_a", "d_b"},
+    }
+    for override, missing in cases.items():
+        terms = cyclegan_step(tiny(loaded, tiny_recipe, override), real_a, real_b)
+        assert not missing & set(terms), override
+        assert "g_total" in terms
+
+
+def test_identity_off_skips_its_forward_passes(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    m = tiny(loaded, tiny_recipe, "losses.identity.weight=0")
+    calls = []
+    m.g_ab.register_forward_hook(lambda *_: calls.append("g_ab"))
+    cyclegan_step(m, *batch())
+    assert calls == ["g_ab", "g_ab"]  # fake_b and rec_b only; no idt_b = g_ab(real_b)
+
+
+def test_generator_update_does_not_move_discriminators(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    m = tiny(loaded, tiny_recipe, "losses.gan.weight=0")  # no D update at all
+    d_before, g_before = params(m.d_a), params(m.g_ab)
+    cyclegan_step(m, *batch())
+    assert all(torch.equal(a, b) for a, b in zip(d_before, params(m.d_a), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(g_before, params(m.g_ab), strict=True))
+    assert all(p.requires_grad for p in m.d_a.parameters())  # unfrozen again
+
+
+def test_discriminators_see_pooled_fakes(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    m = tiny(loaded, tiny_recipe)
+    seen = []
+    query = m.pool_b.query
+    m.pool_b.query = lambda images: seen.append(images) or query(images)  # type: ignore[method-assign]
+    cyclegan_step(m, *batch())
+    assert len(seen) == 1 and not seen[0].requires_grad
