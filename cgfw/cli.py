@@ -16,15 +16,25 @@ from rich.table import Table
 
 import cgfw
 from cgfw import ablate as ablation
+from cgfw import distributed
 from cgfw.errors import CgfwError, did_you_mean
 from cgfw.launch import launch
 from cgfw.model import build_network, count_parameters
 from cgfw.plugins import Loaded, load_plugins
-from cgfw.recipe import COMPONENT_SECTIONS, apply_overrides, load, load_data, read_toml, validate
+from cgfw.recipe import (
+    COMPONENT_SECTIONS,
+    Resolved,
+    apply_overrides,
+    load,
+    load_data,
+    read_toml,
+    validate,
+)
 from cgfw.registry import KINDS
 from cgfw.runs import new_run_dir
 
 console = Console(stderr=True)
+QUIET = Console(stderr=True, quiet=True)  # for torchrun processes other than the main one
 out = Console(highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -126,20 +136,34 @@ def run(
     if recipe is None:
         raise CgfwError("give a recipe: a TOML file or a bundled name (`cgfw recipes` lists them)")
     resolved = load(recipe, loaded.registry, overrides)
-    if dry_run:
-        out.print(resolved.to_toml())
-        for path, names in (("generator", ("g_ab", "g_ba")), ("discriminator", ("d_a", "d_b"))):
-            net = build_network(resolved, loaded.registry, path)
-            for name in names:
-                out.print(
-                    f"{name:5} {resolved.section(path).name:16} {count_parameters(net)} parameters"
-                )
+    if not dry_run:
+        _train_new(resolved, loaded, device)
         return
-    r = resolved.recipe.run
-    run_dir = new_run_dir(Path(r.output_dir), r.name)
-    result = launch(resolved, loaded, run_dir, console, device)
-    console.print(f"[green]done[/green]: {result.iterations} iterations in {result.run_dir}")
-    console.print(f"TensorBoard: tensorboard --logdir {Path(r.output_dir)}")
+    out.print(resolved.to_toml())
+    for path, names in (("generator", ("g_ab", "g_ba")), ("discriminator", ("d_a", "d_b"))):
+        net = build_network(resolved, loaded.registry, path)
+        for name in names:
+            out.print(
+                f"{name:5} {resolved.section(path).name:16} {count_parameters(net)} parameters"
+            )
+
+
+def _train_new(resolved: Resolved, loaded: Loaded, device: str | None) -> None:
+    """One run; under torchrun every process joins, the main one names the directory."""
+    r = resolved.recipe
+    group = distributed.setup(device or r.train.device)
+    try:
+        run_dir = group.share(
+            new_run_dir(Path(r.run.output_dir), r.run.name) if group.main else None
+        )
+        result = launch(
+            resolved, loaded, run_dir, console if group.main else QUIET, device, group=group
+        )
+    finally:
+        group.close()
+    if group.main:
+        console.print(f"[green]done[/green]: {result.iterations} iterations in {result.run_dir}")
+        console.print(f"TensorBoard: tensorboard --logdir {r.run.output_dir}")
 
 
 @main.command(name="ablate")

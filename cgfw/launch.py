@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 from cgfw import checkpoint
+from cgfw.distributed import Group, device_for
 from cgfw.plugins import Loaded
 from cgfw.recipe import Resolved
 from cgfw.runs import provenance, write_json
@@ -20,16 +21,19 @@ def launch(
     console: Console,
     device_name: str | None = None,
     resume: bool = False,
+    group: Group | None = None,
 ) -> RunResult:
-    device = resolve_device(device_name or resolved.recipe.train.device)
+    group = group or Group()
+    device = device_for(group, resolve_device(device_name or resolved.recipe.train.device))
     latest = checkpoint.latest_in(run_dir / "checkpoints") if resume else None
-    if not resume:
-        # Written before any tensor exists, so even a crashed run can be redone exactly.
-        (run_dir / "recipe.toml").write_text(resolved.to_toml(), encoding="utf-8")
-    write_json(
-        run_dir / ("run.json" if not resume else "resume.json"), provenance(device, loaded.plugins)
-    )
-    console.print(f"run directory: {run_dir}  (device {device})")
-    result = train(resolved, loaded, run_dir, device, console, resume=latest)
-    write_json(run_dir / "final_losses.json", result.final_losses)
+    if group.main:
+        if not resume:
+            # Written before any tensor exists, so even a crashed run can be redone exactly.
+            (run_dir / "recipe.toml").write_text(resolved.to_toml(), encoding="utf-8")
+        meta = provenance(device, loaded.plugins) | {"processes": group.world}
+        write_json(run_dir / ("resume.json" if resume else "run.json"), meta)
+        console.print(f"run directory: {run_dir}  (device {device}, {group.world} process(es))")
+    result = train(resolved, loaded, run_dir, device, console, resume=latest, group=group)
+    if group.main:
+        write_json(run_dir / "final_losses.json", result.final_losses)
     return result

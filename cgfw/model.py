@@ -3,16 +3,18 @@ recipe through the registries (no architecture is named here)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
+from cgfw.distributed import Group
 from cgfw.errors import CgfwError
 from cgfw.init import init_weights
-from cgfw.recipe import COMPONENT_SECTIONS, Resolved
+from cgfw.recipe import COMPONENT_SECTIONS, Resolved, TrainSection
 from cgfw.registry import Registry
 
 
@@ -37,6 +39,33 @@ class Weights:
     identity: float
 
 
+@dataclass(frozen=True)
+class Speed:
+    """How the step runs on this device: the recipe's "auto" settings made concrete."""
+
+    precision: str  # fp32 | bf16 | fp16
+    channels_last: bool
+    compile: str  # off | default | reduce-overhead | max-autotune
+
+    @staticmethod
+    def resolve(cfg: TrainSection, device: torch.device) -> Speed:
+        cuda = device.type == "cuda"
+        precision = cfg.precision
+        if precision == "auto":
+            precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+        channels_last = cuda if cfg.channels_last == "auto" else bool(cfg.channels_last)
+        compile_mode = cfg.compile if cfg.compile != "auto" else ("default" if cuda else "off")
+        return Speed(precision, channels_last, compile_mode)
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
 @dataclass
 class CycleGAN:
     g_ab: nn.Module  # A -> B (the authors' G_A)
@@ -53,6 +82,25 @@ class CycleGAN:
     weights: Weights
     lr_factor: Callable[[int], float]
     base_lr: float
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    speed: Speed = Speed("fp32", False, "off")
+    group: Group = field(default_factory=Group)
+    # Scales fp16 losses so small gradients survive; a no-op pass-through otherwise.
+    scaler: torch.amp.GradScaler = field(
+        default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False)
+    )
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        dtype = self.speed.dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def optimizer_step(self, loss: Tensor, opt: torch.optim.Optimizer) -> None:
+        """Backward, average gradients across processes, step (loss-scaled under fp16)."""
+        self.scaler.scale(loss).backward()
+        self.group.average_gradients([p for g in opt.param_groups for p in g["params"]])
+        self.scaler.step(opt)
 
     def networks(self) -> dict[str, nn.Module]:
         return {"g_ab": self.g_ab, "g_ba": self.g_ba, "d_a": self.d_a, "d_b": self.d_b}
@@ -70,6 +118,7 @@ class CycleGAN:
             "networks": {k: n.state_dict() for k, n in self.networks().items()},
             "optimizers": {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
             "buffers": {"a": self.pool_a.state_dict(), "b": self.pool_b.state_dict()},
+            "scaler": self.scaler.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -79,6 +128,8 @@ class CycleGAN:
         self.opt_d.load_state_dict(state["optimizers"]["d"])
         self.pool_a.load_state_dict(state["buffers"]["a"])
         self.pool_b.load_state_dict(state["buffers"]["b"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
 
 
 def count_parameters(net: nn.Module) -> int:
@@ -105,8 +156,16 @@ def build_network(resolved: Resolved, registry: Registry, path: str) -> nn.Modul
     return net
 
 
-def build_cyclegan(resolved: Resolved, registry: Registry, device: torch.device) -> CycleGAN:
+def build_cyclegan(
+    resolved: Resolved,
+    registry: Registry,
+    device: torch.device,
+    speed: Speed | None = None,
+    group: Group | None = None,
+) -> CycleGAN:
     r = resolved.recipe
+    speed = speed or Speed("fp32", False, "off")
+    group = group or Group()
     losses = r.losses
     weights = Weights(
         gan=losses.gan.weight,
@@ -122,13 +181,22 @@ def build_cyclegan(resolved: Resolved, registry: Registry, device: torch.device)
         kind = COMPONENT_SECTIONS[path][0]
         return registry.get(kind, resolved.section(path).name).factory(resolved.options[path])
 
-    g_ab, g_ba = (build_network(resolved, registry, "generator").to(device) for _ in range(2))
-    d_a, d_b = (build_network(resolved, registry, "discriminator").to(device) for _ in range(2))
-    betas = r.optimizer.betas
-    opt_g = torch.optim.Adam(
-        [*g_ab.parameters(), *g_ba.parameters()], lr=r.optimizer.lr, betas=betas
-    )
-    opt_d = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], lr=r.optimizer.lr, betas=betas)
+    def network(path: str) -> nn.Module:
+        net = build_network(resolved, registry, path).to(device)
+        net = net.to(memory_format=speed.memory_format)  # type: ignore[call-overload]
+        group.broadcast_parameters(net)
+        if speed.compile != "off":
+            # In place, so state_dict keys stay those of the plain module.
+            net.compile(mode=None if speed.compile == "default" else speed.compile)
+        return net
+
+    g_ab, g_ba = network("generator"), network("generator")
+    d_a, d_b = network("discriminator"), network("discriminator")
+    adam: dict[str, Any] = {"lr": r.optimizer.lr, "betas": r.optimizer.betas}
+    if device.type == "cuda":
+        adam["fused"] = True  # one kernel per step instead of several per parameter
+    opt_g = torch.optim.Adam([*g_ab.parameters(), *g_ba.parameters()], **adam)
+    opt_d = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], **adam)
     return CycleGAN(
         g_ab=g_ab,
         g_ba=g_ba,
@@ -144,4 +212,8 @@ def build_cyclegan(resolved: Resolved, registry: Registry, device: torch.device)
         weights=weights,
         lr_factor=make("schedule"),
         base_lr=r.optimizer.lr,
+        device=device,
+        speed=speed,
+        group=group,
+        scaler=torch.amp.GradScaler(device.type, enabled=speed.precision == "fp16"),
     )

@@ -102,8 +102,15 @@ class OptimizerSection(Strict):
 class TrainSection(Strict):
     epochs: int = Field(200, ge=1, description="an epoch is one pass over the dataset's length")
     max_iters: int | None = Field(None, ge=1, description="stop after this many iterations")
-    batch_size: int = Field(1, ge=1)
+    batch_size: int = Field(1, ge=1, description="global: split between torchrun processes")
     device: str = Field("auto", description="auto (cuda if present), cpu, cuda, cuda:N")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="autocast dtype; auto: bf16 on CUDA, fp32 on CPU"
+    )
+    channels_last: bool | Literal["auto"] = Field("auto", description="auto: on for CUDA")
+    compile: Literal["auto", "off", "default", "reduce-overhead", "max-autotune"] = Field(
+        "auto", description="torch.compile mode for the networks; auto: default on CUDA, off on CPU"
+    )
     num_workers: int = Field(0, ge=0, description="data-loading worker processes")
     log_every: int = Field(50, ge=1, description="iterations between scalar logs")
     image_every: int = Field(1000, ge=1, description="iterations between sample grids")

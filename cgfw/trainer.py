@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import signal
 import time
 from dataclasses import dataclass, field
@@ -28,9 +27,10 @@ from torch.utils.data import Dataset
 from torch.utils.tensorboard import SummaryWriter
 
 from cgfw import checkpoint
-from cgfw.data import epoch_keys, epoch_loader
+from cgfw.data import KeyBatches, epoch_keys, iters_per_epoch, train_loader
+from cgfw.distributed import Group
 from cgfw.errors import CgfwError
-from cgfw.model import CycleGAN, build_cyclegan
+from cgfw.model import CycleGAN, Speed, build_cyclegan
 from cgfw.plugins import Loaded
 from cgfw.recipe import Resolved
 from cgfw.step import cyclegan_step
@@ -134,7 +134,9 @@ class LossLog:
     """Averages each loss term over a log window: TensorBoard scalars, the progress bar's
     losses and, without a terminal (CI, nohup), a plain line every 10 s."""
 
-    def __init__(self, writer: SummaryWriter, console: Console, total: int, start: int) -> None:
+    def __init__(
+        self, writer: SummaryWriter | None, console: Console, total: int, start: int
+    ) -> None:
         self.writer, self.console, self.total = writer, console, total
         self.sums: dict[str, Tensor] = {}
         self.window = 0
@@ -160,9 +162,10 @@ class LossLog:
 
     def flush(self, iteration: int, epoch: int, lr: float) -> None:
         self.final = {k: (v / self.window).item() for k, v in self.sums.items()}
-        for name, value in self.final.items():
-            self.writer.add_scalar(f"loss/{name}", value, iteration)
-        self.writer.add_scalar("lr", lr, iteration)
+        if self.writer is not None:
+            for name, value in self.final.items():
+                self.writer.add_scalar(f"loss/{name}", value, iteration)
+            self.writer.add_scalar("lr", lr, iteration)
         self.sums, self.window = {}, 0
         shown = " ".join(
             f"{k} {self.final[k]:.3f}" for k in ("g_total", "d_a", "d_b") if k in self.final
@@ -189,72 +192,87 @@ def train(
     device: torch.device,
     console: Console,
     resume: Path | None = None,
+    group: Group | None = None,
 ) -> RunResult:
     recipe = resolved.recipe
     cfg = recipe.train
-    torch.manual_seed(recipe.run.seed)
+    group = group or Group()
+    if cfg.batch_size % group.world:
+        raise CgfwError(
+            f"train.batch_size {cfg.batch_size} must be divisible by the {group.world} processes"
+        )
+    speed = Speed.resolve(cfg, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest conv kernels
+    torch.manual_seed(recipe.run.seed)  # the same initial weights in every process
     dataset = build_dataset(resolved, loaded, "train")
     samples = [t.to(device) for t in fixed_samples(resolved, loaded, dataset, cfg.samples)]
-    m = build_cyclegan(resolved, loaded.registry, device)
+    m = build_cyclegan(resolved, loaded.registry, device, speed, group)
+    torch.manual_seed(recipe.run.seed + group.rank)  # each process its own pool and dropout draws
 
-    iters_per_epoch = math.ceil(len(dataset) / cfg.batch_size)  # type: ignore[arg-type]
-    total = cfg.max_iters or cfg.epochs * iters_per_epoch
-    iteration, epoch, done_in_epoch = 0, 1, 0
+    per_epoch = iters_per_epoch(len(dataset), cfg.batch_size)  # type: ignore[arg-type]
+    total = cfg.max_iters or cfg.epochs * per_epoch
+    iteration = 0
     if resume is not None:
         state = checkpoint.load(resume, map_location=device)
         m.load_state_dict(state["model"])
-        iteration, epoch, done_in_epoch = state["iteration"], state["epoch"], state["done_in_epoch"]
+        iteration = state["iteration"]
         torch.set_rng_state(state["rng"]["torch"])
         if device.type == "cuda" and state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
         console.print(f"resumed from {resume} at iteration {iteration}")
 
     def save_checkpoint() -> None:
+        if not group.main:
+            return
         rng = {"torch": torch.get_rng_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
-        state: dict[str, Any] = {"iteration": iteration, "epoch": epoch, "done_in_epoch": done_in_epoch}
-        state |= {"model": m.state_dict(), "rng": rng, "recipe": resolved.to_dict()}
+        state = {"iteration": iteration, "epoch": iteration // per_epoch + 1, "rng": rng}
+        state |= {"model": m.state_dict(), "recipe": resolved.to_dict()}
         checkpoint.save(run_dir / "checkpoints", state)
 
     def save_samples() -> None:
+        if writer is None:  # not the main process
+            return
         grid = translate_samples(m, *samples)
         writer.add_image("samples", grid, iteration)
         save_grid(grid, run_dir / "samples" / f"iter_{iteration:07d}.png")
 
-    writer = SummaryWriter(log_dir=str(run_dir))
+    sampler = KeyBatches(
+        len(dataset),  # type: ignore[arg-type]
+        cfg.batch_size,
+        recipe.run.seed,
+        start=iteration,
+        rank=group.rank,
+        world=group.world,
+    )
+    loader = train_loader(dataset, sampler, cfg.num_workers, pin_memory=device.type == "cuda")
+    writer = SummaryWriter(log_dir=str(run_dir)) if group.main else None
     log = LossLog(writer, console, total, iteration)
+    epoch, lr = 0, 0.0
     with log.progress, _StopRequest() as stop:
-        while iteration < total and stop.signum is None:
-            lr = m.set_epoch(epoch)
-            loader = epoch_loader(
-                dataset,
-                recipe.run.seed,
-                epoch,
-                cfg.batch_size,
-                cfg.num_workers,
-                skip_batches=done_in_epoch,
-                pin_memory=device.type == "cuda",
-            )
-            for batch in loader:
-                real_a = batch["a"].to(device, non_blocking=True)
-                real_b = batch["b"].to(device, non_blocking=True)
-                log.add(cyclegan_step(m, real_a, real_b))
-                iteration, done_in_epoch = iteration + 1, done_in_epoch + 1
-                if iteration % cfg.log_every == 0 or iteration == total:
-                    log.flush(iteration, epoch, lr)
-                if iteration % cfg.image_every == 0:
-                    save_samples()
-                if iteration % cfg.checkpoint_every == 0:
-                    save_checkpoint()
-                log.advance(epoch)
-                if iteration >= total or stop.signum is not None:
-                    break
-            else:
-                epoch, done_in_epoch = epoch + 1, 0
+        for batch in loader:
+            if iteration >= total or group.any(stop.signum is not None):
+                break
+            if iteration // per_epoch + 1 != epoch:
+                epoch = iteration // per_epoch + 1
+                lr = m.set_epoch(epoch)
+            real_a = batch["a"].to(device, non_blocking=True, memory_format=speed.memory_format)
+            real_b = batch["b"].to(device, non_blocking=True, memory_format=speed.memory_format)
+            log.add(cyclegan_step(m, real_a, real_b))
+            iteration += 1
+            if iteration % cfg.log_every == 0 or iteration == total:
+                log.flush(iteration, epoch, lr)
+            if iteration % cfg.image_every == 0:
+                save_samples()
+            if iteration % cfg.checkpoint_every == 0:
+                save_checkpoint()
+            log.advance(epoch)
         save_checkpoint()
     if stop.signum is not None:
-        writer.close()
+        if writer:
+            writer.close()
         console.print(
             f"[yellow]stopped by signal {stop.signum} at iteration {iteration}; checkpoint "
             f"saved. Resume with: cgfw run --resume {run_dir}[/yellow]"
@@ -262,6 +280,7 @@ def train(
         raise SystemExit(128 + stop.signum)
     if iteration % cfg.image_every:
         save_samples()
-    write_hparams(writer, resolved.to_dict(), {f"final/{k}": v for k, v in log.final.items()})
-    writer.close()
+    if writer:
+        write_hparams(writer, resolved.to_dict(), {f"final/{k}": v for k, v in log.final.items()})
+        writer.close()
     return RunResult(run_dir, iteration, log.final)
