@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
+import subprocess
+import sys
+import time
 import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import torch
+from rich.console import Console
+
 from cgfw.errors import CgfwError
-from cgfw.recipe import get_dotted, set_dotted
+from cgfw.recipe import Resolved, get_dotted, set_dotted
 from cgfw.registry import Registry
 
 
@@ -61,3 +70,47 @@ def plan(
     if len(variants) == 1:
         raise CgfwError("nothing to compare: give --disable NAME or --vary KEY=V1,V2")
     return variants
+
+
+def run_parallel(
+    runs: dict[Path, Resolved], jobs: int, device: str | None, console: Console
+) -> dict[str, dict[str, float]]:
+    """Each run in its own `cgfw run` process, `jobs` at a time; a batch-1 CycleGAN leaves most
+    of a large GPU idle, so several fit side by side. With several GPUs, runs take turns."""
+    gpus = torch.cuda.device_count()
+    pending = list(runs.items())
+    active: list[tuple[Path, subprocess.Popen[bytes]]] = []
+    results: dict[str, dict[str, float]] = {}
+    n = 0
+    while pending or active:
+        while pending and len(active) < jobs:
+            run_dir, resolved = pending.pop(0)
+            recipe = run_dir / "variant.toml"
+            recipe.write_text(resolved.to_toml(), encoding="utf-8")
+            env = dict(os.environ)
+            if gpus > 1:
+                env["CUDA_VISIBLE_DEVICES"] = str(n % gpus)
+            n += 1
+            cmd = [sys.executable, "-m", "cgfw", "run", str(recipe), "--into", str(run_dir)]
+            if device:
+                cmd += ["--device", device]
+            with open(run_dir / "log.txt", "wb") as log:
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            active.append((run_dir, proc))
+            console.print(f"started {run_dir.name} (log: {run_dir / 'log.txt'})")
+        time.sleep(0.2)
+        for run_dir, proc in list(active):
+            if proc.poll() is None:
+                continue
+            active.remove((run_dir, proc))
+            losses = run_dir / "final_losses.json"
+            if proc.returncode == 0 and losses.is_file():
+                results[run_dir.name] = json.loads(losses.read_text(encoding="utf-8"))
+                console.print(f"finished {run_dir.name}")
+            else:
+                results[run_dir.name] = {}
+                log_path = run_dir / "log.txt"
+                console.print(
+                    f"[red]{run_dir.name} failed (exit {proc.returncode}): {log_path}[/red]"
+                )
+    return {p.name: results[p.name] for p in runs}  # in the order the variants were planned

@@ -109,6 +109,7 @@ def main() -> None:
     help="Continue the run in RUN_DIR from its latest checkpoint.",
 )
 @click.option("--device", help="auto, cpu, cuda or cuda:N (overrides train.device).")
+@click.option("--into", type=click.Path(path_type=Path), hidden=True)  # cgfw ablate --jobs
 @friendly
 def run(
     recipe: str | None,
@@ -116,6 +117,7 @@ def run(
     dry_run: bool,
     resume_dir: Path | None,
     device: str | None,
+    into: Path | None,
 ) -> None:
     """Train the CycleGAN of RECIPE (a TOML file or a bundled name: `cgfw recipes`)."""
     loaded = _plugins()
@@ -136,6 +138,9 @@ def run(
     if recipe is None:
         raise CgfwError("give a recipe: a TOML file or a bundled name (`cgfw recipes` lists them)")
     resolved = load(recipe, loaded.registry, overrides)
+    if into is not None:
+        launch(resolved, loaded, into, console, device)
+        return
     if not dry_run:
         _train_new(resolved, loaded, device)
         return
@@ -182,6 +187,14 @@ def _train_new(resolved: Resolved, loaded: Loaded, device: str | None) -> None:
 )
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--device", help="auto, cpu, cuda or cuda:N (overrides train.device).")
+@click.option(
+    "--jobs",
+    "-j",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Variants run at once, each in its own process (spread over the GPUs if several).",
+)
 @friendly
 def ablate_cmd(
     recipe: str,
@@ -189,6 +202,7 @@ def ablate_cmd(
     vary: tuple[str, ...],
     overrides: tuple[str, ...],
     device: str | None,
+    jobs: int,
 ) -> None:
     """Run RECIPE and one-change variants of it side by side, then compare them in a table.
 
@@ -202,12 +216,18 @@ def ablate_cmd(
     resolved = [validate(v.data, loaded.registry, f"{source} [{v.label}]") for v in variants]
     base = resolved[0].recipe.run
     parent = new_run_dir(Path(base.output_dir), f"ablate-{base.name}")
-    results = {}
-    for variant, res in zip(variants, resolved, strict=True):
-        console.rule(variant.label)
-        run_dir = parent / variant.label
-        run_dir.mkdir()
-        results[variant.label] = launch(res, loaded, run_dir, console, device).final_losses
+    dirs = {v.label: parent / v.label for v in variants}
+    for d in dirs.values():
+        d.mkdir()
+    if jobs > 1:
+        results = ablation.run_parallel(
+            dict(zip(dirs.values(), resolved, strict=True)), jobs, device, console
+        )
+    else:
+        results = {}
+        for label, res in zip(dirs, resolved, strict=True):
+            console.rule(label)
+            results[label] = launch(res, loaded, dirs[label], console, device).final_losses
     (parent / "ablation.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     terms = sorted({t for losses in results.values() for t in losses})
     table = Table(title=f"{parent} (final losses, mean over the last log window)")
@@ -215,6 +235,9 @@ def ablate_cmd(
     for t in terms:
         table.add_column(t, justify="right")
     for label, losses in results.items():
+        if not losses:
+            table.add_row(label, *["failed"] * len(terms))
+            continue
         table.add_row(label, *(f"{losses[t]:.4f}" if t in losses else "-" for t in terms))
     out.print(table)
 
@@ -289,3 +312,93 @@ def components(kind: str | None) -> None:
     if kind is None:
         sections = ", ".join(f"[{p}] -> {k}" for p, (k, _) in COMPONENT_SECTIONS.items())
         out.print(f"recipe sections and the kinds they pick from: {sections}")
+
+
+@main.command()
+@click.argument("recipe", default="paper_default")
+@click.option(
+    "--iters",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Timed iterations per setting.",
+)
+@click.option(
+    "--warmup",
+    default=15,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Untimed iterations first (compilation happens here).",
+)
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Also time the eager fp32 reference loop and each speed setting.",
+)
+@click.option(
+    "--synthetic",
+    is_flag=True,
+    help="Random tensors already on the device instead of the recipe's data.",
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--device", help="auto, cpu, cuda or cuda:N (overrides train.device).")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Also write the table (markdown) to this file.",
+)
+@friendly
+def bench(
+    recipe: str,
+    iters: int,
+    warmup: int,
+    compare: bool,
+    synthetic: bool,
+    overrides: tuple[str, ...],
+    device: str | None,
+    output: Path | None,
+) -> None:
+    """Time RECIPE's training step: ms/iteration, it/s, TFLOP/s, memory, data wait."""
+    import platform
+
+    import torch
+
+    from cgfw import bench as benchmark
+    from cgfw.trainer import resolve_device
+
+    loaded = _plugins()
+    resolved = load(recipe, loaded.registry, overrides)
+    dev = resolve_device(device or resolved.recipe.train.device)
+    data = benchmark.batches(resolved, loaded, dev, synthetic, torch.contiguous_format)
+    flops = benchmark.count_flops(resolved, loaded, dev, data)
+    del data
+    peak = benchmark.matmul_peak(dev, torch.bfloat16 if dev.type == "cuda" else torch.float32)
+    results = benchmark.run(resolved, loaded, dev, compare, warmup, iters, synthetic, console)
+    cfg = resolved.recipe.train
+    size = getattr(resolved.options["data"], "crop_size", "?")
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "CPU"
+    header = {
+        "device": f"{name} ({dev})",
+        "torch": torch.__version__,
+        "recipe": f"{resolved.source} {' '.join(overrides)}".strip(),
+        "images": f"{size} px, batch {cfg.batch_size}, "
+        + ("synthetic tensors" if synthetic else "the recipe's data"),
+        "work": f"{flops / 1e12:.3f} TFLOP per iteration (torch.utils.flop_counter)",
+        "peak": f"{peak:.1f} TFLOP/s measured {'bf16' if dev.type == 'cuda' else 'fp32'} matmul",
+        "timing": f"median of {iters} iterations after {warmup} warm-up",
+    }
+    columns, rows = benchmark.report(results, flops, peak, cfg.batch_size, header)
+    table = Table(*columns, title="cgfw bench")
+    wide = Console(highlight=False, width=max(out.width, 170))
+    for row in rows:
+        table.add_row(*row)
+    for key, value in header.items():
+        wide.print(f"{key}: {value}")
+    wide.print(table)
+    if output is not None:
+        lines = [f"- {k}: {v}" for k, v in header.items()] + [""]
+        lines.append("| " + " | ".join(columns) + " |")
+        lines.append("|" + "---|" * len(columns))
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        output.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        console.print(f"table written to {output}")

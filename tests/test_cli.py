@@ -138,3 +138,16 @@ def test_components_and_recipes_listing(cli) -> None:  # type: ignore[no-untyped
     assert "paper_default" in cli("recipes").output
     bad = cli("components", "generators")
     assert bad.exit_code == 2 and "did you mean 'generator'" in bad.output
+
+
+def test_ablate_jobs_runs_variants_in_parallel_processes(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli(
+        "ablate", tiny_recipe, "--disable", "pool", "--jobs", "2", "--set", "train.max_iters=2"
+    )
+    assert result.exit_code == 0, result.output
+    (parent,) = run_dirs(tiny_recipe.parent / "runs")
+    table = json.loads((parent / "ablation.json").read_text())
+    assert list(table) == ["base", "no-pool"]
+    assert all(table[label]["g_total"] > 0 for label in table)
+    assert 'name = "none"' in (parent / "no-pool" / "recipe.toml").read_text()
+    assert (parent / "no-pool" / "log.txt").is_file()

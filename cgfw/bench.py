@@ -1,0 +1,279 @@
+"""`cgfw bench`: time the training step of a recipe under each speed setting, side by side with
+the plain eager fp32 reference loop (benchmarks/reference_loop.py), in one process."""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import itertools
+import resource
+import statistics
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import Tensor
+from torch.utils.flop_counter import FlopCounterMode
+
+import cgfw
+from cgfw.data import KeyBatches, train_loader
+from cgfw.errors import CgfwError
+from cgfw.model import CycleGAN, Speed, build_cyclegan, build_network
+from cgfw.plugins import Loaded
+from cgfw.recipe import Resolved
+from cgfw.step import cyclegan_step
+from cgfw.trainer import LossLog, build_dataset
+
+PAPER_ITERATIONS = 266_800  # horse2zebra, 200 epochs of 1,334 iterations
+
+Step = Callable[[Tensor, Tensor], Any]
+
+
+@dataclass
+class Result:
+    setting: str
+    ms: float = float("nan")  # median per iteration
+    data_ms: float = float("nan")  # median time waiting for the batch
+    peak_mb: float = float("nan")
+    error: str = ""
+
+
+def settings(device: torch.device, compare: bool) -> list[tuple[str, Speed | None]]:
+    """`None` marks the reference loop."""
+    if not compare:
+        return []
+    rows: list[tuple[str, Speed | None]] = [
+        ("reference (eager fp32)", None),
+        ("cgfw fp32", Speed("fp32", False, "off")),
+        ("cgfw bf16", Speed("bf16", False, "off")),
+        ("cgfw bf16 + channels_last", Speed("bf16", True, "off")),
+        ("cgfw bf16 + channels_last + compile", Speed("bf16", True, "default")),
+    ]
+    if device.type == "cuda":
+        rows += [
+            ("cgfw fp16 + channels_last + compile", Speed("fp16", True, "default")),
+            ("cgfw bf16 + cl + compile(cudagraphs)", Speed("bf16", True, "reduce-overhead")),
+        ]
+    return rows
+
+
+def load_reference() -> Any:
+    """benchmarks/reference_loop.py from the current directory or cgfw's source checkout."""
+    for root in (Path.cwd(), Path(cgfw.__file__).resolve().parents[1]):
+        path = root / "benchmarks" / "reference_loop.py"
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("cgfw_reference_loop", path)
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise CgfwError("--compare needs benchmarks/reference_loop.py: run it from a cgfw checkout")
+
+
+def batches(
+    resolved: Resolved,
+    loaded: Loaded,
+    device: torch.device,
+    synthetic: bool,
+    memory_format: torch.memory_format,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    cfg = resolved.recipe.train
+    if synthetic:
+        size = int(getattr(resolved.options["data"], "crop_size", 256))
+        g = torch.Generator().manual_seed(0)
+        pool = [
+            tuple(
+                (torch.rand(cfg.batch_size, 3, size, size, generator=g) * 2 - 1).to(device)
+                for _ in range(2)
+            )
+            for _ in range(4)
+        ]
+        while True:
+            for a, b in pool:
+                yield (
+                    a.contiguous(memory_format=memory_format),
+                    b.contiguous(memory_format=memory_format),
+                )
+    dataset = build_dataset(resolved, loaded, "train")
+    sampler = KeyBatches(len(dataset), cfg.batch_size, resolved.recipe.run.seed)  # type: ignore[arg-type]
+    loader = train_loader(dataset, sampler, cfg.num_workers, pin_memory=device.type == "cuda")
+    for batch in loader:
+        yield (
+            batch["a"].to(device, non_blocking=True, memory_format=memory_format),
+            batch["b"].to(device, non_blocking=True, memory_format=memory_format),
+        )
+
+
+def _time(
+    step: Step, data: Iterator[tuple[Tensor, Tensor]], device: torch.device, warmup: int, iters: int
+) -> tuple[float, float]:
+    """Median ms per iteration and median ms waiting for data. On CUDA, iterations are timed
+    with events (no host sync inside the loop), so launch overlap counts as it does in training."""
+    waits: list[float] = []
+    cuda = device.type == "cuda"
+    marks: list[Any] = []
+    for i in range(warmup + iters):
+        if i == warmup and cuda:
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            if cuda:
+                event = torch.cuda.Event(enable_timing=True)
+                event.record()
+                marks.append(event)
+            else:
+                marks.append(time.perf_counter())
+        t0 = time.perf_counter()
+        real_a, real_b = next(data)
+        if i >= warmup:
+            waits.append((time.perf_counter() - t0) * 1e3)
+        step(real_a, real_b)
+    if cuda:
+        end = torch.cuda.Event(enable_timing=True)
+        end.record()
+        torch.cuda.synchronize(device)
+        marks.append(end)
+        per_iter = [a.elapsed_time(b) for a, b in itertools.pairwise(marks)]
+    else:
+        marks.append(time.perf_counter())
+        per_iter = [(b - a) * 1e3 for a, b in itertools.pairwise(marks)]
+    return statistics.median(per_iter), statistics.median(waits)
+
+
+def count_flops(
+    resolved: Resolved, loaded: Loaded, device: torch.device, data: Iterator[tuple[Tensor, Tensor]]
+) -> float:
+    """FLOPs of one cgfw step (forward and backward of every network), counted by torch."""
+    m = build_cyclegan(resolved, loaded.registry, device)
+    real_a, real_b = next(data)
+    with FlopCounterMode(display=False) as counter:
+        cyclegan_step(m, real_a.contiguous(), real_b.contiguous())
+    return float(counter.get_total_flops())
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
+    """Measured dense matmul TFLOP/s: the ceiling we report shares against."""
+    n = 8192 if device.type == "cuda" else 2048
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    reps = 20 if device.type == "cuda" else 5
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e12
+
+
+def _framework_step(m: CycleGAN, log: LossLog) -> Step:
+    """What the trainer does per iteration besides fetching data: the step and loss bookkeeping."""
+
+    def step(real_a: Tensor, real_b: Tensor) -> None:
+        log.add(cyclegan_step(m, real_a, real_b))
+
+    return step
+
+
+def _reference_step(resolved: Resolved, loaded: Loaded, device: torch.device) -> Step:
+    reference = load_reference()
+    nets = [
+        build_network(resolved, loaded.registry, p).to(device)
+        for p in ("generator", "generator", "discriminator", "discriminator")
+    ]
+    r = resolved.recipe
+    pool = getattr(resolved.options["buffer"], "capacity", 0)
+    step: Step = reference.make_step(
+        *nets,
+        lr=r.optimizer.lr,
+        betas=r.optimizer.betas,
+        lambda_cycle=r.losses.cycle.weight,
+        lambda_identity=r.losses.identity.weight,
+        pool_size=pool,
+    )
+    return step
+
+
+def run(
+    resolved: Resolved,
+    loaded: Loaded,
+    device: torch.device,
+    compare: bool,
+    warmup: int,
+    iters: int,
+    synthetic: bool,
+    console: Any,
+) -> list[Result]:
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    own = Speed.resolve(resolved.recipe.train, device)
+    rows = settings(device, compare) or [(f"recipe ({own.precision}, compile {own.compile})", own)]
+    results = []
+    for name, speed in rows:
+        console.print(f"timing {name} ...")
+        torch.manual_seed(0)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        fmt = speed.memory_format if speed else torch.contiguous_format
+        data = batches(resolved, loaded, device, synthetic, fmt)
+        result = Result(name)
+        try:
+            if speed is None:
+                step = _reference_step(resolved, loaded, device)
+            else:
+                m = build_cyclegan(resolved, loaded.registry, device, speed)
+                quiet = Console(quiet=True)
+                step = _framework_step(m, LossLog(None, quiet, iters + warmup, 0))
+            result.ms, result.data_ms = _time(step, data, device, warmup, iters)
+            if device.type == "cuda":
+                result.peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
+            else:
+                result.peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        except Exception as exc:  # one setting failing (e.g. cudagraphs) must not lose the others
+            result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+            traceback.print_exc()
+        results.append(result)
+        del data
+        gc.collect()
+        torch._dynamo.reset()
+    return results
+
+
+def report(
+    results: list[Result], flops: float, peak_tflops: float, batch: int, header: dict[str, str]
+) -> tuple[list[str], list[list[str]]]:
+    """Column names and rows; ratios are to the reference loop's row when there is one."""
+    reference = next((r.ms for r in results if r.setting.startswith("reference")), float("nan"))
+    columns = [
+        "setting", "ms/it", "it/s", "img/s", "TFLOP/s", "% peak", "x ref", "data ms",
+        "peak MB", f"h for {PAPER_ITERATIONS:,} it",
+    ]  # fmt: skip
+    rows = []
+    for r in results:
+        if r.error:
+            rows.append([r.setting, "failed: " + r.error] + [""] * (len(columns) - 2))
+            continue
+        tflops = flops / (r.ms / 1e3) / 1e12
+        rows.append(
+            [
+                r.setting,
+                f"{r.ms:.2f}",
+                f"{1e3 / r.ms:.1f}",
+                f"{2 * batch * 1e3 / r.ms:.1f}",  # a and b images per iteration
+                f"{tflops:.2f}",
+                f"{100 * tflops / peak_tflops:.1f}",
+                f"{reference / r.ms:.2f}",
+                f"{r.data_ms:.2f}",
+                f"{r.peak_mb:.0f}",
+                f"{PAPER_ITERATIONS * r.ms / 3.6e6:.2f}",
+            ]
+        )
+    return columns, rows

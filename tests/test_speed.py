@@ -1,0 +1,80 @@
+"""Speed switches keep the step correct on CPU: bf16 / fp16 autocast, channels_last, compile."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cgfw.model import CycleGAN, Speed, build_cyclegan
+from cgfw.plugins import Loaded
+from cgfw.recipe import load
+from cgfw.step import cyclegan_step
+
+CPU = torch.device("cpu")
+
+
+def build(loaded: Loaded, recipe: Path, speed: Speed, *overrides: str) -> CycleGAN:
+    torch.manual_seed(0)
+    return build_cyclegan(
+        load(str(recipe), loaded.registry, overrides), loaded.registry, CPU, speed
+    )
+
+
+def batch(memory_format: torch.memory_format = torch.contiguous_format) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return [
+        (torch.rand(2, 3, 32, 32, generator=g) * 2 - 1).to(memory_format=memory_format)
+        for _ in range(2)
+    ]
+
+
+def test_auto_settings_are_off_on_cpu(loaded: Loaded, tiny_recipe: Path) -> None:
+    cfg = load(str(tiny_recipe), loaded.registry).recipe.train
+    assert Speed.resolve(cfg, CPU) == Speed("fp32", False, "off")
+
+
+@pytest.mark.parametrize(
+    ("precision", "dtype"), [("bf16", torch.bfloat16), ("fp16", torch.float16)]
+)
+def test_autocast_runs_networks_in_low_precision_and_keeps_losses_and_pool_fp32(
+    loaded: Loaded, tiny_recipe: Path, precision: str, dtype: torch.dtype
+) -> None:
+    m = build(loaded, tiny_recipe, Speed(precision, False, "off"))
+    seen: list[torch.dtype] = []
+    m.g_ab.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    terms = cyclegan_step(m, *batch())
+    assert set(seen) == {dtype}
+    assert all(t.dtype == torch.float32 and torch.isfinite(t) for t in terms.values())
+    assert {img.dtype for img in m.pool_b.images} == {torch.float32}  # type: ignore[attr-defined]
+    assert m.scaler.is_enabled() == (precision == "fp16")
+    assert all(p.dtype == torch.float32 for p in m.g_ab.parameters())  # master weights stay fp32
+
+
+def test_bf16_step_stays_close_to_fp32(loaded: Loaded, tiny_recipe: Path) -> None:
+    fp32 = cyclegan_step(build(loaded, tiny_recipe, Speed("fp32", False, "off")), *batch())
+    bf16 = cyclegan_step(build(loaded, tiny_recipe, Speed("bf16", False, "off")), *batch())
+    for name in ("cycle_a", "idt_b", "g_ab_gan"):
+        assert bf16[name].item() == pytest.approx(fp32[name].item(), rel=0.05), name
+
+
+def test_channels_last_gives_the_same_step(loaded: Loaded, tiny_recipe: Path) -> None:
+    plain = build(loaded, tiny_recipe, Speed("fp32", False, "off"))
+    last = build(loaded, tiny_recipe, Speed("fp32", True, "off"))
+    conv = next(m for m in last.g_ab.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    a = cyclegan_step(plain, *batch())
+    b = cyclegan_step(last, *batch(torch.channels_last))
+    for name in a:
+        assert b[name].item() == pytest.approx(a[name].item(), rel=1e-4, abs=1e-5), name
+
+
+@pytest.mark.slow
+def test_compiled_networks_match_eager(loaded: Loaded, tiny_recipe: Path) -> None:
+    eager = build(loaded, tiny_recipe, Speed("fp32", False, "off"), "generator.n_blocks=1")
+    compiled = build(loaded, tiny_recipe, Speed("fp32", False, "default"), "generator.n_blocks=1")
+    assert list(compiled.g_ab.state_dict()) == list(eager.g_ab.state_dict())  # no _orig_mod.
+    for _ in range(2):
+        a = cyclegan_step(eager, *batch())
+        b = cyclegan_step(compiled, *batch())
+    for name in a:
+        assert b[name].item() == pytest.approx(a[name].item(), rel=1e-3, abs=1e-4), name
