@@ -270,7 +270,7 @@ def report(
                 f"{2 * batch * 1e3 / r.ms:.1f}",  # a and b images per iteration
                 f"{tflops:.2f}",
                 f"{100 * tflops / peak_tflops:.1f}",
-                f"{reference / r.ms:.2f}",
+                f"{reference / r.ms:.2f}" if reference == reference else "-",  # nan: no reference
                 f"{r.data_ms:.2f}",
                 f"{r.peak_mb:.0f}",
                 f"{PAPER_ITERATIONS * r.ms / 3.6e6:.2f}",

@@ -32,13 +32,14 @@ class ImagePool:
             return images
         out = []
         for image in images.detach():
+            # A copy: the caller's buffer may be reused (CUDA graphs replay into the same memory).
             if len(self.images) < self.capacity:
-                self.images.append(image)
+                self.images.append(image.clone())
                 out.append(image)
             elif torch.rand((), generator=self.generator).item() > 0.5:
                 slot = int(torch.randint(self.capacity, (), generator=self.generator).item())
                 out.append(self.images[slot])
-                self.images[slot] = image
+                self.images[slot] = image.clone()
             else:
                 out.append(image)
         return torch.stack(out)
