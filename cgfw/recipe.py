@@ -107,9 +107,10 @@ class TrainSection(Strict):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="autocast dtype; auto: bf16 on CUDA, fp32 on CPU"
     )
-    channels_last: bool | Literal["auto"] = Field("auto", description="auto: on for CUDA")
-    compile: Literal["auto", "off", "default", "reduce-overhead", "max-autotune"] = Field(
-        "auto", description="torch.compile mode for the networks; auto: default on CUDA, off on CPU"
+    # Off by default: on an H100 at 256 px, batch 1, both made the step slower (docs/benchmarks.md).
+    channels_last: bool = Field(False, description="NHWC memory layout for networks and images")
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(
+        "off", description="torch.compile mode for the networks (reduce-overhead: CUDA graphs)"
     )
     num_workers: int = Field(0, ge=0, description="data-loading worker processes")
     log_every: int = Field(50, ge=1, description="iterations between scalar logs")

@@ -19,6 +19,7 @@ def cyclegan_step(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> dict[str, Tens
     Returns each weighted loss term, detached (call .item() only when logging: it syncs a GPU).
     """
     w = m.weights
+    m.begin_iteration()
 
     with m.autocast():
         # 1. Translate A -> B -> A and B -> A -> B.

@@ -17,8 +17,9 @@ CUDA = torch.device("cuda")
 
 
 def test_auto_settings_on_cuda_train_and_resume(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
-    """bf16 + channels_last + compile (the CUDA defaults) through a whole run and a resume."""
+    """bf16 (the CUDA default), channels_last and compile through a whole run and a resume."""
     args = ["--device", "cuda", "--set", "train.max_iters=6", "--set", "train.checkpoint_every=3"]
+    args += ["--set", "train.channels_last=true", "--set", "train.compile=default"]
     result = cli("run", tiny_recipe, *args)
     assert result.exit_code == 0, result.output
     (run_dir,) = run_dirs(tiny_recipe.parent / "runs")

@@ -28,9 +28,11 @@ def batch(memory_format: torch.memory_format = torch.contiguous_format) -> list[
     ]
 
 
-def test_auto_settings_are_off_on_cpu(loaded: Loaded, tiny_recipe: Path) -> None:
+def test_auto_precision_is_fp32_on_cpu_and_bf16_on_cuda(loaded: Loaded, tiny_recipe: Path) -> None:
     cfg = load(str(tiny_recipe), loaded.registry).recipe.train
     assert Speed.resolve(cfg, CPU) == Speed("fp32", False, "off")
+    if torch.cuda.is_available():
+        assert Speed.resolve(cfg, torch.device("cuda")).precision == "bf16"
 
 
 @pytest.mark.parametrize(
