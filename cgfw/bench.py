@@ -52,12 +52,12 @@ def settings(device: torch.device, compare: bool) -> list[tuple[str, Speed | Non
         ("cgfw fp32", Speed("fp32", False, "off")),
         ("cgfw bf16", Speed("bf16", False, "off")),
         ("cgfw bf16 + channels_last", Speed("bf16", True, "off")),
-        ("cgfw bf16 + channels_last + compile", Speed("bf16", True, "default")),
+        ("cgfw bf16 + compile", Speed("bf16", False, "default")),
     ]
     if device.type == "cuda":
         rows += [
-            ("cgfw fp16 + channels_last + compile", Speed("fp16", True, "default")),
-            ("cgfw bf16 + cl + compile(cudagraphs)", Speed("bf16", True, "reduce-overhead")),
+            ("cgfw fp16", Speed("fp16", False, "off")),
+            ("cgfw bf16 + compile(cudagraphs)", Speed("bf16", False, "reduce-overhead")),
         ]
     return rows
 
@@ -163,14 +163,17 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     for _ in range(3):
         a @ b
     reps = 20 if device.type == "cuda" else 5
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e12
+    best = float("inf")
+    for _ in range(3):  # best of three: a matmul peak is a ceiling, not an average
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 * reps / best / 1e12
 
 
 def _framework_step(m: CycleGAN, log: LossLog) -> Step:
