@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -33,7 +34,7 @@ from cgfw.recipe import (
 from cgfw.registry import KINDS
 from cgfw.runs import new_run_dir
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # long paths stay on one line, copyable
 QUIET = Console(stderr=True, quiet=True)  # for torchrun processes other than the main one
 out = Console(highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -92,6 +93,12 @@ def main() -> None:
     An ablation:   cgfw ablate quickstart --disable identity
     Components:    cgfw components generator
     """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    logger = logging.getLogger("cgfw")
+    if not logger.handlers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
 
 
 @main.command()
@@ -110,6 +117,11 @@ def main() -> None:
 )
 @click.option("--device", help="auto, cpu, cuda or cuda:N (overrides train.device).")
 @click.option("--into", type=click.Path(path_type=Path), hidden=True)  # cgfw ablate --jobs
+@click.option(
+    "--allow-changes",
+    is_flag=True,
+    help="With --resume: accept recipe changes beyond the run's length and logging.",
+)
 @friendly
 def run(
     recipe: str | None,
@@ -118,6 +130,7 @@ def run(
     resume_dir: Path | None,
     device: str | None,
     into: Path | None,
+    allow_changes: bool,
 ) -> None:
     """Train the CycleGAN of RECIPE (a TOML file or a bundled name: `cgfw recipes`)."""
     loaded = _plugins()
@@ -133,7 +146,9 @@ def run(
         resolved = validate(
             apply_overrides(read_toml(saved), overrides), loaded.registry, str(saved)
         )
-        launch(resolved, loaded, resume_dir, console, device, resume=True)
+        launch(
+            resolved, loaded, resume_dir, console, device, resume=True, allow_changes=allow_changes
+        )
         return
     if recipe is None:
         raise CgfwError("give a recipe: a TOML file or a bundled name (`cgfw recipes` lists them)")
@@ -402,3 +417,47 @@ def bench(
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         output.write_text("\n".join(lines) + "\n", encoding="utf-8")
         console.print(f"table written to {output}")
+
+
+@main.group()
+def data() -> None:
+    """Inspect datasets."""
+
+
+@data.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--crop-size", default=256, show_default=True, help="Flag images smaller than this.")
+@friendly
+def data_check(path: Path, crop_size: int) -> None:
+    """Decode every image under PATH (trainA/ trainB/ testA/ testB/, or one folder) and report
+    what training would convert or skip. Exit 0: all usable; 1: some files would be skipped;
+    2: a training folder is missing or has no usable image."""
+    from cgfw.images import images_in, inspect
+
+    if not path.is_dir():
+        raise CgfwError(f"{path}: not a folder")
+    folders = [path / s for s in ("trainA", "trainB", "testA", "testB") if (path / s).is_dir()]
+    required = [path / s for s in ("trainA", "trainB")]
+    missing = [f.name for f in required if f not in folders] if folders else []
+    folders = folders or [path]
+    table = Table("folder", "images", "ok", "converted", "skipped")
+    problems: list[str] = []
+    unusable = [f"{m}/ is missing" for m in missing]
+    skipped_any = False
+    for folder in folders:
+        findings = [inspect(p, crop_size) for p in images_in(folder)]
+        counts = {s: sum(f.status == s for f in findings) for s in ("ok", "converted", "skipped")}
+        table.add_row(folder.name, str(len(findings)), *(str(counts[s]) for s in counts))
+        problems += [f"{f.status}: {f.path} ({f.detail})" for f in findings if f.status != "ok"]
+        skipped_any |= counts["skipped"] > 0
+        if folder in required and len(findings) == counts["skipped"]:
+            unusable.append(f"{folder.name}/ has no usable image")
+    out.print(table)
+    for line in problems:
+        out.print(line, markup=False)
+    if unusable:
+        raise CgfwError(f"{path}: " + "; ".join(unusable))
+    out.print(
+        "every image is usable" if not problems else f"{len(problems)} file(s) need attention"
+    )
+    sys.exit(1 if skipped_any else 0)

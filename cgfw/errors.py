@@ -12,6 +12,12 @@ class CgfwError(Exception):
     exit_code = 2
 
 
+class TrainingStopped(CgfwError):
+    """Training cannot go on (a non-finite loss); the last good checkpoint is kept."""
+
+    exit_code = 3
+
+
 def closest(name: str, known: Iterable[str]) -> str | None:
     """The known name most like `name`, for "did you mean" hints."""
     matches = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)

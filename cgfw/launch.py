@@ -10,7 +10,7 @@ from cgfw import checkpoint
 from cgfw.distributed import Group, device_for
 from cgfw.plugins import Loaded
 from cgfw.recipe import Resolved
-from cgfw.runs import provenance, write_json
+from cgfw.runs import locked, provenance, write_json
 from cgfw.trainer import RunResult, resolve_device, train
 
 
@@ -22,18 +22,33 @@ def launch(
     device_name: str | None = None,
     resume: bool = False,
     group: Group | None = None,
+    allow_changes: bool = False,
 ) -> RunResult:
     group = group or Group()
     device = device_for(group, resolve_device(device_name or resolved.recipe.train.device))
-    latest = checkpoint.latest_in(run_dir / "checkpoints") if resume else None
-    if group.main:
-        if not resume:
+    if not group.main:
+        return train(
+            resolved, loaded, run_dir, device, console, resume_from(run_dir, resume), group
+        )
+    with locked(run_dir):
+        latest = resume_from(run_dir, resume)
+        meta = provenance(device, loaded.plugins) | {"processes": group.world}
+        if resume:
+            count = len(list(run_dir.glob("resume*.json")))
+            write_json(run_dir / f"resume{count + 1 if count else ''}.json", meta)
+        else:
             # Written before any tensor exists, so even a crashed run can be redone exactly.
             (run_dir / "recipe.toml").write_text(resolved.to_toml(), encoding="utf-8")
-        meta = provenance(device, loaded.plugins) | {"processes": group.world}
-        write_json(run_dir / ("resume.json" if resume else "run.json"), meta)
+            write_json(run_dir / "run.json", meta)
         console.print(f"run directory: {run_dir}  (device {device}, {group.world} process(es))")
-    result = train(resolved, loaded, run_dir, device, console, resume=latest, group=group)
-    if group.main:
+        result = train(
+            resolved, loaded, run_dir, device, console, latest, group, allow_changes=allow_changes
+        )
+        if resume:  # the run goes on with the accepted changes (say, a longer schedule)
+            (run_dir / "recipe.toml").write_text(resolved.to_toml(), encoding="utf-8")
         write_json(run_dir / "final_losses.json", result.final_losses)
     return result
+
+
+def resume_from(run_dir: Path, resume: bool) -> Path | None:
+    return checkpoint.latest_in(run_dir / "checkpoints") if resume else None

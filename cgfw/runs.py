@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
 import cgfw
+from cgfw.errors import CgfwError
 from cgfw.plugins import PluginInfo
 
 
 def new_run_dir(parent: Path, name: str) -> Path:
     """parent/NAME-YYYYmmdd-HHMMSS, with a counter if two runs start in the same second."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CgfwError(
+            f"run.output_dir: cannot create '{parent}' ({exc.strerror}); "
+            "choose a writable folder with --set run.output_dir=DIR"
+        ) from None
     for n in range(1, 1000):
         path = parent / (f"{name}-{stamp}" if n == 1 else f"{name}-{stamp}-{n}")
         try:
@@ -27,6 +38,8 @@ def new_run_dir(parent: Path, name: str) -> Path:
             return path
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise CgfwError(f"run.output_dir: cannot create '{path}' ({exc.strerror})") from None
     raise RuntimeError(f"could not create a run directory under {parent}")
 
 
@@ -76,3 +89,27 @@ def provenance(device: torch.device, plugins: list[PluginInfo]) -> dict[str, Any
 
 def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+@contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `run_dir` so two runs cannot write into it at once. The kernel
+    drops the lock when the process dies, even by SIGKILL, so a crash never leaves it stuck."""
+    path = run_dir / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        owner = path.read_text(encoding="utf-8").strip() or "?"
+        raise CgfwError(
+            f"run directory {run_dir} is in use by another cgfw process (pid {owner}); "
+            "wait for it to finish or stop it first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

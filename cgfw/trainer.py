@@ -27,9 +27,10 @@ from torch.utils.data import Dataset
 from torch.utils.tensorboard import SummaryWriter
 
 from cgfw import checkpoint
+from cgfw import resume as resuming
 from cgfw.data import KeyBatches, epoch_keys, iters_per_epoch, train_loader
 from cgfw.distributed import Group
-from cgfw.errors import CgfwError
+from cgfw.errors import CgfwError, TrainingStopped
 from cgfw.model import CycleGAN, Speed, build_cyclegan
 from cgfw.plugins import Loaded
 from cgfw.recipe import Resolved
@@ -105,6 +106,45 @@ def translate_samples(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> Tensor:
     m.g_ab.train()
     m.g_ba.train()
     return sample_grid(rows)
+
+
+def stop_if_nonfinite(terms: dict[str, Tensor], iteration: int, run_dir: Path) -> None:
+    """One host sync per step: a NaN caught here never reaches a checkpoint."""
+    values = torch.stack(list(terms.values()))
+    if bool(torch.isfinite(values).all()):
+        return
+    bad = ", ".join(f"{k} = {v.item()}" for k, v in terms.items() if not torch.isfinite(v))
+    raise TrainingStopped(
+        f"non-finite loss at iteration {iteration}: {bad}. The last good checkpoint is kept in "
+        f"{run_dir / 'checkpoints'} (cgfw run --resume {run_dir}); try a lower optimizer.lr "
+        'or train.precision = "fp32"'
+    )
+
+
+def all_finite(m: CycleGAN) -> bool:
+    params = [p.detach() for net in m.networks().values() for p in net.parameters()]
+    return bool(torch.stack(torch._foreach_norm(params)).isfinite().all())
+
+
+def check_shapes(m: CycleGAN, image: Tensor, resolved: Resolved, loaded: Loaded) -> None:
+    """A plugin network that returns the wrong shape fails here, named, not deep in a loss."""
+    expected = {"generator": tuple(image.shape), "discriminator": None}
+    with torch.no_grad(), m.autocast():
+        for path, net in (("generator", m.g_ab), ("discriminator", m.d_b)):
+            was_training = net.training
+            net.eval()
+            out = net(image)
+            net.train(was_training)
+            want = expected[path]
+            ok = tuple(out.shape) == want if want else (out.dim() == 4 and out.shape[:2] == (1, 1))
+            if not ok:
+                name = resolved.section(path).name
+                plugin = loaded.registry.get(path, name).plugin
+                shape = "the input's shape " + str(want) if want else "(1, 1, h, w) scores"
+                raise CgfwError(
+                    f"{path} '{name}' (plugin '{plugin}') returned shape {tuple(out.shape)} for a "
+                    f"{tuple(image.shape)} image; it must return {shape}"
+                )
 
 
 class _StopRequest:
@@ -193,6 +233,7 @@ def train(
     console: Console,
     resume: Path | None = None,
     group: Group | None = None,
+    allow_changes: bool = False,
 ) -> RunResult:
     recipe = resolved.recipe
     cfg = recipe.train
@@ -213,9 +254,16 @@ def train(
     per_epoch = iters_per_epoch(len(dataset), cfg.batch_size)  # type: ignore[arg-type]
     total = cfg.max_iters or cfg.epochs * per_epoch
     iteration = 0
+    check_shapes(m, samples[0][:1], resolved, loaded)
     if resume is not None:
         state = checkpoint.load(resume, map_location=device)
-        m.load_state_dict(state["model"])
+        for change in resuming.check(state["recipe"], resolved.to_dict(), allow_changes):
+            console.print(f"resuming with a change: {change}")
+        try:
+            m.load_state_dict(state["model"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise CgfwError(f"{resume}: does not fit this recipe's networks ({first})") from None
         iteration = state["iteration"]
         torch.set_rng_state(state["rng"]["torch"])
         if device.type == "cuda" and state["rng"].get("cuda") is not None:
@@ -225,6 +273,11 @@ def train(
     def save_checkpoint() -> None:
         if not group.main:
             return
+        if not all_finite(m):
+            raise TrainingStopped(
+                f"non-finite weights at iteration {iteration}; not checkpointed, so the last "
+                f"good checkpoint in {run_dir / 'checkpoints'} stays"
+            )
         rng = {"torch": torch.get_rng_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
@@ -260,7 +313,9 @@ def train(
                 lr = m.set_epoch(epoch)
             real_a = batch["a"].to(device, non_blocking=True, memory_format=speed.memory_format)
             real_b = batch["b"].to(device, non_blocking=True, memory_format=speed.memory_format)
-            log.add(cyclegan_step(m, real_a, real_b))
+            terms = cyclegan_step(m, real_a, real_b)
+            stop_if_nonfinite(terms, iteration + 1, run_dir)
+            log.add(terms)
             iteration += 1
             if iteration % cfg.log_every == 0 or iteration == total:
                 log.flush(iteration, epoch, lr)

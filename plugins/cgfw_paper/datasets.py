@@ -18,8 +18,8 @@ from torchvision.transforms.functional import pil_to_tensor
 from cgfw.data import item_generator
 from cgfw.errors import CgfwError
 from cgfw.hookspecs import hookimpl
+from cgfw.images import IMAGE_SUFFIXES, BadImage, images_in, log, open_rgb, usable
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 AUTHORS_DATASETS = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 
 
@@ -41,6 +41,11 @@ class Augment(BaseModel):
 
 class FolderOptions(Augment):
     root: str = Field(description="folder holding trainA, trainB (and testA, testB)")
+    cache: bool = Field(
+        False,
+        description="decode every image once, up front, and keep it in memory (uint8); "
+        "horse2zebra's 2,401 training images take about 470 MB",
+    )
 
 
 class EmojiOptions(Augment):
@@ -74,6 +79,7 @@ class Unpaired(Dataset[dict[str, Tensor]]):
 
     def __init__(self, a: list[Any], b: list[Any], opts: Augment, train: bool) -> None:
         self.a, self.b, self.opts, self.train = a, b, opts, train
+        self.bad: set[Any] = set()
 
     def __len__(self) -> int:
         return max(len(self.a), len(self.b))
@@ -81,29 +87,45 @@ class Unpaired(Dataset[dict[str, Tensor]]):
     def load(self, item: Any) -> Image.Image:
         raise NotImplementedError
 
+    def fetch(self, items: list[Any], index: int) -> Image.Image:
+        """items[index], or the next usable one if it turns out to be corrupt (named once)."""
+        for k in range(len(items)):
+            item = items[(index + k) % len(items)]
+            try:
+                return self.load(item)
+            except BadImage as exc:
+                if item not in self.bad:
+                    self.bad.add(item)
+                    log.warning("skipping %s: %s", item, exc)
+        raise CgfwError(f"none of the {len(items)} images around {items[0]} can be decoded")
+
     def __getitem__(self, key: Any) -> dict[str, Tensor]:
         if not self.train:
             return {
-                "a": augment(self.load(self.a[key % len(self.a)]), self.opts, None),
-                "b": augment(self.load(self.b[key % len(self.b)]), self.opts, None),
+                "a": augment(self.fetch(self.a, key % len(self.a)), self.opts, None),
+                "b": augment(self.fetch(self.b, key % len(self.b)), self.opts, None),
             }
         index, seed = key
         g = item_generator(seed)
         partner = int(torch.randint(len(self.b), (), generator=g))
         return {
-            "a": augment(self.load(self.a[index % len(self.a)]), self.opts, g),
-            "b": augment(self.load(self.b[partner]), self.opts, g),
+            "a": augment(self.fetch(self.a, index % len(self.a)), self.opts, g),
+            "b": augment(self.fetch(self.b, partner), self.opts, g),
         }
 
 
 class FolderDataset(Unpaired):
+    def __init__(self, a: list[Any], b: list[Any], opts: Augment, train: bool, cache: bool) -> None:
+        super().__init__(a, b, opts, train)
+        # Filled before worker processes fork, so they share it instead of each decoding again.
+        self.cache: dict[Path, Image.Image] = {}
+        if cache:
+            for path in [*a, *b]:
+                self.cache[path] = self.fetch([path], 0)
+
     def load(self, item: Any) -> Image.Image:
-        with Image.open(item) as image:
-            return image.convert("RGB")
-
-
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        cached = self.cache.get(item)
+        return cached if cached is not None else open_rgb(item)
 
 
 def folder(opts: FolderOptions, split: str) -> FolderDataset:
@@ -122,13 +144,14 @@ def folder(opts: FolderOptions, split: str) -> FolderDataset:
         sub = root / f"{split}{side}"
         if not sub.is_dir():
             raise CgfwError(f"data.root: '{root}' has no {split}{side}/ folder of images")
-        images = _images(sub)
+        images = usable(images_in(sub), str(sub))
         if not images:
             raise CgfwError(
-                f"data.root: '{sub}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                f"data.root: '{sub}' holds no usable images "
+                f"({', '.join(sorted(IMAGE_SUFFIXES))}); `cgfw data check {root}` says why"
             )
         found.append(images)
-    return FolderDataset(found[0], found[1], opts, train=split == "train")
+    return FolderDataset(found[0], found[1], opts, train=split == "train", cache=opts.cache)
 
 
 @cache

@@ -1,4 +1,5 @@
 import torch
+
 from cgfw_paper.buffers import ImagePool, NoBuffer, PoolOptions
 
 

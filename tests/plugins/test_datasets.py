@@ -2,10 +2,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from cgfw_paper.datasets import EmojiOptions, FolderOptions, emoji, folder
 
 from cgfw.data import epoch_keys
 from cgfw.errors import CgfwError
+from cgfw_paper.datasets import EmojiOptions, FolderOptions, emoji, folder
 from tests.conftest import make_folder_dataset
 
 
@@ -15,6 +15,16 @@ def test_folder_epoch_is_the_larger_domain_and_items_are_cropped(folder_dataset:
     item = ds[(4, 123)]
     assert item["a"].shape == item["b"].shape == (3, 32, 32)
     assert item["a"].min() >= -1 and item["a"].max() <= 1
+
+
+def test_folder_cache_decodes_once_and_gives_the_same_items(folder_dataset: Path) -> None:
+    opts = dict(root=str(folder_dataset), load_size=48, crop_size=32)
+    cached = folder(FolderOptions(**opts, cache=True), "train")
+    plain = folder(FolderOptions(**opts), "train")
+    assert len(cached.cache) == 3 + 5 and not plain.cache
+    for key in [(0, 1), (2, 7), (4, 99)]:
+        assert torch.equal(cached[key]["a"], plain[key]["a"])
+        assert torch.equal(cached[key]["b"], plain[key]["b"])
 
 
 def test_folder_items_are_a_function_of_their_key(folder_dataset: Path) -> None:

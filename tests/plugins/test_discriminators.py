@@ -1,7 +1,7 @@
 import torch
-from cgfw_paper.discriminators import PatchOptions, PixelOptions, patchgan, pixel
 
 from cgfw.model import count_parameters
+from cgfw_paper.discriminators import PatchOptions, PixelOptions, patchgan, pixel
 
 
 def test_patchgan_parameter_count_matches_the_paper() -> None:

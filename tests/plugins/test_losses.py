@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+
 from cgfw_paper.losses import BCELoss, LabelOptions, LSGANLoss, hinge, l1
 
 SCORES = torch.tensor([0.5, -1.0, 2.0])

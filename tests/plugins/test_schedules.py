@@ -1,4 +1,5 @@
 import pytest
+
 from cgfw_paper.schedules import (
     CosineOptions,
     LinearDecayOptions,

@@ -1,0 +1,279 @@
+"""The fault suite: real kills, real corrupt files, full disks; nothing already saved is damaged."""
+
+import errno
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cgfw import checkpoint, runs
+from cgfw.errors import CgfwError
+from tests.conftest import run_dirs, state_equal
+
+NAN_LOSS = """
+    import cgfw, torch
+    import torch.nn.functional as F
+    from pydantic import BaseModel, ConfigDict
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        after: int = 24
+
+    class NanAfter:
+        def __init__(self, opts):
+            self.opts, self.calls = opts, 0
+
+        def __call__(self, scores, real, for_discriminator=False):
+            self.calls += 1
+            loss = F.mse_loss(scores, torch.full_like(scores, float(real)))
+            return loss * float("nan") if self.calls > self.opts.after else loss
+
+    @cgfw.hookimpl
+    def register_gan_losses(register):
+        register("nan_after", NanAfter, Options, "LSGAN that turns NaN after some calls")
+"""
+
+SHRINKING_GENERATOR = """
+    import cgfw
+    from torch import nn
+
+    @cgfw.hookimpl
+    def register_generators(register):
+        register("shrink", lambda opts: nn.Conv2d(3, 3, 3), None, "loses a pixel at each border")
+"""
+
+
+def start(recipe: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "cgfw", "run", str(recipe), *args]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def wait_for_checkpoint(runs_dir: Path, at_least: int, proc: subprocess.Popen[str]) -> Path:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        for run_dir in run_dirs(runs_dir) if runs_dir.exists() else []:
+            latest = run_dir / "checkpoints" / "latest.pt"
+            if latest.exists():
+                try:
+                    if checkpoint.load(latest)["iteration"] >= at_least:
+                        return run_dir
+                except CgfwError:  # caught mid-rename; try again
+                    pass
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint appeared")
+
+
+def scalars(run_dir: Path, tag: str) -> dict[int, float]:
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {e.step: e.value for e in events.Scalars(tag)}
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(
+    tiny_recipe: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    common = [
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "train.checkpoint_every=10",
+        "--set",
+        "train.image_every=1000",
+    ]
+    straight = tiny_recipe.parent / "straight"
+    done = cli(
+        "run",
+        tiny_recipe,
+        *common,
+        "--set",
+        "train.max_iters=60",
+        "--set",
+        f"run.output_dir={straight}",
+    )
+    assert done.exit_code == 0, done.output
+
+    killed_runs = tiny_recipe.parent / "killed"
+    proc = start(
+        tiny_recipe,
+        *common,
+        "--set",
+        "train.max_iters=100000",
+        "--set",
+        f"run.output_dir={killed_runs}",
+    )
+    run_dir = wait_for_checkpoint(killed_runs, 30, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    saved = checkpoint.load(checkpoint.latest_in(run_dir / "checkpoints"))
+    assert saved["iteration"] % 10 == 0 and saved["iteration"] >= 30  # at most one interval lost
+    assert saved["iteration"] < 60, "the kill came too late to test a resume"
+
+    resumed = cli("run", "--resume", run_dir, "--set", "train.max_iters=60")
+    assert resumed.exit_code == 0, resumed.output
+    (reference,) = run_dirs(straight)
+    a = checkpoint.load(reference / "checkpoints" / "latest.pt")
+    b = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
+    for net in ("g_ab", "g_ba", "d_a", "d_b"):
+        assert state_equal(a["model"]["networks"][net], b["model"]["networks"][net]), net
+    expected, got = scalars(reference, "loss/g_total"), scalars(run_dir, "loss/g_total")
+    after = [s for s in expected if s > saved["iteration"]]
+    assert after and all(got[s] == expected[s] for s in after)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_sigint_finish_the_step_checkpoint_and_say_how_to_resume(
+    tiny_recipe: Path, sig: int, code: int
+) -> None:
+    runs_dir = tiny_recipe.parent / "runs"
+    proc = start(
+        tiny_recipe, "--set", "train.max_iters=100000", "--set", "train.checkpoint_every=5"
+    )
+    run_dir = wait_for_checkpoint(runs_dir, 5, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert f"cgfw run --resume {run_dir}" in err
+    state = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
+    assert state["iteration"] >= 5
+
+
+def test_nonfinite_loss_stops_naming_term_and_iteration_and_keeps_the_checkpoint(
+    tiny_recipe: Path,
+    cli,
+    fake_distribution,  # type: ignore[no-untyped-def]
+) -> None:
+    fake_distribution("cgfw-nan", NAN_LOSS)
+    result = cli(
+        "run",
+        tiny_recipe,
+        "--set",
+        'losses.gan={name="nan_after", after=24}',
+        "--set",
+        "train.max_iters=10",
+    )
+    assert result.exit_code == 3
+    assert "non-finite loss at iteration 5: g_ab_gan = nan" in result.output
+    (run_dir,) = run_dirs(tiny_recipe.parent / "runs")
+    state = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
+    assert state["iteration"] == 4
+    assert all(torch.isfinite(w).all() for w in state["model"]["networks"]["g_ab"].values())
+
+
+def test_full_disk_leaves_the_previous_checkpoint_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint.save(tmp_path, {"iteration": 1})
+    before = (tmp_path / "latest.pt").read_bytes()
+
+    def full(obj: object, f: object) -> None:
+        f.write(b"partial")  # type: ignore[attr-defined]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.torch, "save", full)
+    with pytest.raises(
+        CgfwError, match="No space left on device; the previous checkpoint is untouched"
+    ):
+        checkpoint.save(tmp_path, {"iteration": 2})
+    assert (tmp_path / "latest.pt").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pt"]
+
+
+def test_unwritable_output_dir_is_one_clear_error(tiny_recipe: Path, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = cli("run", tiny_recipe, "--set", f"run.output_dir={blocker}/runs")
+    assert result.exit_code == 2 and "run.output_dir: cannot create" in result.output
+
+
+def test_a_run_directory_in_use_is_refused(tiny_recipe: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("run", tiny_recipe, "--set", "train.max_iters=2").exit_code == 0
+    (run_dir,) = run_dirs(tiny_recipe.parent / "runs")
+    before = (run_dir / "checkpoints" / "latest.pt").read_bytes()
+    with runs.locked(run_dir):
+        result = cli("run", "--resume", run_dir, "--set", "train.max_iters=4")
+    assert result.exit_code == 2 and f"run directory {run_dir} is in use" in result.output
+    assert (run_dir / "checkpoints" / "latest.pt").read_bytes() == before
+
+
+def test_resume_refuses_a_changed_architecture_and_shows_the_diff(tiny_recipe: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("run", tiny_recipe, "--set", "train.max_iters=2").exit_code == 0
+    (run_dir,) = run_dirs(tiny_recipe.parent / "runs")
+    before = (run_dir / "checkpoints" / "latest.pt").read_bytes()
+    result = cli(
+        "run", "--resume", run_dir, "--set", "generator.n_blocks=3", "--set", "data.crop_size=24"
+    )
+    assert result.exit_code == 2
+    assert (
+        "generator.n_blocks: 2 -> 3" in result.output
+        and "data.crop_size: 32 -> 24" in result.output
+    )
+    forced = cli("run", "--resume", run_dir, "--set", "generator.n_blocks=3", "--allow-changes")
+    assert forced.exit_code == 2 and "does not fit this recipe's networks" in forced.output
+    assert (run_dir / "checkpoints" / "latest.pt").read_bytes() == before
+    longer = cli("run", "--resume", run_dir, "--set", "train.max_iters=3")
+    assert longer.exit_code == 0 and "train.max_iters: 4 -> 3" not in longer.output
+
+
+def test_broken_checkpoints_are_clear_errors(tmp_path: Path) -> None:
+    checkpoint.save(tmp_path, {"iteration": 1, "weights": torch.ones(1000)})
+    data = (tmp_path / "latest.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CgfwError, match=r"truncated\.pt: not a readable cgfw checkpoint"):
+        checkpoint.load(tmp_path / "truncated.pt")
+    torch.save({"format": checkpoint.FORMAT + 1}, tmp_path / "newer.pt")
+    with pytest.raises(CgfwError, match=r"newer than this cgfw reads.*upgrade cgfw"):
+        checkpoint.load(tmp_path / "newer.pt")
+    torch.save({"weights": torch.ones(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(CgfwError, match="not a cgfw checkpoint"):
+        checkpoint.load(tmp_path / "foreign.pt")
+
+
+class Payload:
+    """Unpickling this would run a shell command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_pickle_is_refused_and_its_code_never_runs(
+    tmp_path: Path, tiny_recipe: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    with open(evil, "wb") as f:
+        pickle.dump({"format": 1, "iteration": 0, "x": Payload(marker)}, f)
+    with pytest.raises(CgfwError, match="not a readable cgfw checkpoint"):
+        checkpoint.load(evil)
+    assert cli("run", tiny_recipe, "--set", "train.max_iters=2").exit_code == 0
+    (run_dir,) = run_dirs(tiny_recipe.parent / "runs")
+    (run_dir / "checkpoints" / "latest.pt").write_bytes(evil.read_bytes())
+    result = cli("run", "--resume", run_dir)
+    assert result.exit_code == 2 and "not a readable cgfw checkpoint" in result.output
+    assert not marker.exists()
+
+
+def test_a_plugin_network_with_the_wrong_shape_is_named(
+    tiny_recipe: Path, cli, fake_distribution
+) -> None:  # type: ignore[no-untyped-def]
+    fake_distribution("cgfw-shrink", SHRINKING_GENERATOR)
+    result = cli("run", tiny_recipe, "--set", 'generator={name="shrink"}')
+    assert result.exit_code == 2
+    assert (
+        "generator 'shrink' (plugin 'cgfw-shrink') returned shape (1, 3, 30, 30)" in result.output
+    )
