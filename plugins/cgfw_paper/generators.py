@@ -44,10 +44,12 @@ class ResnetBlock(nn.Module):
         if dropout:
             layers.append(nn.Dropout(0.5))
         layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), norm_layer(norm, dim)]
-        self.block = nn.Sequential(*layers)
+        self.conv_block = nn.Sequential(
+            *layers
+        )  # the authors' name, so their weights load as they are
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.block(x)
+        return x + self.conv_block(x)
 
 
 def _upsample(c_in: int, c_out: int, transposed: bool, bias: bool) -> nn.Module:
