@@ -5,19 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 import cgfw
 from cgfw import ablate as ablation
 from cgfw import distributed
+from cgfw.console import QUIET, console, friendly, out
 from cgfw.errors import CgfwError, did_you_mean
 from cgfw.launch import launch
 from cgfw.model import build_network, count_parameters
@@ -34,28 +31,7 @@ from cgfw.recipe import (
 from cgfw.registry import KINDS
 from cgfw.runs import new_run_dir
 
-console = Console(stderr=True, soft_wrap=True)  # long paths stay on one line, copyable
-QUIET = Console(stderr=True, quiet=True)  # for torchrun processes other than the main one
-out = Console(highlight=False, soft_wrap=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
 SET_HELP = "Override a recipe key, e.g. --set generator.n_blocks=6 (TOML value; repeatable)."
-
-
-def friendly(fn: F) -> F:
-    """User mistakes become one red line and exit code 2, never a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CgfwError as exc:
-            console.print(
-                f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True
-            )
-            sys.exit(exc.exit_code)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _plugins() -> Loaded:

@@ -1,0 +1,1 @@
+"""Commands beyond training: each module defines click commands that cgfw.cli registers."""
