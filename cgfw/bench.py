@@ -23,11 +23,12 @@ from torch.utils.flop_counter import FlopCounterMode
 import cgfw
 from cgfw.data import KeyBatches, train_loader
 from cgfw.errors import CgfwError
+from cgfw.graphs import GraphedStep
 from cgfw.model import CycleGAN, Speed, build_cyclegan, build_network
 from cgfw.plugins import Loaded
 from cgfw.recipe import Resolved
 from cgfw.step import cyclegan_step
-from cgfw.trainer import LossLog, build_dataset
+from cgfw.trainer import LossLog, build_dataset, stop_if_nonfinite
 
 PAPER_ITERATIONS = 266_800  # horse2zebra, 200 epochs of 1,334 iterations
 
@@ -58,6 +59,9 @@ def settings(device: torch.device, compare: bool) -> list[tuple[str, Speed | Non
         rows += [
             ("cgfw fp16", Speed("fp16", False, "off")),
             ("cgfw bf16 + compile(cudagraphs)", Speed("bf16", False, "reduce-overhead")),
+            ("cgfw fp32 + cuda_graph", Speed("fp32", False, "off", cuda_graph=True)),
+            ("cgfw bf16 + cuda_graph", Speed("bf16", False, "off", cuda_graph=True)),
+            ("cgfw bf16 + channels_last + cuda_graph", Speed("bf16", True, "off", True)),
         ]
     return rows
 
@@ -178,9 +182,12 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
 
 def _framework_step(m: CycleGAN, log: LossLog) -> Step:
     """What the trainer does per iteration besides fetching data: the step and loss bookkeeping."""
+    one_step = GraphedStep(m, cyclegan_step) if m.speed.cuda_graph else cyclegan_step
 
     def step(real_a: Tensor, real_b: Tensor) -> None:
-        log.add(cyclegan_step(m, real_a, real_b))
+        terms = one_step(m, real_a, real_b)
+        stop_if_nonfinite(terms, 0, Path("."))  # the trainer's per-step check, sync included
+        log.add(terms)
 
     return step
 
@@ -213,11 +220,18 @@ def run(
     iters: int,
     synthetic: bool,
     console: Any,
+    only: list[str] | None = None,
 ) -> list[Result]:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     own = Speed.resolve(resolved.recipe.train, device)
     rows = settings(device, compare) or [(f"recipe ({own.precision}, compile {own.compile})", own)]
+    if only:
+        unknown = sorted(set(only) - {name for name, _ in rows})
+        if unknown:
+            known = ", ".join(name for name, _ in rows)
+            raise CgfwError(f"--only: unknown setting(s) {unknown}; known: {known}")
+        rows = [(name, speed) for name, speed in rows if name in only]
     results = []
     for name, speed in rows:
         console.print(f"timing {name} ...")

@@ -327,6 +327,11 @@ def components(kind: str | None) -> None:
     help="Also time the eager fp32 reference loop and each speed setting.",
 )
 @click.option(
+    "--only",
+    metavar="NAME,NAME",
+    help="With --compare: time only these settings (names as in the table).",
+)
+@click.option(
     "--synthetic",
     is_flag=True,
     help="Random tensors already on the device instead of the recipe's data.",
@@ -344,6 +349,7 @@ def bench(
     iters: int,
     warmup: int,
     compare: bool,
+    only: str | None,
     synthetic: bool,
     overrides: tuple[str, ...],
     device: str | None,
@@ -364,7 +370,10 @@ def bench(
     flops = benchmark.count_flops(resolved, loaded, dev, data)
     del data
     peak = benchmark.matmul_peak(dev, torch.bfloat16 if dev.type == "cuda" else torch.float32)
-    results = benchmark.run(resolved, loaded, dev, compare, warmup, iters, synthetic, console)
+    names = [n.strip() for n in only.split(",")] if only else None
+    results = benchmark.run(
+        resolved, loaded, dev, compare, warmup, iters, synthetic, console, only=names
+    )
     cfg = resolved.recipe.train
     size = getattr(resolved.options["data"], "crop_size", "?")
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "CPU"

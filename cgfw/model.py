@@ -46,6 +46,7 @@ class Speed:
     precision: str  # fp32 | bf16 | fp16
     channels_last: bool
     compile: str  # off | default | reduce-overhead | max-autotune
+    cuda_graph: bool = False
 
     @staticmethod
     def resolve(cfg: TrainSection, device: torch.device) -> Speed:
@@ -53,7 +54,7 @@ class Speed:
         precision = cfg.precision
         if precision == "auto":
             precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
-        return Speed(precision, cfg.channels_last, cfg.compile)
+        return Speed(precision, cfg.channels_last, cfg.compile, cfg.cuda_graph)
 
     @property
     def dtype(self) -> torch.dtype | None:
@@ -98,7 +99,10 @@ class CycleGAN:
         dtype = self.speed.dtype
         if dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
+        # A CUDA graph must not keep autocast's cached weight casts from capture time.
+        return torch.autocast(
+            self.device.type, dtype=dtype, cache_enabled=not self.speed.cuda_graph
+        )
 
     def optimizer_step(self, loss: Tensor, opt: torch.optim.Optimizer) -> None:
         """Backward, average gradients across processes, step (loss-scaled under fp16)."""
@@ -114,7 +118,10 @@ class CycleGAN:
         lr = self.base_lr * self.lr_factor(epoch)
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
-                group["lr"] = lr
+                if isinstance(group["lr"], Tensor):
+                    group["lr"].fill_(lr)  # in place: a captured CUDA graph reads this memory
+                else:
+                    group["lr"] = lr
         return lr
 
     def state_dict(self) -> dict[str, Any]:
@@ -199,6 +206,9 @@ def build_cyclegan(
     adam: dict[str, Any] = {"lr": r.optimizer.lr, "betas": r.optimizer.betas}
     if device.type == "cuda":
         adam["fused"] = True  # one kernel per step instead of several per parameter
+    if speed.cuda_graph:
+        # Step counts and the learning rate live on the GPU, so a replayed graph sees updates.
+        adam |= {"capturable": True, "lr": torch.tensor(r.optimizer.lr, device=device)}
     opt_g = torch.optim.Adam([*g_ab.parameters(), *g_ba.parameters()], **adam)
     opt_d = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], **adam)
     return CycleGAN(

@@ -112,6 +112,9 @@ class TrainSection(Strict):
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(
         "off", description="torch.compile mode for the networks (reduce-overhead: CUDA graphs)"
     )
+    cuda_graph: bool = Field(
+        False, description="capture the whole iteration as one CUDA graph (CUDA, fp32/bf16)"
+    )
     num_workers: int = Field(0, ge=0, description="data-loading worker processes")
     log_every: int = Field(50, ge=1, description="iterations between scalar logs")
     image_every: int = Field(1000, ge=1, description="iterations between sample grids")

@@ -31,6 +31,7 @@ from cgfw import resume as resuming
 from cgfw.data import KeyBatches, epoch_keys, iters_per_epoch, train_loader
 from cgfw.distributed import Group
 from cgfw.errors import CgfwError, TrainingStopped
+from cgfw.graphs import GraphedStep
 from cgfw.model import CycleGAN, Speed, build_cyclegan
 from cgfw.plugins import Loaded
 from cgfw.recipe import Resolved
@@ -197,7 +198,8 @@ class LossLog:
 
     def add(self, terms: dict[str, Tensor]) -> None:
         for name, value in terms.items():  # stays on the device: no sync per step
-            self.sums[name] = self.sums[name] + value if name in self.sums else value
+            # A copy first: a CUDA graph's outputs are overwritten by its next replay.
+            self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
         self.window += 1
 
     def flush(self, iteration: int, epoch: int, lr: float) -> None:
@@ -301,6 +303,7 @@ def train(
         world=group.world,
     )
     loader = train_loader(dataset, sampler, cfg.num_workers, pin_memory=device.type == "cuda")
+    step = GraphedStep(m, cyclegan_step) if speed.cuda_graph else cyclegan_step
     writer = SummaryWriter(log_dir=str(run_dir)) if group.main else None
     log = LossLog(writer, console, total, iteration)
     epoch, lr = 0, 0.0
@@ -313,7 +316,7 @@ def train(
                 lr = m.set_epoch(epoch)
             real_a = batch["a"].to(device, non_blocking=True, memory_format=speed.memory_format)
             real_b = batch["b"].to(device, non_blocking=True, memory_format=speed.memory_format)
-            terms = cyclegan_step(m, real_a, real_b)
+            terms = step(m, real_a, real_b)
             stop_if_nonfinite(terms, iteration + 1, run_dir)
             log.add(terms)
             iteration += 1

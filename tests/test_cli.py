@@ -83,8 +83,9 @@ def test_paper_recipe_trains_two_256px_iterations_on_any_folder(
     (run_dir,) = run_dirs(tmp_path / "runs")
     state = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
     assert state["iteration"] == 2
-    assert len(state["model"]["buffers"]["b"]["images"]) == 2  # the pool filled, one fake per step
-    assert state["model"]["buffers"]["b"]["images"][0].shape == (3, 256, 256)
+    pool = state["model"]["buffers"]["b"]
+    assert int(pool["count"]) == 2  # the pool filled, one fake per step
+    assert pool["images"].shape == (50, 3, 256, 256)
 
 
 def test_missing_paper_data_says_how_to_get_it(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

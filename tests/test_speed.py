@@ -47,7 +47,7 @@ def test_autocast_runs_networks_in_low_precision_and_keeps_losses_and_pool_fp32(
     terms = cyclegan_step(m, *batch())
     assert set(seen) == {dtype}
     assert all(t.dtype == torch.float32 and torch.isfinite(t) for t in terms.values())
-    assert {img.dtype for img in m.pool_b.images} == {torch.float32}  # type: ignore[attr-defined]
+    assert m.pool_b.stored().dtype == torch.float32  # type: ignore[attr-defined]
     assert m.scaler.is_enabled() == (precision == "fp16")
     assert all(p.dtype == torch.float32 for p in m.g_ab.parameters())  # master weights stay fp32
 
@@ -80,3 +80,8 @@ def test_compiled_networks_match_eager(loaded: Loaded, tiny_recipe: Path) -> Non
         b = cyclegan_step(compiled, *batch())
     for name in a:
         assert b[name].item() == pytest.approx(a[name].item(), rel=1e-3, abs=1e-4), name
+
+
+def test_cuda_graph_without_cuda_is_one_clear_error(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("run", tiny_recipe, "--device", "cpu", "--set", "train.cuda_graph=true")
+    assert result.exit_code == 2 and "train.cuda_graph needs a CUDA device" in result.output
