@@ -74,4 +74,7 @@ def train_loader(
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
         prefetch_factor=4 if num_workers > 0 else None,
+        # Its own generator: creating the iterator would otherwise draw from the global one and
+        # shift the pools' draws after a resume (items are seeded by their keys anyway).
+        generator=torch.Generator().manual_seed(0),
     )

@@ -134,13 +134,21 @@ def check_shapes(m: CycleGAN, image: Tensor, resolved: Resolved, loaded: Loaded)
         for path, net in (("generator", m.g_ab), ("discriminator", m.d_b)):
             was_training = net.training
             net.eval()
-            out = net(image)
+            name = resolved.section(path).name
+            plugin = loaded.registry.get(path, name).plugin
+            try:
+                out = net(image)
+            except CgfwError:
+                raise
+            except Exception as exc:
+                raise CgfwError(
+                    f"{path} '{name}' (plugin '{plugin}') failed on a {tuple(image.shape)} image: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
             net.train(was_training)
             want = expected[path]
             ok = tuple(out.shape) == want if want else (out.dim() == 4 and out.shape[:2] == (1, 1))
             if not ok:
-                name = resolved.section(path).name
-                plugin = loaded.registry.get(path, name).plugin
                 shape = "the input's shape " + str(want) if want else "(1, 1, h, w) scores"
                 raise CgfwError(
                     f"{path} '{name}' (plugin '{plugin}') returned shape {tuple(out.shape)} for a "
