@@ -1,0 +1,91 @@
+"""cgfw-unet: pix2pix's U-Net generators for cgfw, a third-party plugin.
+
+Installed, it adds the generators ``unet_128`` and ``unet_256`` (the authors' ``--netG
+unet_128`` / ``unet_256``) and the ablation ``unet_skips`` (``cgfw ablate --disable
+unet_skips``). cgfw finds this module through the entry point ``unet`` in the ``cgfw`` group
+(see pyproject.toml) and calls the two ``register_*`` hooks below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+import cgfw
+from cgfw_unet.networks import UnetGenerator, UnetSizeError, UnetSkipConnectionBlock
+
+__version__ = "0.1.0"
+__all__ = [
+    "UnetGenerator",
+    "UnetOptions",
+    "UnetSizeError",
+    "UnetSkipConnectionBlock",
+    "unet_128",
+    "unet_256",
+]
+
+# The hooks' `register(name, factory, options=None, summary="")`.
+Register = Callable[..., None]
+
+
+class UnetOptions(BaseModel):
+    """Options of ``[generator]`` for unet_128 / unet_256; cgfw validates the recipe section
+    against this model before anything is built."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelled option is an error, not ignored
+    ngf: int = Field(64, ge=1, description="filters in the outermost conv (8 * ngf innermost)")
+    norm: Literal["instance", "batch"] = Field(
+        "instance", description="instance: the authors' CycleGAN default; batch: pix2pix's"
+    )
+    dropout: bool = Field(
+        False, description="dropout 0.5 in the inner 8 * ngf levels (pix2pix: on; CycleGAN: off)"
+    )
+    skips: bool = Field(True, description="skip connections; false makes pix2pix's encoder-decoder")
+
+
+def _unet(num_downs: int, name: str, opts: UnetOptions) -> UnetGenerator:
+    return UnetGenerator(num_downs, opts.ngf, opts.norm, opts.dropout, opts.skips, name=name)
+
+
+def unet_128(opts: UnetOptions) -> UnetGenerator:
+    """7 downsamplings: a 1x1 bottleneck at 128 px; sizes must be multiples of 128."""
+    return _unet(7, "unet_128", opts)
+
+
+def unet_256(opts: UnetOptions) -> UnetGenerator:
+    """8 downsamplings: a 1x1 bottleneck at 256 px; sizes must be multiples of 256."""
+    return _unet(8, "unet_256", opts)
+
+
+def no_skips(_options: Any) -> dict[str, Any]:
+    """The ablation's recipe edit: keep the generator, sever its skip connections."""
+    return {"generator.skips": False}
+
+
+@cgfw.hookimpl
+def register_generators(register: Register) -> None:
+    register(
+        "unet_128",
+        unet_128,
+        UnetOptions,
+        "pix2pix's U-Net, 7 downsamplings: images of 128 px (multiples of 128)",
+    )
+    register(
+        "unet_256",
+        unet_256,
+        UnetOptions,
+        "pix2pix's U-Net, 8 downsamplings: images of 256 px (multiples of 256)",
+    )
+
+
+@cgfw.hookimpl
+def register_ablations(register: Register) -> None:
+    register(
+        "unet_skips",
+        no_skips,
+        None,
+        "U-Net without its skip connections (generator.skips = false): pix2pix's "
+        "encoder-decoder; for recipes whose generator is unet_128 or unet_256",
+    )

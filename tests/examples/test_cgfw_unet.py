@@ -1,0 +1,137 @@
+"""examples/cgfw-unet, installed for real (pip, offline, into a temporary directory) and used the
+way a third-party plugin is: found through its entry point, listed, trained with and ablated."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from click.testing import Result
+
+from cgfw.plugins import load_plugins
+from tests.conftest import run_dirs
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cgfw-unet"
+UNET_128 = ["--set", 'generator={name="unet_128", ngf=4}']
+AT_128 = ["--set", "data.load_size=128", "--set", "data.crop_size=128"]
+SHORT = ["--set", "train.max_iters=2", "--set", "train.batch_size=1"]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pip install` of a copy of the example (so no build/ or egg-info lands in the tree) into a
+    target directory: no network, no build isolation, the venv left alone."""
+    pytest.importorskip("setuptools", reason="the example builds with setuptools")
+    root = tmp_path_factory.mktemp("cgfw-unet")
+    source = root / "src"
+    shutil.copytree(
+        EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
+    target = root / "site"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "--disable-pip-version-check",
+        "--target",
+        str(target),
+        str(source),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return target
+
+
+@pytest.fixture
+def on_path(installed: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The installed example importable and its entry point visible, for one test only."""
+    monkeypatch.syspath_prepend(str(installed))
+    importlib.invalidate_caches()
+    yield installed
+    for name in [m for m in sys.modules if m == "cgfw_unet" or m.startswith("cgfw_unet.")]:
+        del sys.modules[name]
+
+
+def test_installed_plugin_is_listed_with_what_it_provides(on_path: Path) -> None:
+    info = {p.name: p for p in load_plugins().plugins}["unet"]
+    assert (info.distribution, info.version, info.status) == ("cgfw-unet", "0.1.0", "ok")
+    assert info.target == "cgfw_unet"
+    assert info.provides == {"generator": ["unet_128", "unet_256"], "ablation": ["unet_skips"]}
+    assert (on_path / "cgfw_unet" / "py.typed").is_file()  # typed for the plugin's own users
+
+
+@pytest.mark.parametrize(("name", "size"), [("unet_128", 128), ("unet_256", 256)])
+def test_generators_keep_the_shape_at_their_size(on_path: Path, name: str, size: int) -> None:
+    component = load_plugins().registry.get("generator", name)
+    for options in ({"ngf": 4}, {"ngf": 4, "norm": "batch", "dropout": True, "skips": False}):
+        net = component.build(options)
+        x = torch.rand(2, 3, size, size) * 2 - 1
+        with torch.no_grad():
+            y = net(x)
+        assert y.shape == x.shape and y.abs().max() <= 1
+    with pytest.raises(ValueError, match=rf"'{name}' .* divisible by {size} .* got 96x96"):
+        net(torch.zeros(1, 3, 96, 96))
+
+
+def test_the_authors_architecture_and_parameter_counts(on_path: Path) -> None:
+    """Counted by hand from the authors' UnetGenerator (see the README); their unet_256 with
+    batch norm prints "Total number of parameters : 54.414 M"."""
+    from cgfw_unet import UnetOptions, unet_128, unet_256
+
+    def count(factory: Callable[[UnetOptions], torch.nn.Module], **options: Any) -> int:
+        with torch.device("meta"):  # no memory, no init: the count alone
+            return sum(p.numel() for p in factory(UnetOptions(**options)).parameters())
+
+    assert count(unet_256, norm="batch") == 54_413_955
+    assert count(unet_256) == 54_409_603  # instance norm: conv biases instead of affine norms
+    assert count(unet_128, norm="batch") == 41_828_995
+    assert count(unet_128) == 41_825_667
+    with torch.device("meta"):
+        net = unet_256(UnetOptions(dropout=True))
+    # The authors' attribute names, so their state dicts load as they are.
+    assert next(iter(net.state_dict())) == "model.model.0.weight"
+    assert sum(isinstance(m, torch.nn.Dropout) for m in net.modules()) == 8 - 5
+
+
+def test_a_recipe_trains_with_the_plugin(
+    on_path: Path, tiny_recipe: Path, cli: Callable[..., Result]
+) -> None:
+    result = cli("run", tiny_recipe, *UNET_128, *AT_128, *SHORT)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = run_dirs(tiny_recipe.parent / "runs")
+    assert 'name = "unet_128"' in (run_dir / "recipe.toml").read_text()
+    plugins = json.loads((run_dir / "run.json").read_text())["plugins"]
+    assert plugins["unet"]["version"] == "0.1.0"
+
+
+def test_a_size_the_unet_cannot_take_is_one_clear_error(
+    on_path: Path, tiny_recipe: Path, cli: Callable[..., Result]
+) -> None:
+    result = cli("run", tiny_recipe, "--set", 'generator={name="unet_256", ngf=4}', *SHORT)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "divisible by 256" in result.output and "data.crop_size" in result.output
+
+
+def test_ablation_severs_the_skip_connections(
+    on_path: Path, tiny_recipe: Path, cli: Callable[..., Result]
+) -> None:
+    result = cli("ablate", tiny_recipe, "--disable", "unet_skips", *UNET_128, *AT_128, *SHORT)
+    assert result.exit_code == 0, result.output
+    (parent,) = run_dirs(tiny_recipe.parent / "runs")
+    assert [p.name for p in run_dirs(parent)] == ["base", "no-unet_skips"]
+    assert "skips = false" in (parent / "no-unet_skips" / "recipe.toml").read_text()
+    table = json.loads((parent / "ablation.json").read_text())
+    assert all(table[label]["g_total"] > 0 for label in ("base", "no-unet_skips"))
