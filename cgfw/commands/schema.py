@@ -1,0 +1,157 @@
+"""`cgfw recipe schema` and `cgfw recipe validate`: a JSON Schema of recipes for editors and other
+tools, and a check of a recipe file without training.
+
+The schema is built from the same pydantic models that validate recipes (cgfw.recipe.Recipe) and
+from every registered component's options model, so it lists whatever the installed plugins
+provide. Each component section becomes a oneOf over its kind's components, told apart by the
+`name` const and carrying the section's engine keys (such as `weight`) beside the options.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from pydantic import BaseModel
+
+from cgfw.console import friendly, out
+from cgfw.plugins import load_plugins
+from cgfw.recipe import COMPONENT_SECTIONS, Recipe, load
+from cgfw.registry import Component, Registry
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+DEFS = "#/$defs/"
+SET_HELP = "Override a recipe key, e.g. --set generator.n_blocks=6 (TOML value; repeatable)."
+
+
+def _section_model(path: str) -> type[BaseModel]:
+    """The pydantic model of a dotted section path, e.g. losses.gan -> GanLossSection."""
+    model: type[BaseModel] = Recipe
+    for part in path.split("."):
+        annotation = model.model_fields[part].annotation
+        assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        model = annotation
+    return model
+
+
+def _options_schema(component: Component, defs: dict[str, Any]) -> dict[str, Any]:
+    """The component's options schema; its nested definitions move to the top-level `$defs`
+    under a prefix, as two plugins may both name a model `Options`."""
+    prefix = f"{component.kind}.{component.name}."
+    try:
+        schema = component.options.model_json_schema(ref_template=DEFS + prefix + "{model}")
+    except Exception as exc:  # a plugin option type with no JSON form (a callable, say)
+        return {"description": f"options not expressible as JSON Schema ({exc})"}
+    for name, definition in schema.pop("$defs", {}).items():
+        defs[prefix + name] = definition
+    return schema
+
+
+def _branch(
+    component: Component,
+    engine: dict[str, Any],
+    is_default: bool,
+    defs: dict[str, Any],
+) -> dict[str, Any]:
+    options = _options_schema(component, defs)
+    name: dict[str, Any] = {"const": component.name}
+    if component.summary:
+        name["description"] = component.summary
+    if is_default:
+        name["default"] = component.name
+    branch: dict[str, Any] = {
+        "title": f"{component.kind} '{component.name}' (plugin {component.plugin})",
+        "type": "object",
+        # Engine keys last: the engine reads them from the section, never the component.
+        "properties": {"name": name, **options.get("properties", {}), **engine},
+    }
+    # Without `name` the section picks its default component; every other one must be named.
+    required = ([] if is_default else ["name"]) + list(options.get("required", []))
+    if required:
+        branch["required"] = required
+    # Only components that forbid unknown keys get additionalProperties false: a model with
+    # pydantic's default (ignore) really does accept and drop them.
+    if "additionalProperties" in options:
+        branch["additionalProperties"] = options["additionalProperties"]
+    return branch
+
+
+def section_schema(
+    path: str, registry: Registry, defs: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """A section's schema, and whether the section must appear in a recipe (its default
+    component needs options, or no default is installed)."""
+    kind, engine_keys = COMPONENT_SECTIONS[path]
+    model = _section_model(path)
+    model_schema = model.model_json_schema(ref_template=DEFS + "{model}")
+    engine = {k: model_schema["properties"][k] for k in engine_keys}
+    default = model.model_fields["name"].default
+    names = registry.names(kind)
+    if not names:
+        return {"not": {}, "description": f"no {kind} component is installed"}, True
+    branches = [_branch(registry.get(kind, n), engine, n == default, defs) for n in names]
+    default_branch = next((b for n, b in zip(names, branches, strict=True) if n == default), None)
+    required = default_branch is None or bool(default_branch.get("required"))
+    description = f"a {kind}: `name` picks one of {', '.join(names)}"
+    if default_branch is not None:
+        description += f" (default {default})"
+    return {"description": description, "type": "object", "oneOf": branches}, required
+
+
+def recipe_schema(registry: Registry) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a recipe with the registry's components."""
+    schema = Recipe.model_json_schema(ref_template=DEFS + "{model}")
+    defs: dict[str, Any] = schema.setdefault("$defs", {})
+    for path in COMPONENT_SECTIONS:
+        section, required = section_schema(path, registry, defs)
+        parts = path.split(".")
+        node = schema
+        for part in parts[:-1]:
+            if required and part not in node.setdefault("required", []):
+                node["required"].append(part)
+            node = defs[node["properties"][part]["$ref"].removeprefix(DEFS)]
+        if required and parts[-1] not in node.setdefault("required", []):
+            node["required"].append(parts[-1])
+        node["properties"][parts[-1]] = section
+    for node in (schema, *defs.values()):
+        if node.get("required") == []:
+            del node["required"]
+    # The plain section models (DataSection, ...) were replaced above; drop the orphans.
+    text = json.dumps(schema)
+    for name in list(defs):
+        if f'"{DEFS}{name}"' not in text:
+            del defs[name]
+    return {
+        "$schema": DIALECT,
+        **{k: v for k, v in schema.items() if k != "title"},
+        "title": "cgfw recipe",
+        "description": "A cgfw recipe (TOML), with the components installed when generated.",
+    }
+
+
+@click.command("schema")
+@click.option("--indent", default=2, show_default=True, help="JSON indentation (0: one line).")
+@friendly
+def schema_cmd(indent: int) -> None:
+    """Print the JSON Schema of recipes, with every installed component's options.
+
+    \b
+    Editors that read JSON Schema for TOML (Taplo, Even Better TOML) check recipes as you type:
+      cgfw recipe schema > recipe.schema.json
+    and begin a recipe with the line  #:schema ./recipe.schema.json
+    """
+    schema = recipe_schema(load_plugins().registry)
+    # Plain text, not rich: brackets in descriptions are not markup and nothing may wrap.
+    click.echo(json.dumps(schema, indent=indent or None))
+
+
+@click.command("validate")
+@click.argument("recipe")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@friendly
+def validate_cmd(recipe: str, overrides: tuple[str, ...]) -> None:
+    """Check RECIPE (a TOML file or a bundled name) and its overrides without training: exit 0
+    and print ok, or name every problem and exit 2."""
+    load(recipe, load_plugins().registry, overrides)
+    out.print("ok")
