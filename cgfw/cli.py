@@ -14,6 +14,11 @@ from rich.table import Table
 import cgfw
 from cgfw import ablate as ablation
 from cgfw import distributed
+from cgfw.commands.data import download_cmd
+from cgfw.commands.export import export
+from cgfw.commands.schema import schema_cmd, validate_cmd
+from cgfw.commands.translate import translate
+from cgfw.commands.weights import import_weights_cmd
 from cgfw.console import QUIET, console, friendly, out
 from cgfw.errors import CgfwError, did_you_mean
 from cgfw.launch import launch
@@ -247,7 +252,7 @@ def recipes() -> None:
 
 @main.group()
 def recipe() -> None:
-    """Inspect recipes."""
+    """Show, validate and describe recipes (JSON Schema)."""
 
 
 @recipe.command("show")
@@ -406,7 +411,7 @@ def bench(
 
 @main.group()
 def data() -> None:
-    """Inspect datasets."""
+    """Check and download datasets."""
 
 
 @data.command("check")
@@ -446,3 +451,12 @@ def data_check(path: Path, crop_size: int) -> None:
         "every image is usable" if not problems else f"{len(problems)} file(s) need attention"
     )
     sys.exit(1 if skipped_any else 0)
+
+
+# Commands beyond training live in cgfw.commands, one module each.
+main.add_command(translate)
+main.add_command(export)
+main.add_command(import_weights_cmd)
+data.add_command(download_cmd)
+recipe.add_command(schema_cmd)
+recipe.add_command(validate_cmd)

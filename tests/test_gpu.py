@@ -81,7 +81,7 @@ def test_cuda_graph_run_end_to_end_and_resume(cli, tiny_recipe: Path) -> None:  
     args = ["--device", "cuda", "--set", "train.cuda_graph=true", "--set", "train.max_iters=12"]
     assert cli("run", tiny_recipe, *args, "--set", "train.checkpoint_every=6").exit_code == 0
     (run_dir,) = run_dirs(tiny_recipe.parent / "runs")
-    result = cli("run", "--resume", run_dir, "--set", "train.max_iters=20")
+    result = cli("run", "--resume", run_dir, "--device", "cuda", "--set", "train.max_iters=20")
     assert result.exit_code == 0, result.output
     state = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
     assert state["iteration"] == 20
