@@ -13,27 +13,38 @@ import torch
 from torch import Tensor
 
 from cgfw.errors import CgfwError
-from cgfw.model import CycleGAN
+from cgfw.model import CycleGAN, Speed
 
 Step = Callable[[CycleGAN, Tensor, Tensor], dict[str, Tensor]]
 WARMUP = 3  # eager iterations before capture: cuDNN and autograd set themselves up
 
 
-def check_graphable(m: CycleGAN) -> None:
-    if m.device.type != "cuda":
-        raise CgfwError("train.cuda_graph needs a CUDA device; set it to false on CPU")
-    if m.speed.precision == "fp16":
-        raise CgfwError(
-            "train.cuda_graph does not work with fp16 (its loss scaler syncs); use bf16"
+def obstacle(speed: Speed, device: torch.device, world: int, buffer: object) -> str | None:
+    """Why this run cannot be replayed as a CUDA graph, or None. `buffer` is the buffer
+    component's factory or an instance: it must declare graph_safe = True."""
+    if device.type != "cuda":
+        return "needs a CUDA device"
+    if speed.precision == "fp16":
+        return "does not work with fp16 (its loss scaler syncs with the host); use bf16"
+    if speed.channels_last:
+        return "fails to capture channels_last convolutions (cuDNN, H100, torch 2.11)"
+    if speed.compile != "off":
+        return 'is not combined with torch.compile; set train.compile = "off"'
+    if world > 1:
+        return "is not supported with several processes yet"
+    if not getattr(buffer, "graph_safe", False):
+        name = getattr(buffer, "__name__", type(buffer).__name__)
+        return (
+            f"needs a buffer that declares graph_safe = True ({name} may make host-side "
+            "random choices that a graph would freeze)"
         )
-    if m.group.world > 1:
-        raise CgfwError("train.cuda_graph is not supported with several processes yet")
-    for pool in (m.pool_a, m.pool_b):
-        if not getattr(pool, "graph_safe", False):
-            raise CgfwError(
-                f"buffer {type(pool).__name__} does not declare graph_safe = True (it may make "
-                "host-side random choices a graph would freeze); set train.cuda_graph = false"
-            )
+    return None
+
+
+def check_graphable(m: CycleGAN) -> None:
+    reason = obstacle(m.speed, m.device, m.group.world, m.pool_a)
+    if reason:
+        raise CgfwError(f"train.cuda_graph {reason}; set train.cuda_graph = false")
 
 
 class GraphedStep:

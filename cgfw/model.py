@@ -54,7 +54,8 @@ class Speed:
         precision = cfg.precision
         if precision == "auto":
             precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
-        return Speed(precision, cfg.channels_last, cfg.compile, cfg.cuda_graph)
+        graph = cuda if cfg.cuda_graph == "auto" else bool(cfg.cuda_graph)
+        return Speed(precision, cfg.channels_last, cfg.compile, graph)
 
     @property
     def dtype(self) -> torch.dtype | None:

@@ -112,8 +112,10 @@ class TrainSection(Strict):
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(
         "off", description="torch.compile mode for the networks (reduce-overhead: CUDA graphs)"
     )
-    cuda_graph: bool = Field(
-        False, description="capture the whole iteration as one CUDA graph (CUDA, fp32/bf16)"
+    cuda_graph: bool | Literal["auto"] = Field(
+        "auto",
+        description="replay each iteration as one captured CUDA graph; auto: on for CUDA when "
+        "the run allows it (fp32/bf16, one process, no channels_last or compile)",
     )
     num_workers: int = Field(0, ge=0, description="data-loading worker processes")
     log_every: int = Field(50, ge=1, description="iterations between scalar logs")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from cgfw import resume as resuming
 from cgfw.data import KeyBatches, epoch_keys, iters_per_epoch, train_loader
 from cgfw.distributed import Group
 from cgfw.errors import CgfwError, TrainingStopped
-from cgfw.graphs import GraphedStep
+from cgfw.graphs import GraphedStep, obstacle
 from cgfw.model import CycleGAN, Speed, build_cyclegan
 from cgfw.plugins import Loaded
 from cgfw.recipe import Resolved
@@ -253,6 +254,13 @@ def train(
             f"train.batch_size {cfg.batch_size} must be divisible by the {group.world} processes"
         )
     speed = Speed.resolve(cfg, device)
+    if speed.cuda_graph:
+        buffer = loaded.registry.get("buffer", recipe.buffer.name).factory
+        reason = obstacle(speed, device, group.world, buffer)
+        if reason and cfg.cuda_graph is True:
+            raise CgfwError(f"train.cuda_graph {reason}; set train.cuda_graph = false")
+        if reason:  # "auto": quietly the eager step
+            speed = dataclasses.replace(speed, cuda_graph=False)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest conv kernels
     torch.manual_seed(recipe.run.seed)  # the same initial weights in every process

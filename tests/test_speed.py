@@ -85,3 +85,5 @@ def test_compiled_networks_match_eager(loaded: Loaded, tiny_recipe: Path) -> Non
 def test_cuda_graph_without_cuda_is_one_clear_error(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
     result = cli("run", tiny_recipe, "--device", "cpu", "--set", "train.cuda_graph=true")
     assert result.exit_code == 2 and "train.cuda_graph needs a CUDA device" in result.output
+    auto = cli("run", tiny_recipe, "--device", "cpu", "--set", "train.max_iters=1")
+    assert auto.exit_code == 0  # auto: eager on a CPU
