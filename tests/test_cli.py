@@ -1,6 +1,9 @@
 """End to end through the command line, on tiny models."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,15 @@ def test_ablate_jobs_runs_variants_in_parallel_processes(cli, tiny_recipe: Path)
     assert all(table[label]["g_total"] > 0 for label in table)
     assert 'name = "none"' in (parent / "no-pool" / "recipe.toml").read_text()
     assert (parent / "no-pool" / "log.txt").is_file()
+
+
+def test_shell_completion_and_version_list_plugins() -> None:
+    cgfw = str(Path(sys.executable).parent / "cgfw")  # the console script pip installed
+    env = {**os.environ, "_CGFW_COMPLETE": "bash_source"}
+    script = subprocess.run([cgfw], env=env, capture_output=True, text=True, timeout=60)
+    assert script.returncode == 0 and "_cgfw_completion" in script.stdout
+    version = subprocess.run([cgfw, "--version"], capture_output=True, text=True, timeout=60)
+    assert (
+        version.stdout.startswith("cgfw 0.1.0")
+        and "plugin paper-generators (cgfw 0.1.0) ok" in version.stdout
+    )

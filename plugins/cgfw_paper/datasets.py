@@ -133,11 +133,10 @@ def folder(opts: FolderOptions, split: str) -> FolderDataset:
     if not root.is_dir():
         name = root.name or "horse2zebra"
         raise CgfwError(
-            f"data.root: dataset folder '{root}' not found. Get one of the authors' datasets "
-            f"with: mkdir -p {root.parent} && curl -L -o {root}.zip "
-            f"{AUTHORS_DATASETS}/{name}.zip && unzip -q {root}.zip -d {root.parent} "
-            f"(or point data.root at a folder with {split}A/ and {split}B/ of images: "
-            f"--set data.root=DIR)"
+            f"data.root: dataset folder '{root}' not found. Get the authors' dataset with "
+            f"`cgfw data download {name} --root {root.parent}` (it fetches "
+            f"{AUTHORS_DATASETS}/{name}.zip), or point data.root at a folder with "
+            f"{split}A/ and {split}B/ of images: --set data.root=DIR"
         )
     found = []
     for side in ("A", "B"):
