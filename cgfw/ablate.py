@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import torch
 from rich.console import Console
 
 from cgfw.errors import CgfwError
-from cgfw.recipe import Resolved, get_dotted, set_dotted
+from cgfw.recipe import Resolved, get_dotted, parse_value, set_dotted
 from cgfw.registry import Registry
 
 
@@ -29,16 +30,21 @@ class Variant:
 
 def _parse_vary(text: str) -> tuple[str, list[Any]]:
     key, sep, raw = text.partition("=")
-    values = [v.strip() for v in raw.split(",") if v.strip()]
+    try:  # V1,V2 as a TOML array keeps lists and tables whole: betas=[0.9,0.99],[0.5,0.999]
+        values: list[Any] = tomllib.loads(f"v = [{raw}]")["v"]
+    except tomllib.TOMLDecodeError:  # unquoted words: losses.gan.name=lsgan,bce
+        values = [parse_value(v) for v in raw.split(",") if v.strip()]
     if not sep or not key.strip() or not values:
         raise CgfwError(f"--vary {text!r}: expected KEY=V1,V2 e.g. --vary generator.n_blocks=6,9")
-    parsed = []
-    for v in values:
-        try:
-            parsed.append(tomllib.loads(f"v = {v}")["v"])
-        except tomllib.TOMLDecodeError:
-            parsed.append(v)
-    return key.strip(), parsed
+    return key.strip(), values
+
+
+def _label(key: str, value: Any) -> str:
+    """A directory name for a variant: no path separators or spaces."""
+    text = (
+        f"{key}={value}" if not isinstance(value, dict) else f"{key}={value.get('name', 'table')}"
+    )
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", text).strip("_")
 
 
 def plan(
@@ -66,7 +72,11 @@ def plan(
                 continue
             data = copy.deepcopy(base)
             set_dotted(data, key, value)
-            variants.append(Variant(f"{key}={value}", data))
+            variants.append(Variant(_label(key, value), data))
+    labels = [v.label for v in variants]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise CgfwError(f"variants repeat: {', '.join(repeated)}; give each value once")
     if len(variants) == 1:
         raise CgfwError("nothing to compare: give --disable NAME or --vary KEY=V1,V2")
     return variants

@@ -14,8 +14,9 @@ MAX_RATIO = 200  # deflate rarely beats 10:1 on images; bombs reach 1000:1
 
 
 def safe_extract(archive: Path, target: Path, max_total_bytes: int = MAX_TOTAL_BYTES) -> list[Path]:
-    """Extract `archive` into `target` after checking every member; nothing is written if any
-    member is refused."""
+    """Extract `archive` into `target` after checking every member's name, type and size; nothing
+    is written if one is refused. A member that turns out larger than it declares, or damaged,
+    stops extraction part-way: extract into a staging folder and move it when this returns."""
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -65,8 +66,11 @@ def safe_extract(archive: Path, target: Path, max_total_bytes: int = MAX_TOTAL_B
             destination.parent.mkdir(parents=True, exist_ok=True)
             try:
                 copy_member(zf, info, destination, archive)
-            except zipfile.BadZipFile as exc:
-                raise CgfwError(f"{archive}: damaged member '{info.filename}' ({exc})") from None
+            except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as exc:
+                # damaged data, encrypted members, compression methods Python lacks
+                raise CgfwError(
+                    f"{archive}: damaged or unsupported member '{info.filename}' ({exc})"
+                ) from None
             written.append(destination)
     return written
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,8 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
         raise CgfwError(f"checkpoint not found: {path}") from None
     except Exception as exc:
         raise CgfwError(
-            f"{path}: not a readable cgfw checkpoint ({type(exc).__name__}: {exc})"
+            f"{path}: not a readable cgfw checkpoint ({refusal_reason(exc)}); give a run "
+            "directory or its checkpoints/latest.pt"
         ) from None
     if not isinstance(state, dict) or "format" not in state:
         raise CgfwError(f"{path}: not a cgfw checkpoint (no format field)")
@@ -66,6 +68,15 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
             f"({FORMAT}); upgrade cgfw"
         )
     return state
+
+
+def refusal_reason(exc: Exception) -> str:
+    """The line of torch's long load error that says what is wrong (its advice to load with
+    weights_only=False is exactly what must not be done with a file of unknown origin)."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines()]
+    reason = next((line for line in lines if "Unsupported" in line), None)
+    reason = reason or next((line for line in lines if line), type(exc).__name__)
+    return reason.removeprefix("WeightsUnpickler error: ").split(". Please")[0].rstrip(".")
 
 
 def latest_in(directory: Path) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from cgfw.commands.schema import schema_cmd, validate_cmd
 from cgfw.commands.translate import translate
 from cgfw.commands.weights import import_weights_cmd
 from cgfw.console import QUIET, console, friendly, out
-from cgfw.errors import CgfwError, did_you_mean
+from cgfw.errors import CgfwError, TrainingStopped, did_you_mean
 from cgfw.launch import launch
 from cgfw.model import build_network, count_parameters
 from cgfw.plugins import Loaded, load_plugins
@@ -127,9 +128,7 @@ def run(
         resolved = validate(
             apply_overrides(read_toml(saved), overrides), loaded.registry, str(saved)
         )
-        launch(
-            resolved, loaded, resume_dir, console, device, resume=True, allow_changes=allow_changes
-        )
+        _train(resolved, loaded, device, resume_dir, allow_changes)
         return
     if recipe is None:
         raise CgfwError("give a recipe: a TOML file or a bundled name (`cgfw recipes` lists them)")
@@ -138,7 +137,7 @@ def run(
         launch(resolved, loaded, into, console, device)
         return
     if not dry_run:
-        _train_new(resolved, loaded, device)
+        _train(resolved, loaded, device)
         return
     out.print(resolved.to_toml())
     for path, names in (("generator", ("g_ab", "g_ba")), ("discriminator", ("d_a", "d_b"))):
@@ -149,17 +148,41 @@ def run(
             )
 
 
-def _train_new(resolved: Resolved, loaded: Loaded, device: str | None) -> None:
-    """One run; under torchrun every process joins, the main one names the directory."""
+def _train(
+    resolved: Resolved,
+    loaded: Loaded,
+    device: str | None,
+    resume_dir: Path | None = None,
+    allow_changes: bool = False,
+) -> None:
+    """A new run, or a resumed one; under torchrun every process joins and the main one names
+    the directory. A new run that fails before its first checkpoint leaves no directory behind."""
     r = resolved.recipe
     group = distributed.setup(device or r.train.device)
+    new = resume_dir is None
+    run_dir = resume_dir
     try:
-        run_dir = group.share(
-            new_run_dir(Path(r.run.output_dir), r.run.name) if group.main else None
-        )
+        if new:
+            run_dir = group.share(
+                new_run_dir(Path(r.run.output_dir), r.run.name) if group.main else None
+            )
+        assert run_dir is not None
         result = launch(
-            resolved, loaded, run_dir, console if group.main else QUIET, device, group=group
+            resolved,
+            loaded,
+            run_dir,
+            console if group.main else QUIET,
+            device,
+            resume=not new,
+            group=group,
+            allow_changes=allow_changes,
         )
+    except CgfwError as exc:
+        created = new and group.main and run_dir is not None  # only what this command made
+        untrained = created and not (run_dir / "checkpoints").exists()  # type: ignore[operator]
+        if untrained and not isinstance(exc, TrainingStopped):
+            shutil.rmtree(run_dir, ignore_errors=True)  # type: ignore[arg-type]
+        raise
     finally:
         group.close()
     if group.main:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+from torchvision.transforms.functional import pil_to_tensor
 
 log = logging.getLogger("cgfw.data")
 
@@ -35,14 +37,16 @@ class Finding:
 
 
 def _check_header(path: Path) -> Image.Image:
-    if path.stat().st_size == 0:
-        raise BadImage("empty file")
     try:
+        if path.stat().st_size == 0:
+            raise BadImage("empty file")
         image = Image.open(path)
     except UnidentifiedImageError:
         raise BadImage("not an image that Pillow can read") from None
     except Image.DecompressionBombError as exc:
         raise BadImage(f"over Pillow's pixel limit ({exc})") from None
+    except OSError as exc:  # unreadable: permissions, a vanished file, an I/O error
+        raise BadImage(f"cannot be read ({exc.strerror or exc})") from None
     width, height = image.size
     if width * height > MAX_PIXELS:
         image.close()
@@ -110,6 +114,11 @@ def inspect(path: Path, crop_size: int) -> Finding:
     if min(image.size) < crop_size:
         notes.append(f"{image.width}x{image.height} upscaled (smaller than crop {crop_size})")
     return Finding(path, "converted" if notes else "ok", "; ".join(notes))
+
+
+def to_tensor(image: Image.Image) -> Tensor:
+    """RGB image -> (3, H, W) float in [-1, 1], the generators' range."""
+    return pil_to_tensor(image).float().div(127.5).sub(1.0)
 
 
 def images_in(folder: Path) -> list[Path]:

@@ -27,9 +27,8 @@ def launch(
     group = group or Group()
     device = device_for(group, resolve_device(device_name or resolved.recipe.train.device))
     if not group.main:
-        return train(
-            resolved, loaded, run_dir, device, console, resume_from(run_dir, resume), group
-        )
+        latest = resume_from(run_dir, resume)
+        return train(resolved, loaded, run_dir, device, console, latest, group, allow_changes)
     with locked(run_dir):
         latest = resume_from(run_dir, resume)
         meta = provenance(device, loaded.plugins) | {"processes": group.world}

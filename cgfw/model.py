@@ -136,12 +136,34 @@ class CycleGAN:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key, net in self.networks().items():
             net.load_state_dict(state["networks"][key])
-        self.opt_g.load_state_dict(state["optimizers"]["g"])
-        self.opt_d.load_state_dict(state["optimizers"]["d"])
+        _load_optimizer(self.opt_g, state["optimizers"]["g"])
+        _load_optimizer(self.opt_d, state["optimizers"]["d"])
         self.pool_a.load_state_dict(state["buffers"]["a"])
         self.pool_b.load_state_dict(state["buffers"]["b"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """Load moments and step counts, but keep how this run steps (fused, capturable, a learning
+    rate in a GPU tensor): a run saved on a CPU may be resumed on a GPU with CUDA graphs."""
+    how: list[dict[str, Any]] = [
+        {k: g[k] for k in ("fused", "capturable", "foreach", "lr") if k in g}
+        for g in opt.param_groups
+    ]
+    opt.load_state_dict(saved)
+    for group, current in zip(opt.param_groups, how, strict=True):
+        lr = float(group["lr"])
+        group.update(current)
+        if isinstance(current.get("lr"), Tensor):
+            current["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
+        if group.get("capturable") or group.get("fused"):
+            for p in group["params"]:  # their step counts must live beside the parameters
+                step = opt.state.get(p, {}).get("step")
+                if isinstance(step, Tensor):
+                    opt.state[p]["step"] = step.to(p.device, torch.float32)
 
 
 def count_parameters(net: nn.Module) -> int:

@@ -188,11 +188,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise CgfwError(
             f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. --set generator.n_blocks=6"
         )
+    return [p.strip() for p in parts], parse_value(raw)
+
+
+def parse_value(raw: str) -> Any:
+    """A command-line value read as TOML, else kept as a plain string (data.root=/tmp/h2z)."""
     try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        return tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
-        value = raw.strip()  # unquoted strings such as paths: data.root=/tmp/h2z
-    return [p.strip() for p in parts], value
+        return raw.strip()
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:

@@ -22,6 +22,7 @@ SAFE = (
     "train.precision",
     "train.channels_last",
     "train.compile",
+    "train.cuda_graph",
     "schedule.",  # e.g. a longer decay
 )
 

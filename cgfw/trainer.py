@@ -110,11 +110,17 @@ def translate_samples(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> Tensor:
     return sample_grid(rows)
 
 
-def stop_if_nonfinite(terms: dict[str, Tensor], iteration: int, run_dir: Path) -> None:
-    """One host sync per step: a NaN caught here never reaches a checkpoint."""
+def stop_if_nonfinite(
+    terms: dict[str, Tensor], iteration: int, run_dir: Path, group: Group | None = None
+) -> None:
+    """One host sync per step: a NaN caught here never reaches a checkpoint. With several
+    processes all of them stop together (one alone would leave the others waiting)."""
     values = torch.stack(list(terms.values()))
-    if bool(torch.isfinite(values).all()):
+    finite = bool(torch.isfinite(values).all())
+    if not (group or Group()).any(not finite):
         return
+    if finite:
+        raise TrainingStopped(f"another process met a non-finite loss at iteration {iteration}")
     bad = ", ".join(f"{k} = {v.item()}" for k, v in terms.items() if not torch.isfinite(v))
     raise TrainingStopped(
         f"non-finite loss at iteration {iteration}: {bad}. The last good checkpoint is kept in "
@@ -283,19 +289,25 @@ def train(
             first = str(exc).strip().splitlines()[0]
             raise CgfwError(f"{resume}: does not fit this recipe's networks ({first})") from None
         iteration = state["iteration"]
-        torch.set_rng_state(state["rng"]["torch"])
+        if iteration >= total:
+            raise CgfwError(
+                f"{resume}: the run is already at iteration {iteration} of {total}; "
+                f"raise train.max_iters or train.epochs to train further"
+            )
+        # Random states are CPU byte tensors, whatever device the checkpoint was mapped to.
+        torch.set_rng_state(state["rng"]["torch"].cpu())
         if device.type == "cuda" and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), device)
         console.print(f"resumed from {resume} at iteration {iteration}")
 
     def save_checkpoint() -> None:
-        if not group.main:
-            return
-        if not all_finite(m):
+        if not all_finite(m):  # on every process: they hold the same weights and stop together
             raise TrainingStopped(
                 f"non-finite weights at iteration {iteration}; not checkpointed, so the last "
                 f"good checkpoint in {run_dir / 'checkpoints'} stays"
             )
+        if not group.main:
+            return
         rng = {"torch": torch.get_rng_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
@@ -333,7 +345,7 @@ def train(
             real_a = batch["a"].to(device, non_blocking=True, memory_format=speed.memory_format)
             real_b = batch["b"].to(device, non_blocking=True, memory_format=speed.memory_format)
             terms = step(m, real_a, real_b)
-            stop_if_nonfinite(terms, iteration + 1, run_dir)
+            stop_if_nonfinite(terms, iteration + 1, run_dir, group)
             log.add(terms)
             iteration += 1
             if iteration % cfg.log_every == 0 or iteration == total:

@@ -48,6 +48,9 @@ def test_tiny_run_leaves_recipe_events_checkpoint_and_samples(cli, tiny_recipe: 
 
 def test_resume_continues_bit_identically(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
     runs = tiny_recipe.parent / "runs"
+    tiny_recipe.write_text(
+        tiny_recipe.read_text() + "\n[buffer]\ncapacity = 2\n"
+    )  # fills, then swaps
     assert cli("run", tiny_recipe, "--set", "train.max_iters=6").exit_code == 0
     (straight,) = run_dirs(runs)
     assert (
@@ -102,6 +105,8 @@ def test_missing_paper_data_says_how_to_get_it(cli, tmp_path: Path) -> None:  # 
     )
     assert result.exit_code == 2
     assert "horse2zebra.zip" in result.output and "Traceback" not in result.output
+    assert "cgfw data download horse2zebra" in result.output
+    assert not list((tmp_path / "runs").iterdir())  # the failed run leaves no directory
 
 
 @pytest.mark.parametrize(
@@ -167,3 +172,16 @@ def test_shell_completion_and_version_list_plugins() -> None:
         version.stdout.startswith("cgfw 0.1.0")
         and "plugin paper-generators (cgfw 0.1.0) ok" in version.stdout
     )
+
+
+def test_ablate_refuses_repeated_variants_and_names_dirs_safely(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("ablate", tiny_recipe, "--vary", "run.seed=1,1")
+    assert result.exit_code == 2 and "variants repeat: run.seed=1" in result.output
+    assert not (tiny_recipe.parent / "runs").exists()  # refused before anything ran
+    betas, description = "optimizer.betas=[0.9,0.99]", "run.description=a/b"
+    args = ["--vary", betas, "--vary", description, "--set", "train.max_iters=1"]
+    result = cli("ablate", tiny_recipe, *args)
+    assert result.exit_code == 0, result.output
+    (parent,) = run_dirs(tiny_recipe.parent / "runs")
+    labels = [p.name for p in run_dirs(parent)]
+    assert labels == ["base", "optimizer.betas=_0.9_0.99", "run.description=a_b"]

@@ -116,3 +116,25 @@ def test_cli_reports_recipe_errors_with_exit_2_and_no_traceback(tmp_path: Path, 
     assert "Traceback" not in result.output
     result = cli("recipe", "show", "quickstart", "--set", "oops")
     assert result.exit_code == 2 and "expected KEY=VALUE" in result.output
+
+
+def test_recipes_are_data_names_are_looked_up_never_imported(
+    tmp_path: Path, loaded: Loaded
+) -> None:
+    marker = tmp_path / "ran"
+    spec = write(tmp_path, "[data]\nname = 'emoji'\n[generator]\nname = 'os:system'\n")
+    with pytest.raises(CgfwError, match="unknown generator 'os:system'"):
+        load(spec, loaded.registry)
+    r = load(
+        str(tiny_path(tmp_path)),
+        loaded.registry,
+        [f"run.name=__import__('os').system('touch {marker}')"],
+    )
+    assert r.recipe.run.name.startswith("__import__")  # kept as a plain string
+    assert not marker.exists()
+
+
+def tiny_path(tmp_path: Path) -> Path:
+    path = tmp_path / "plain.toml"
+    path.write_text("[data]\nname = 'emoji'\n", encoding="utf-8")
+    return path

@@ -89,3 +89,32 @@ def test_discriminators_see_pooled_fakes(loaded, tiny_recipe) -> None:  # type: 
     m.pool_b.query = lambda images: seen.append(images) or query(images)  # type: ignore[method-assign]
     cyclegan_step(m, *batch())
     assert len(seen) == 1 and not seen[0].requires_grad
+
+
+def test_discriminators_are_frozen_while_the_generators_step(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    m = tiny(loaded, tiny_recipe)  # GAN loss on: the discriminators are part of the G loss
+    seen = {}
+    g_step = m.opt_g.step
+
+    def watched_step(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen["d_grads"] = [p.grad for net in (m.d_a, m.d_b) for p in net.parameters()]
+        seen["d_frozen"] = not any(p.requires_grad for p in m.d_a.parameters())
+        seen["g_grads"] = [p.grad for p in m.g_ab.parameters()]
+        return g_step(*args, **kwargs)
+
+    m.opt_g.step = watched_step  # type: ignore[method-assign]
+    cyclegan_step(m, *batch())
+    assert seen["d_frozen"] and all(g is None for g in seen["d_grads"])
+    assert all(g is not None for g in seen["g_grads"])
+    assert all(p.grad is not None for p in m.d_a.parameters())  # then D gets its own update
+
+
+def test_discriminator_loss_is_half_real_plus_fake_on_pooled_fakes(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    m = tiny(loaded, tiny_recipe, "buffer={name='none'}")
+    real_a, real_b = batch()
+    with torch.no_grad():
+        fake_b = m.g_ab(real_a)
+        scores_real, scores_fake = m.d_b(real_b), m.d_b(fake_b)
+        expected = 0.5 * ((scores_real - 1).pow(2).mean() + scores_fake.pow(2).mean())
+    terms = cyclegan_step(m, real_a, real_b)
+    assert torch.allclose(terms["d_b"], expected, rtol=1e-5)

@@ -22,12 +22,11 @@ from PIL import Image
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor, nn
-from torchvision.transforms.functional import pil_to_tensor
 
 from cgfw import checkpoint
 from cgfw.console import console, friendly, out
 from cgfw.errors import CgfwError
-from cgfw.images import IMAGE_SUFFIXES, BadImage, images_in, open_rgb
+from cgfw.images import IMAGE_SUFFIXES, BadImage, images_in, open_rgb, to_tensor
 from cgfw.model import build_network
 from cgfw.plugins import load_plugins
 from cgfw.recipe import Resolved, read_toml, validate
@@ -129,11 +128,6 @@ def device_named(name: str) -> torch.device:
         return resolve_device(name)
     except CgfwError as exc:
         raise CgfwError(str(exc).replace("train.device", "--device")) from None
-
-
-def to_tensor(image: Image.Image) -> Tensor:
-    """RGB image -> (3, H, W) float in [-1, 1], the generators' range."""
-    return pil_to_tensor(image).float().div(127.5).sub(1.0)
 
 
 def to_image(tensor: Tensor) -> Image.Image:

@@ -95,7 +95,7 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     except pickle.UnpicklingError as exc:
         raise CgfwError(
             f"{path}: refused: it holds Python objects beyond tensors, which would run code "
-            f"when loaded ({_unpickler_reason(exc)}). cgfw loads plain state_dicts only; "
+            f"when loaded ({checkpoint.refusal_reason(exc)}). cgfw loads plain state_dicts only; "
             "re-save it with torch.save(net.state_dict(), ...) if you trust its source"
         ) from None
     except Exception as exc:
@@ -119,15 +119,6 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     if all(k.startswith("module.") for k in state):
         state = {k.removeprefix("module."): v for k, v in state.items()}
     return state
-
-
-def _unpickler_reason(exc: Exception) -> str:
-    """The line of torch's long weights-only message that names the refused object."""
-    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines()]
-    reason = next((line for line in lines if "Unsupported" in line), None)
-    reason = reason or next((line for line in lines if line), type(exc).__name__)
-    # torch goes on to explain how to allowlist the object, which cgfw offers no way to do.
-    return reason.removeprefix("WeightsUnpickler error: ").split(". Please")[0].rstrip(".")
 
 
 def _keys_preview(state: Mapping[str, Tensor]) -> str:

@@ -13,12 +13,11 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision.transforms.functional import pil_to_tensor
 
 from cgfw.data import item_generator
 from cgfw.errors import CgfwError
 from cgfw.hookspecs import hookimpl
-from cgfw.images import IMAGE_SUFFIXES, BadImage, images_in, log, open_rgb, usable
+from cgfw.images import IMAGE_SUFFIXES, BadImage, images_in, log, open_rgb, to_tensor, usable
 
 AUTHORS_DATASETS = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 
@@ -52,11 +51,6 @@ class EmojiOptions(Augment):
     load_size: int = Field(64, ge=1, description="the 64 px emoji are resized to this square")
     crop_size: int = Field(64, ge=4)
     flip: bool = Field(False, description="off by default: some emoji (arrows) mean their side")
-
-
-def to_tensor(image: Image.Image) -> Tensor:
-    """uint8 HWC image -> float (3, H, W) in [-1, 1]."""
-    return pil_to_tensor(image).float().div(127.5).sub(1.0)
 
 
 def augment(image: Image.Image, opts: Augment, g: torch.Generator | None) -> Tensor:
