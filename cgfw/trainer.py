@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -38,6 +40,8 @@ from cgfw.plugins import Loaded
 from cgfw.recipe import Resolved
 from cgfw.step import cyclegan_step
 from cgfw.tensorboard import sample_grid, save_grid, write_hparams
+
+log = logging.getLogger("cgfw.train")
 
 
 class SpeedColumn(ProgressColumn):
@@ -127,6 +131,19 @@ def stop_if_nonfinite(
         f"{run_dir / 'checkpoints'} (cgfw run --resume {run_dir}); try a lower optimizer.lr "
         'or train.precision = "fp32"'
     )
+
+
+def warn_if_schedule_unused(factor: Callable[[int], float], epochs: int) -> None:
+    """The schedule is set in epochs of its own (e.g. 100 + 100); a run shorter than that would
+    end before the learning rate ever moves, silently."""
+    during = {factor(e) for e in range(1, epochs + 1)}
+    if len(during) == 1 and any(factor(e) not in during for e in range(epochs + 1, epochs + 1001)):
+        log.warning(
+            "the learning-rate schedule only starts to change after epoch %d, where this run "
+            "ends: make train.epochs match the schedule (e.g. schedule.n_epochs + "
+            "schedule.n_epochs_decay) or shorten the schedule",
+            epochs,
+        )
 
 
 def all_finite(m: CycleGAN) -> bool:
@@ -277,6 +294,8 @@ def train(
 
     per_epoch = iters_per_epoch(len(dataset), cfg.batch_size)  # type: ignore[arg-type]
     total = cfg.max_iters or cfg.epochs * per_epoch
+    if cfg.max_iters is None:
+        warn_if_schedule_unused(m.lr_factor, cfg.epochs)
     iteration = 0
     check_shapes(m, samples[0][:1], resolved, loaded)
     if resume is not None:

@@ -29,3 +29,13 @@ def test_constant_step_and_cosine() -> None:
     assert c(1) == 1.0
     assert c(51) == pytest.approx(0.5)
     assert c(101) == pytest.approx(0.0)
+
+
+def test_a_run_shorter_than_its_schedule_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    from cgfw.trainer import warn_if_schedule_unused
+
+    warn_if_schedule_unused(linear_decay(LinearDecayOptions()), 200)  # the paper: decays in-run
+    warn_if_schedule_unused(constant(None), 10)  # type: ignore[arg-type]
+    assert not caplog.records
+    warn_if_schedule_unused(linear_decay(LinearDecayOptions()), 100)  # decay would start at 101
+    assert "only starts to change after epoch 100" in caplog.text
