@@ -13,7 +13,8 @@ from rich.markup import escape
 from cgfw.errors import CgfwError
 
 console = Console(stderr=True, soft_wrap=True)  # messages; long paths stay on one line, copyable
-out = Console(highlight=False, soft_wrap=True)  # results (tables, recipes) on stdout
+# Results (tables, recipes) on stdout; piped into a file or a CI log, tables keep their columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 QUIET = Console(stderr=True, quiet=True)  # for torchrun processes other than the main one
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -24,7 +24,9 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 @hookspec
 def register_generators(register: Any) -> None:
     """Generators: ``factory(options) -> nn.Module`` mapping (N, 3, H, W) in [-1, 1] to the same
-    shape, for any H and W divisible by 4."""
+    shape, for the sizes it documents (the paper's ResNet: multiples of 4; a U-Net: multiples of
+    2 ** depth). Before training, cgfw calls it once on a sample and names the plugin if the
+    shape is wrong or it raises; raise a ``cgfw.errors.CgfwError`` to say what size to use."""
 
 
 @hookspec

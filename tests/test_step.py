@@ -118,3 +118,13 @@ def test_discriminator_loss_is_half_real_plus_fake_on_pooled_fakes(loaded, tiny_
         expected = 0.5 * ((scores_real - 1).pow(2).mean() + scores_fake.pow(2).mean())
     terms = cyclegan_step(m, real_a, real_b)
     assert torch.allclose(terms["d_b"], expected, rtol=1e-5)
+
+
+def test_weights_are_checked_before_a_checkpoint(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    from cgfw.trainer import all_finite
+
+    m = tiny(loaded, tiny_recipe)
+    assert all_finite(m)
+    with torch.no_grad():
+        next(m.d_b.parameters())[0].fill_(float("inf"))
+    assert not all_finite(m)
