@@ -74,6 +74,19 @@ def tiny_recipe(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny training run shared by every test that only reads a run (translate, export):
+    training is the slow part."""
+    root = tmp_path_factory.mktemp("trained")
+    recipe = root / "tiny.toml"
+    recipe.write_text(TINY.format(out=root / "runs"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["run", str(recipe)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (run,) = run_dirs(root / "runs")
+    return run
+
+
 def make_folder_dataset(
     root: Path, counts: dict[str, int], size: tuple[int, int] = (40, 48)
 ) -> Path:

@@ -10,26 +10,12 @@ import torch
 from click.testing import CliRunner, Result
 from torch import Tensor
 
-from cgfw.cli import main
 from cgfw.commands import export as export_module
 from cgfw.commands.export import export
 from cgfw.commands.translate import load_generator
 from cgfw.plugins import load_plugins
-from tests.conftest import TINY, run_dirs
 
 TOLERANCE = 1e-4
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One tiny training run shared by the module: training is the slow part."""
-    root = tmp_path_factory.mktemp("export")
-    recipe = root / "tiny.toml"
-    recipe.write_text(TINY.format(out=root / "runs"), encoding="utf-8")
-    result = CliRunner().invoke(main, ["run", str(recipe)], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    (run,) = run_dirs(root / "runs")
-    return run
 
 
 def invoke(*args: object) -> Result:
@@ -41,30 +27,30 @@ def images() -> Tensor:
     return torch.rand(2, 3, 36, 44, generator=torch.Generator().manual_seed(1)) * 2 - 1
 
 
-def reference(run_dir: Path, direction: str = "a2b") -> Tensor:
+def reference(trained_run: Path, direction: str = "a2b") -> Tensor:
     with torch.no_grad():
-        result: Tensor = load_generator(run_dir, direction).net(images())
+        result: Tensor = load_generator(trained_run, direction).net(images())
     return result
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-def test_torchscript_runs_with_plain_torch(run_dir: Path) -> None:
-    result = invoke(run_dir, "--format", "torchscript")
+def test_torchscript_runs_with_plain_torch(trained_run: Path) -> None:
+    result = invoke(trained_run, "--format", "torchscript")
     assert result.exit_code == 0, result.output
-    path = run_dir / "export" / "generator_a2b.pt"
+    path = trained_run / "export" / "generator_a2b.pt"
     assert f"to {path}" in result.output
     module = torch.jit.load(str(path))
     with torch.no_grad():
-        assert (module(images()) - reference(run_dir)).abs().max() < TOLERANCE
+        assert (module(images()) - reference(trained_run)).abs().max() < TOLERANCE
 
 
-def test_safetensors_rebuilds_from_its_metadata(run_dir: Path, tmp_path: Path) -> None:
+def test_safetensors_rebuilds_from_its_metadata(trained_run: Path, tmp_path: Path) -> None:
     pytest.importorskip("safetensors", reason="pip install 'cgfw[export]'")
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     path = tmp_path / "g.safetensors"
-    result = invoke(run_dir, "--format", "safetensors", "--direction", "b2a", "--output", path)
+    result = invoke(trained_run, "--format", "safetensors", "--direction", "b2a", "--output", path)
     assert result.exit_code == 0, result.output
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
@@ -84,14 +70,14 @@ def test_safetensors_rebuilds_from_its_metadata(run_dir: Path, tmp_path: Path) -
     net.load_state_dict(load_file(str(path)))
     net.eval()
     with torch.no_grad():
-        assert (net(images()) - reference(run_dir, "b2a")).abs().max() < TOLERANCE
+        assert (net(images()) - reference(trained_run, "b2a")).abs().max() < TOLERANCE
 
 
-def test_onnx_matches_pytorch(run_dir: Path, tmp_path: Path) -> None:
+def test_onnx_matches_pytorch(trained_run: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnx", reason="pip install 'cgfw[export]'")
     pytest.importorskip("onnxscript", reason="pip install 'cgfw[export]'")
     path = tmp_path / "g.onnx"
-    result = invoke(run_dir, "--format", "onnx", "--output", path)
+    result = invoke(trained_run, "--format", "onnx", "--output", path)
     assert result.exit_code == 0, result.output
     assert "[torch.onnx]" not in result.stdout  # the exporter's chatter stays off stdout
     import onnx
@@ -100,39 +86,39 @@ def test_onnx_matches_pytorch(run_dir: Path, tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime", reason="only onnx.checker without onnxruntime")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (output,) = session.run(None, {session.get_inputs()[0].name: images().numpy()})
-    assert (torch.from_numpy(output) - reference(run_dir)).abs().max() < TOLERANCE
+    assert (torch.from_numpy(output) - reference(trained_run)).abs().max() < TOLERANCE
 
 
 def test_onnx_without_onnxruntime_is_still_checked(
-    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("onnx", reason="pip install 'cgfw[export]'")
     pytest.importorskip("onnxscript", reason="pip install 'cgfw[export]'")
     monkeypatch.setattr(export_module, "installed", lambda module: module != "onnxruntime")
-    result = invoke(run_dir, "--format", "onnx", "--output", tmp_path / "g.onnx")
+    result = invoke(trained_run, "--format", "onnx", "--output", tmp_path / "g.onnx")
     assert result.exit_code == 0, result.output
     assert "graph valid (onnx.checker)" in result.output
 
 
 def test_missing_packages_say_what_to_install(
-    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(export_module, "installed", lambda module: module == "torch")
     for fmt in ("onnx", "safetensors"):
-        result = invoke(run_dir, "--format", fmt, "--output", tmp_path / f"g.{fmt}")
+        result = invoke(trained_run, "--format", fmt, "--output", tmp_path / f"g.{fmt}")
         assert result.exit_code == 2, result.output
         assert "pip install 'cgfw[export]'" in result.output
         assert not (tmp_path / f"g.{fmt}").exists()
 
 
 def test_exports_that_differ_from_pytorch_are_not_kept(
-    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def wrong(path: Path, fmt: str, generator: object, x: Tensor) -> Tensor:
         return torch.zeros_like(x)
 
     monkeypatch.setattr(export_module, "run_export", wrong)
     path = tmp_path / "g.pt"
-    result = invoke(run_dir, "--format", "torchscript", "--output", path)
+    result = invoke(trained_run, "--format", "torchscript", "--output", path)
     assert result.exit_code == 2 and "not kept" in result.output
     assert not path.exists()

@@ -4,26 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from cgfw.cli import main
 from cgfw.commands.translate import load_generator, to_tensor, translate, translate_batch
-from tests.conftest import TINY, run_dirs
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One tiny training run (crop_size 32) shared by the module: training is the slow part."""
-    root = tmp_path_factory.mktemp("translate")
-    recipe = root / "tiny.toml"
-    recipe.write_text(TINY.format(out=root / "runs"), encoding="utf-8")
-    result = CliRunner().invoke(main, ["run", str(recipe)], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    (run,) = run_dirs(root / "runs")
-    return run
 
 
 def invoke(*args: object) -> Result:
@@ -42,24 +27,24 @@ def pattern(size: tuple[int, int], mode: str = "RGB") -> Image.Image:
     return image.convert(mode)
 
 
-def test_single_image_resized_to_the_recipes_crop_size(run_dir: Path, tmp_path: Path) -> None:
+def test_single_image_resized_to_the_recipes_crop_size(trained_run: Path, tmp_path: Path) -> None:
     source = tmp_path / "horse.jpg"
     pattern((40, 60)).save(source)
-    result = invoke(run_dir, source, tmp_path / "zebra")
+    result = invoke(trained_run, source, tmp_path / "zebra")
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "zebra.png") as image:  # no suffix given: written as PNG
         assert (image.format, image.mode, image.size) == ("PNG", "RGB", (32, 48))
     assert "translated 1 image(s) a2b (shorter side 32 px)" in result.output
 
 
-def test_folder_keeps_subfolders_names_and_formats(run_dir: Path, tmp_path: Path) -> None:
+def test_folder_keeps_subfolders_names_and_formats(trained_run: Path, tmp_path: Path) -> None:
     images = tmp_path / "in"
     (images / "sub" / "deeper").mkdir(parents=True)
     pattern((37, 53)).save(images / "odd.png")
     pattern((40, 40), "L").save(images / "sub" / "gray.jpg")
     pattern((48, 32), "RGBA").save(images / "sub" / "deeper" / "alpha.png")
     pattern((37, 53)).save(images / "sub" / "deeper" / "odd2.png")
-    result = invoke(run_dir, images, tmp_path / "out", "--full-resolution")
+    result = invoke(trained_run, images, tmp_path / "out", "--full-resolution")
     assert result.exit_code == 0, result.output
     found = {
         p.relative_to(tmp_path / "out").as_posix(): p
@@ -81,97 +66,99 @@ def test_folder_keeps_subfolders_names_and_formats(run_dir: Path, tmp_path: Path
     assert "translated 4 image(s)" in result.output
 
 
-def test_output_is_the_generator_on_the_padded_image(run_dir: Path, tmp_path: Path) -> None:
+def test_output_is_the_generator_on_the_padded_image(trained_run: Path, tmp_path: Path) -> None:
     source = tmp_path / "odd.png"
     pattern((37, 53)).save(source)
-    assert invoke(run_dir, source, tmp_path / "out.png", "--full-resolution").exit_code == 0
-    net = load_generator(run_dir, "a2b").net
+    assert invoke(trained_run, source, tmp_path / "out.png", "--full-resolution").exit_code == 0
+    net = load_generator(trained_run, "a2b").net
     expected = translate_batch(net, to_tensor(Image.open(source))[None])[0]
     written = to_tensor(Image.open(tmp_path / "out.png"))
     assert written.shape == expected.shape == (3, 53, 37)
     assert (written - expected).abs().max() <= 1 / 127.5 + 1e-6  # uint8 rounding only
 
 
-def test_batches_give_the_same_images_as_one_at_a_time(run_dir: Path, tmp_path: Path) -> None:
+def test_batches_give_the_same_images_as_one_at_a_time(trained_run: Path, tmp_path: Path) -> None:
     images = tmp_path / "in"
     images.mkdir()
     for i in range(5):
         pattern((36 + 4 * (i % 2), 44)).rotate(30 * i).save(images / f"{i}.png")
-    assert invoke(run_dir, images, tmp_path / "one", "--batch-size", "1").exit_code == 0
-    assert invoke(run_dir, images, tmp_path / "many", "--batch-size", "3").exit_code == 0
+    assert invoke(trained_run, images, tmp_path / "one", "--batch-size", "1").exit_code == 0
+    assert invoke(trained_run, images, tmp_path / "many", "--batch-size", "3").exit_code == 0
     for i in range(5):
         one = to_tensor(Image.open(tmp_path / "one" / f"{i}.png"))
         many = to_tensor(Image.open(tmp_path / "many" / f"{i}.png"))
         assert (one - many).abs().max() <= 1 / 127.5 + 1e-6, i
 
 
-def test_side_by_side_is_twice_as_wide(run_dir: Path, tmp_path: Path) -> None:
+def test_side_by_side_is_twice_as_wide(trained_run: Path, tmp_path: Path) -> None:
     source = tmp_path / "in.png"
     pattern((37, 53)).save(source)
-    result = invoke(run_dir, source, tmp_path / "pair.png", "--full-resolution", "--side-by-side")
+    result = invoke(
+        trained_run, source, tmp_path / "pair.png", "--full-resolution", "--side-by-side"
+    )
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "pair.png") as pair, Image.open(source) as original:
         assert pair.size == (74, 53)
         assert pair.crop((0, 0, 37, 53)).tobytes() == original.convert("RGB").tobytes()
 
 
-def test_directions_use_different_generators(run_dir: Path, tmp_path: Path) -> None:
+def test_directions_use_different_generators(trained_run: Path, tmp_path: Path) -> None:
     source = tmp_path / "in.png"
     pattern((32, 32)).save(source)
-    assert invoke(run_dir, source, tmp_path / "a2b.png").exit_code == 0
-    assert invoke(run_dir, source, tmp_path / "b2a.png", "--direction", "b2a").exit_code == 0
+    assert invoke(trained_run, source, tmp_path / "a2b.png").exit_code == 0
+    assert invoke(trained_run, source, tmp_path / "b2a.png", "--direction", "b2a").exit_code == 0
     a2b = Image.open(tmp_path / "a2b.png").tobytes()
     assert a2b != Image.open(tmp_path / "b2a.png").tobytes()
-    checkpoint = run_dir / "checkpoints" / "latest.pt"  # a checkpoint file works as well
+    checkpoint = trained_run / "checkpoints" / "latest.pt"  # a checkpoint file works as well
     assert invoke(checkpoint, source, tmp_path / "ckpt.png").exit_code == 0
     assert Image.open(tmp_path / "ckpt.png").tobytes() == a2b
 
 
-def test_unreadable_files_are_skipped_with_a_count(run_dir: Path, tmp_path: Path) -> None:
+def test_unreadable_files_are_skipped_with_a_count(trained_run: Path, tmp_path: Path) -> None:
     images = tmp_path / "in"
     (images / "sub").mkdir(parents=True)
     pattern((32, 32)).save(images / "good.png")
     (images / "sub" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (images / "empty.jpg").write_bytes(b"")
     pattern((6, 40)).save(images / "sliver.png")  # under 8 px at full resolution
-    result = invoke(run_dir, images, tmp_path / "out", "--full-resolution")
+    result = invoke(trained_run, images, tmp_path / "out", "--full-resolution")
     assert result.exit_code == 0, result.output
     assert "skipped 3 file(s)" in result.output
     assert "corrupt.png" in result.output and "empty.jpg" in result.output
     assert "translated 1 image(s)" in result.output
     assert [p.name for p in (tmp_path / "out").rglob("*") if p.is_file()] == ["good.png"]
-    single = invoke(run_dir, images / "sub" / "corrupt.png", tmp_path / "x.png")
+    single = invoke(trained_run, images / "sub" / "corrupt.png", tmp_path / "x.png")
     assert single.exit_code == 2 and "corrupt.png: cannot be translated" in single.output
 
 
-def test_inputs_are_never_overwritten(run_dir: Path, tmp_path: Path) -> None:
+def test_inputs_are_never_overwritten(trained_run: Path, tmp_path: Path) -> None:
     images = tmp_path / "in"
     images.mkdir()
     source = images / "a.png"
     pattern((32, 32)).save(source)
     before = source.read_bytes()
     for output in (source, images, images / "translated"):
-        result = invoke(run_dir, source if output == source else images, output)
+        result = invoke(trained_run, source if output == source else images, output)
         assert result.exit_code == 2, output
         assert "error:" in result.output
-    same = invoke(run_dir, source, images)  # a folder OUTPUT for one image: same name, refused
+    same = invoke(trained_run, source, images)  # a folder OUTPUT for one image: same name, refused
     assert same.exit_code == 2 and "overwrite" in same.output
     assert source.read_bytes() == before
     assert sorted(p.name for p in images.iterdir()) == ["a.png"]
 
 
-def test_user_mistakes_are_one_line(run_dir: Path, tmp_path: Path) -> None:
+def test_user_mistakes_are_one_line(trained_run: Path, tmp_path: Path) -> None:
     source = tmp_path / "in.png"
     pattern((32, 32)).save(source)
     cases = [
-        ((run_dir, source, tmp_path / "o.png", "--size", "64", "--full-resolution"), "exclude"),
-        ((run_dir, source, tmp_path / "o.txt"), "not an image format"),
-        ((run_dir, source, source / "o.png"), "cannot write"),  # its folder is a file
+        ((trained_run, source, tmp_path / "o.png", "--size", "64", "--full-resolution"), "exclude"),
+        ((trained_run, source, tmp_path / "o.txt"), "not an image format"),
+        ((trained_run, source, source / "o.png"), "cannot write"),  # its folder is a file
         ((tmp_path, source, tmp_path / "o.png"), "no recipe.toml"),
-        ((run_dir, source, tmp_path / "o.png", "--device", "tpu"), "--device"),
+        ((trained_run, source, tmp_path / "o.png", "--device", "tpu"), "--device"),
     ]
     if not torch.cuda.is_available():
-        cases.append(((run_dir, source, tmp_path / "o.png", "--device", "cuda"), "no CUDA"))
+        cases.append(((trained_run, source, tmp_path / "o.png", "--device", "cuda"), "no CUDA"))
     for args, message in cases:
         result = invoke(*args)
         assert result.exit_code == 2 and message in result.output, (args, result.output)
