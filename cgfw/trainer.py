@@ -176,7 +176,9 @@ def check_shapes(m: CycleGAN, image: Tensor, resolved: Resolved, loaded: Loaded)
                 shape = "the input's shape " + str(want) if want else "(1, 1, h, w) scores"
                 raise CgfwError(
                     f"{path} '{name}' (plugin '{plugin}') returned shape {tuple(out.shape)} for a "
-                    f"{tuple(image.shape)} image; it must return {shape}"
+                    f"{tuple(image.shape)} image; it must return {shape}. If the image size is "
+                    "the cause, set data.crop_size to one it supports (the paper's ResNet: a "
+                    "multiple of 4)"
                 )
 
 
