@@ -16,6 +16,7 @@ import cgfw
 from cgfw import ablate as ablation
 from cgfw import distributed
 from cgfw.commands.data import download_cmd
+from cgfw.commands.evaluate import eval_cmd
 from cgfw.commands.export import export
 from cgfw.commands.schema import schema_cmd, validate_cmd
 from cgfw.commands.translate import translate
@@ -478,6 +479,7 @@ def data_check(path: Path, crop_size: int) -> None:
 
 # Commands beyond training live in cgfw.commands, one module each.
 main.add_command(translate)
+main.add_command(eval_cmd)
 main.add_command(export)
 main.add_command(import_weights_cmd)
 data.add_command(download_cmd)

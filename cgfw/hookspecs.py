@@ -66,7 +66,9 @@ def register_datasets(register: Any) -> None:
     Items are dicts with "a" and "b", float tensors (3, H, W) in [-1, 1]. Training items are
     fetched with a key ``(index, seed)``: draw every random choice from ``seed`` (see
     ``cgfw.data.item_generator``) so runs are reproducible and resumable. Test items are fetched
-    by plain index and are deterministic."""
+    by plain index and are deterministic. A dataset whose test items are aligned pairs (item
+    i's "b" is item i's "a" in the other domain) sets ``paired = True`` on the returned
+    object; ``cgfw eval`` computes paired metrics (PSNR, SSIM) only on such datasets."""
 
 
 @hookspec
@@ -79,3 +81,18 @@ def register_ablations(register: Any) -> None:
 def register_recipes(register: Any) -> None:
     """Bundled recipes runnable by name (``cgfw run NAME``): ``factory(options) -> path`` of a
     TOML file (a ``pathlib.Path`` or ``importlib.resources`` traversable)."""
+
+
+@hookspec
+def register_metrics(register: Any) -> None:
+    """Evaluation metrics for ``cgfw eval --metrics NAME,...``: ``factory(options) -> Metric``,
+    an object with:
+
+    - ``name: str``, the name shown in tables and metrics.json;
+    - ``paired: bool``, True when ``fake[i]`` must be compared with its own ``real[i]`` (PSNR,
+      SSIM), so it is computed only on datasets whose test split is aligned pairs;
+    - ``higher_is_better: bool``;
+    - ``update(fake: Tensor, real: Tensor) -> None``: accumulate one batch, (N, 3, H, W) in
+      [-1, 1], on any device;
+    - ``compute() -> float``: the value over every batch since the last ``reset()``;
+    - ``reset() -> None``: forget every batch."""

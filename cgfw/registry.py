@@ -22,6 +22,7 @@ KINDS: dict[str, str] = {
     "dataset": "register_datasets",
     "ablation": "register_ablations",
     "recipe": "register_recipes",
+    "metric": "register_metrics",
 }
 
 

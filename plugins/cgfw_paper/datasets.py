@@ -71,8 +71,12 @@ class Unpaired(Dataset[dict[str, Tensor]]):
     """Training: A in shuffled order, B drawn at random for each A; an epoch is max(|A|, |B|).
     Test: A[i] with B[i mod |B|], deterministic."""
 
-    def __init__(self, a: list[Any], b: list[Any], opts: Augment, train: bool) -> None:
+    def __init__(
+        self, a: list[Any], b: list[Any], opts: Augment, train: bool, paired: bool = False
+    ) -> None:
         self.a, self.b, self.opts, self.train = a, b, opts, train
+        # True when item i's "b" is item i's "a" in the other domain (see register_datasets).
+        self.paired = paired
         self.bad: set[Any] = set()
 
     def __len__(self) -> int:
@@ -183,7 +187,7 @@ def emoji(opts: EmojiOptions, split: str) -> EmojiDataset:
     else:
         held_out = [i for i, e in enumerate(entries) if e["split"] == "test"]
         a, b = [("noto", i) for i in held_out], [("twemoji", i) for i in held_out]
-    return EmojiDataset(a, b, opts, train=split == "train")
+    return EmojiDataset(a, b, opts, train=split == "train", paired=split != "train")
 
 
 @hookimpl

@@ -1,0 +1,241 @@
+"""`cgfw eval`: score a trained run on its dataset's held-out split.
+
+Both generators translate every held-out item (a -> b and b -> a) and each metric compares the
+translations with their real counterparts. Two reference rows put the numbers in context:
+``baseline`` scores the untranslated inputs (real_a against real_b), the do-nothing translator
+a model has to beat, and ``cycle`` is the L1 between each real image and its reconstruction
+(a -> b -> a, b -> a -> b). Paired metrics need aligned pairs; on a dataset without them (an
+image folder) only the cycle error, which compares an image with itself, is computed.
+
+Results go to RUN_DIR/metrics.json, to a table on stdout and to the run's TensorBoard HParams.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Protocol
+
+import click
+import torch
+from rich.table import Table
+from torch import Tensor, nn
+from torch.utils.tensorboard import SummaryWriter
+
+from cgfw.commands.translate import device_named, load_generator
+from cgfw.console import console, friendly, out
+from cgfw.errors import CgfwError
+from cgfw.plugins import Loaded, load_plugins
+from cgfw.recipe import Resolved, read_toml
+from cgfw.registry import Registry
+from cgfw.tensorboard import write_hparams
+from cgfw.trainer import build_dataset
+
+DEFAULT_METRICS = "psnr,ssim,l1"
+CYCLE_METRIC = "l1"
+# Training items are fetched by (index, seed); a fixed seed keeps an evaluation repeatable.
+TRAIN_SEED = 0
+
+
+class Metric(Protocol):
+    """What a metric factory returns (see cgfw.hookspecs.register_metrics)."""
+
+    name: str
+    paired: bool
+    higher_is_better: bool
+
+    def update(self, fake: Tensor, real: Tensor) -> None: ...
+
+    def compute(self) -> float: ...
+
+    def reset(self) -> None: ...
+
+
+def parse_names(text: str) -> list[str]:
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise CgfwError("--metrics: give at least one metric name, e.g. --metrics psnr,ssim")
+    return names
+
+
+def build_metric(registry: Registry, name: str) -> Metric:
+    """The metric `name`, or an error naming the closest registered one."""
+    try:
+        component = registry.get("metric", name)
+    except CgfwError as exc:
+        raise CgfwError(f"--metrics: {exc}") from None
+    metric: Metric = component.build({}, where=f"metric {name}")
+    return metric
+
+
+def check_run_dir(run_dir: Path) -> None:
+    if not run_dir.is_dir():
+        raise CgfwError(f"{run_dir}: no such run directory; give one made by `cgfw run`")
+    if not (run_dir / "recipe.toml").is_file():
+        raise CgfwError(
+            f"{run_dir}: not a run directory (no recipe.toml); give a run directory made by "
+            "`cgfw run`"
+        )
+
+
+def batches(dataset: Any, split: str, batch_size: int) -> Any:
+    """(real_a, real_b) batches over the whole split, in order."""
+    total = len(dataset)
+    for start in range(0, total, batch_size):
+        keys = range(start, min(start + batch_size, total))
+        items = [dataset[(i, TRAIN_SEED) if split == "train" else i] for i in keys]
+        yield torch.stack([i["a"] for i in items]), torch.stack([i["b"] for i in items])
+
+
+@torch.no_grad()
+def evaluate(
+    g_ab: nn.Module,
+    g_ba: nn.Module,
+    dataset: Any,
+    split: str,
+    names: list[str],
+    registry: Registry,
+    device: torch.device,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """Every metric in both directions, the do-nothing baseline and the cycle error."""
+    paired = bool(getattr(dataset, "paired", False))
+    rows = ("a2b", "b2a", "baseline") if paired else ()
+    scores: dict[str, dict[str, Metric]] = {
+        row: {n: build_metric(registry, n) for n in names} for row in rows
+    }
+    cycle = {side: build_metric(registry, CYCLE_METRIC) for side in ("a", "b")}
+    g_ab.eval()
+    g_ba.eval()
+    samples = 0
+    for real_a, real_b in batches(dataset, split, batch_size):
+        real_a, real_b = real_a.to(device), real_b.to(device)
+        fake_b, fake_a = g_ab(real_a), g_ba(real_b)
+        cycle["a"].update(g_ba(fake_b), real_a)
+        cycle["b"].update(g_ab(fake_a), real_b)
+        for row, fake, real in (
+            ("a2b", fake_b, real_b),
+            ("b2a", fake_a, real_a),
+            ("baseline", real_a, real_b),
+        ):
+            for metric in scores.get(row, {}).values():
+                metric.update(fake, real)
+        samples += real_a.shape[0]
+    results: dict[str, Any] = {"split": split, "samples": samples, "paired": paired}
+    for row in ("a2b", "b2a", "baseline"):
+        results[row] = {n: m.compute() for n, m in scores.get(row, {}).items()}
+    results["cycle"] = {side: {CYCLE_METRIC: m.compute()} for side, m in cycle.items()}
+    return results
+
+
+def flat_metrics(results: dict[str, Any]) -> dict[str, float]:
+    """{"a2b": {"psnr": x}, "cycle": {"a": {"l1": y}}} -> {"eval/a2b/psnr": x,
+    "eval/cycle/a/l1": y}, finite values only (HParams cannot plot inf)."""
+    flat: dict[str, float] = {}
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}/{key}")
+            elif isinstance(value, float) and math.isfinite(value):
+                flat[f"{prefix}/{key}"] = value
+
+    walk({k: results[k] for k in ("a2b", "b2a", "baseline", "cycle")}, "eval")
+    return flat
+
+
+def json_ready(node: Any) -> Any:
+    """inf / nan -> None: metrics.json stays standard JSON (PSNR of identical images is inf)."""
+    if isinstance(node, dict):
+        return {k: json_ready(v) for k, v in node.items()}
+    if isinstance(node, float) and not math.isfinite(node):
+        return None
+    return node
+
+
+def table(results: dict[str, Any], names: list[str], registry: Registry) -> Table:
+    grid = Table(title=f"cgfw eval: {results['split']} split, {results['samples']} sample(s)")
+    grid.add_column("metric")
+    for column in ("a2b", "b2a", "baseline (no translation)"):
+        grid.add_column(column, justify="right")
+    if results["paired"]:
+        for name in names:
+            better = "higher" if build_metric(registry, name).higher_is_better else "lower"
+            cells = [f"{results[row][name]:.4f}" for row in ("a2b", "b2a", "baseline")]
+            grid.add_row(f"{name} ({better} is better)", *cells)
+    cycle = results["cycle"]
+    grid.add_row(
+        f"cycle {CYCLE_METRIC} (lower is better)",
+        f"{cycle['a'][CYCLE_METRIC]:.4f}",
+        f"{cycle['b'][CYCLE_METRIC]:.4f}",
+        "",
+    )
+    return grid
+
+
+def write_tensorboard(run_dir: Path, results: dict[str, Any]) -> None:
+    writer = SummaryWriter(log_dir=str(run_dir))
+    try:
+        write_hparams(writer, read_toml(run_dir / "recipe.toml"), flat_metrics(results))
+    finally:
+        writer.close()
+
+
+@click.command("eval")
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--split",
+    type=click.Choice(["test", "train"]),
+    default="test",
+    show_default=True,
+    help="The dataset split to score (training items use a fixed seed).",
+)
+@click.option(
+    "--metrics",
+    "metric_names",
+    default=DEFAULT_METRICS,
+    show_default=True,
+    help="Comma-separated metric names (`cgfw components metric` lists them).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=8,
+    metavar="N",
+    show_default=True,
+    help="Images translated at once.",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@friendly
+def eval_cmd(run_dir: Path, split: str, metric_names: str, batch_size: int, device: str) -> None:
+    """Score RUN_DIR's generators (latest checkpoint) on its dataset's held-out split: each
+    metric a -> b and b -> a, the untranslated inputs as a baseline, and the cycle error.
+    Writes RUN_DIR/metrics.json and the run's TensorBoard HParams."""
+    check_run_dir(run_dir)
+    names = parse_names(metric_names)
+    registry = load_plugins().registry
+    for name in names:  # before loading any weights: a typo fails fast
+        build_metric(registry, name)
+    dev = device_named(device)
+    g_ab, g_ba = load_generator(run_dir, "a2b"), load_generator(run_dir, "b2a")
+    resolved: Resolved = g_ab.resolved
+    dataset = build_dataset(resolved, Loaded(g_ab.registry, []), split)
+    if not getattr(dataset, "paired", False):
+        console.print(
+            f"[yellow]note:[/yellow] dataset '{resolved.recipe.data.name}' has no aligned pairs "
+            f"in its {split} split, so paired metrics ({', '.join(names)}) and the baseline are "
+            "skipped; only the cycle error is computed",
+            highlight=False,
+        )
+    try:
+        results = evaluate(
+            g_ab.net.to(dev), g_ba.net.to(dev), dataset, split, names, registry, dev, batch_size
+        )
+    except torch.cuda.OutOfMemoryError:
+        raise CgfwError("out of GPU memory; use a smaller --batch-size or --device cpu") from None
+    path = run_dir / "metrics.json"
+    path.write_text(json.dumps(json_ready(results), indent=2) + "\n", encoding="utf-8")
+    write_tensorboard(run_dir, results)
+    out.print(table(results, names, registry))
+    console.print(f"wrote {path} ({results['samples']} sample(s), checkpoint {g_ab.checkpoint})")

@@ -1,0 +1,85 @@
+"""`cgfw eval` on a tiny trained run: metrics.json, the baseline, refusals, unpaired data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner, Result
+from torch import nn
+from torchmetrics.functional.image import peak_signal_noise_ratio
+
+from cgfw.commands.evaluate import eval_cmd, evaluate, flat_metrics
+from cgfw.plugins import Loaded
+from cgfw_paper.datasets import EmojiOptions, emoji
+
+
+def invoke(*args: object) -> Result:
+    return CliRunner().invoke(eval_cmd, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def run_copy(trained_run: Path, tmp_path: Path) -> Path:
+    """A private copy: eval writes into the run, and trained_run is shared by the session."""
+    return Path(shutil.copytree(trained_run, tmp_path / "run"))
+
+
+def test_writes_metrics_json_with_the_baseline(run_copy: Path) -> None:
+    events_before = set(run_copy.glob("events.out.tfevents.*"))
+    result = invoke(run_copy, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    data = json.loads((run_copy / "metrics.json").read_text(encoding="utf-8"))
+    assert set(data) >= {"split", "samples", "a2b", "b2a", "baseline", "cycle"}
+    test_set = emoji(EmojiOptions(load_size=36, crop_size=32), "test")
+    assert (data["split"], data["samples"], data["paired"]) == ("test", len(test_set), True)
+    for row in ("a2b", "b2a", "baseline"):
+        assert set(data[row]) == {"psnr", "ssim", "l1"}
+    assert set(data["cycle"]) == {"a", "b"} and data["cycle"]["a"]["l1"] > 0
+    # The baseline is the inputs themselves: PSNR(real_a, real_b) over the whole test set.
+    items = [test_set[i] for i in range(len(test_set))]
+    real_a = torch.stack([i["a"] for i in items]).add(1).div(2)
+    real_b = torch.stack([i["b"] for i in items]).add(1).div(2)
+    direct = float(peak_signal_noise_ratio(real_a, real_b, data_range=1.0))
+    assert data["baseline"]["psnr"] == pytest.approx(direct, rel=1e-5)
+    assert "baseline" in result.output and "psnr" in result.output
+    assert set(run_copy.glob("events.out.tfevents.*")) - events_before  # HParams written
+
+
+def test_unknown_metric_suggests_the_closest(run_copy: Path) -> None:
+    result = invoke(run_copy, "--metrics", "psnr,ssmi")
+    assert result.exit_code == 2
+    assert "unknown metric 'ssmi'; did you mean 'ssim'?" in result.output
+    assert not (run_copy / "metrics.json").exists()
+
+
+def test_missing_run_dir(tmp_path: Path) -> None:
+    result = invoke(tmp_path / "nowhere")
+    assert result.exit_code == 2
+    assert "no such run directory" in result.output
+
+
+class Unpaired(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
+    """Test items like a folder dataset's: A[i] with an unrelated B."""
+
+    paired = False
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(index)
+        return {"a": torch.rand(3, 16, 16, generator=g), "b": torch.rand(3, 16, 16, generator=g)}
+
+
+def test_unpaired_data_gets_only_the_cycle_error(loaded: Loaded) -> None:
+    identity = nn.Identity()
+    results = evaluate(
+        identity, identity, Unpaired(), "test", ["psnr"], loaded.registry, torch.device("cpu"), 2
+    )
+    assert results["samples"] == 3 and results["paired"] is False
+    assert results["a2b"] == results["b2a"] == results["baseline"] == {}
+    assert results["cycle"] == {"a": {"l1": 0.0}, "b": {"l1": 0.0}}  # identity reconstructs
+    assert flat_metrics(results) == {"eval/cycle/a/l1": 0.0, "eval/cycle/b/l1": 0.0}
