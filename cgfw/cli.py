@@ -15,6 +15,7 @@ from rich.table import Table
 import cgfw
 from cgfw import ablate as ablation
 from cgfw import distributed
+from cgfw.commands.compare import compare_cmd, find_runs, render, table_rows
 from cgfw.commands.data import download_cmd
 from cgfw.commands.evaluate import eval_cmd
 from cgfw.commands.export import export
@@ -249,17 +250,13 @@ def ablate_cmd(
             console.rule(label)
             results[label] = launch(res, loaded, dirs[label], console, device).final_losses
     (parent / "ablation.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    terms = sorted({t for losses in results.values() for t in losses})
-    table = Table(title=f"{parent} (final losses, mean over the last log window)")
-    table.add_column("variant")
-    for t in terms:
-        table.add_column(t, justify="right")
-    for label, losses in results.items():
-        if not losses:
-            table.add_row(label, *["failed"] * len(terms))
-            continue
-        table.add_row(label, *(f"{losses[t]:.4f}" if t in losses else "-" for t in terms))
-    out.print(table)
+    # The same table as `cgfw compare PARENT`: what differs, then the results (final losses, the
+    # mean over the last log window; held-out metrics once `cgfw eval` has scored the runs).
+    out.print(render(*table_rows(find_runs([parent]), None, False), "table"))
+    failed = [label for label, losses in results.items() if not losses]
+    if failed:
+        console.print(f"[red]failed: {', '.join(failed)}[/red] (their log.txt says why)")
+    console.print(f"after `cgfw eval` on each run, `cgfw compare {parent}` adds the metrics")
 
 
 @main.command()
@@ -480,6 +477,7 @@ def data_check(path: Path, crop_size: int) -> None:
 # Commands beyond training live in cgfw.commands, one module each.
 main.add_command(translate)
 main.add_command(eval_cmd)
+main.add_command(compare_cmd)
 main.add_command(export)
 main.add_command(import_weights_cmd)
 data.add_command(download_cmd)

@@ -1,0 +1,54 @@
+"""cgfw compare: differing recipe keys and results of several runs in one table."""
+
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from cgfw.commands.compare import compare_cmd
+
+
+def invoke(*args: object) -> Result:
+    return CliRunner().invoke(compare_cmd, [str(a) for a in args], catch_exceptions=False)
+
+
+def two_runs(trained_run: Path, tmp_path: Path) -> tuple[Path, Path]:
+    a, b = tmp_path / "runs" / "lsgan", tmp_path / "runs" / "bce"
+    for run, gan, psnr in ((a, "lsgan", 11.5), (b, "bce", 12.5)):
+        shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints", "events*"))
+        recipe = (run / "recipe.toml").read_text().replace('name = "lsgan"', f'name = "{gan}"')
+        (run / "recipe.toml").write_text(recipe)
+        (run / "metrics.json").write_text(json.dumps({"a2b": {"psnr": psnr, "ssim": None}}))
+    return a, b
+
+
+def test_only_differing_keys_and_the_results_are_shown(trained_run: Path, tmp_path: Path) -> None:
+    a, b = two_runs(trained_run, tmp_path)
+    result = invoke(a, b, "--csv", "--sort", "a2b.psnr", "--descending")
+    assert result.exit_code == 0, result.output
+    header, first, second = result.output.strip().splitlines()
+    columns = header.split(",")
+    assert columns[:3] == ["run", "losses.gan.name", "a2b.psnr"]
+    assert "generator.n_blocks" not in columns and "a2b.ssim" not in columns  # same / null
+    assert "loss.g_total" in columns
+    assert first.startswith("bce,bce,12.5") and second.startswith("lsgan,lsgan,11.5")
+
+
+def test_a_parent_folder_means_every_run_in_it_and_markdown_works(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    two_runs(trained_run, tmp_path)
+    result = invoke(tmp_path / "runs", "--markdown")
+    assert result.exit_code == 0
+    assert (
+        result.output.startswith("| run | losses.gan.name |") and "| bce | bce |" in result.output
+    )
+
+
+def test_bad_arguments_are_one_clear_error(trained_run: Path, tmp_path: Path) -> None:
+    a, b = two_runs(trained_run, tmp_path)
+    bad = invoke(a, b, "--sort", "a2b.psnrr")
+    assert bad.exit_code == 2 and "did you mean 'a2b.psnr'" in bad.output
+    assert "neither a run directory" in invoke(tmp_path).output
+    assert "no such run directory" in invoke(tmp_path / "nope").output
