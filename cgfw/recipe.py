@@ -124,6 +124,17 @@ class TrainSection(Strict):
     samples: int = Field(4, ge=1, description="fixed held-out images shown in the sample grid")
 
 
+class EvalSection(Strict):
+    every: int | None = Field(
+        None, ge=1, description="iterations between held-out evaluations (none: off)"
+    )
+    metrics: list[str] = Field(
+        default_factory=lambda: ["psnr", "ssim", "l1"], description="registered metric names"
+    )
+    split: Literal["test", "train"] = "test"
+    batch_size: int = Field(8, ge=1)
+
+
 class Recipe(Strict):
     run: RunSection = Field(default_factory=RunSection)
     data: DataSection = Field(default_factory=DataSection)
@@ -135,6 +146,7 @@ class Recipe(Strict):
     init: InitSection = Field(default_factory=InitSection)
     optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
     train: TrainSection = Field(default_factory=TrainSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
 
 
 # Component sections: dotted path -> (registry kind, keys the engine itself reads).

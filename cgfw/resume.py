@@ -24,6 +24,7 @@ SAFE = (
     "train.compile",
     "train.cuda_graph",
     "schedule.",  # e.g. a longer decay
+    "eval.",  # what is measured along the way, not what is trained
 )
 
 

@@ -34,6 +34,7 @@ from cgfw import resume as resuming
 from cgfw.data import KeyBatches, epoch_keys, iters_per_epoch, train_loader
 from cgfw.distributed import Group
 from cgfw.errors import CgfwError, TrainingStopped
+from cgfw.evaluation import build_metric, evaluate, flat_metrics
 from cgfw.graphs import GraphedStep, obstacle
 from cgfw.model import CycleGAN, Speed, build_cyclegan
 from cgfw.plugins import Loaded
@@ -336,6 +337,24 @@ def train(
         state |= {"model": m.state_dict(), "recipe": resolved.to_dict()}
         checkpoint.save(run_dir / "checkpoints", state)
 
+    evaluation = recipe.eval
+    eval_set = build_dataset(resolved, loaded, evaluation.split) if evaluation.every else None
+    for name in evaluation.metrics if evaluation.every else []:
+        build_metric(loaded.registry, name)  # a misspelled metric fails now, not hours in
+
+    def evaluate_now() -> None:
+        """Held-out metrics as TensorBoard curves (eval/a2b/psnr, ...)."""
+        if writer is None or eval_set is None:
+            return
+        results = evaluate(
+            m.g_ab, m.g_ba, eval_set, evaluation.split, evaluation.metrics,
+            loaded.registry, device, evaluation.batch_size,
+        )  # fmt: skip
+        m.g_ab.train()
+        m.g_ba.train()
+        for name, value in flat_metrics(results).items():
+            writer.add_scalar(name, value, iteration)
+
     def save_samples() -> None:
         if writer is None:  # not the main process
             return
@@ -373,6 +392,8 @@ def train(
                 log.flush(iteration, epoch, lr)
             if iteration % cfg.image_every == 0:
                 save_samples()
+            if evaluation.every and iteration % evaluation.every == 0:
+                evaluate_now()
             if iteration % cfg.checkpoint_every == 0:
                 save_checkpoint()
             log.advance(epoch)

@@ -185,3 +185,15 @@ def test_ablate_refuses_repeated_variants_and_names_dirs_safely(cli, tiny_recipe
     (parent,) = run_dirs(tiny_recipe.parent / "runs")
     labels = [p.name for p in run_dirs(parent)]
     assert labels == ["base", "optimizer.betas=_0.9_0.99", "run.description=a_b"]
+
+
+def test_training_can_evaluate_at_intervals(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
+    args = ["--set", "eval.every=2", "--set", 'eval.metrics=["psnr", "l1"]']
+    assert cli("run", tiny_recipe, *args).exit_code == 0
+    (run_dir,) = run_dirs(tiny_recipe.parent / "runs")
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("eval/a2b/psnr")] == [2, 4]
+    assert {"eval/b2a/l1", "eval/baseline/psnr", "eval/cycle/a/l1"} <= set(events.Tags()["scalars"])
+    bad = cli("run", tiny_recipe, "--set", "eval.every=2", "--set", 'eval.metrics=["psnrr"]')
+    assert bad.exit_code == 2 and "did you mean 'psnr'" in bad.output
