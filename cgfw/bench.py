@@ -23,12 +23,11 @@ from torch.utils.flop_counter import FlopCounterMode
 import cgfw
 from cgfw.data import KeyBatches, train_loader
 from cgfw.errors import CgfwError
-from cgfw.graphs import GraphedStep
 from cgfw.model import CycleGAN, Speed, build_cyclegan, build_network
 from cgfw.plugins import Loaded
 from cgfw.recipe import Resolved
 from cgfw.step import cyclegan_step
-from cgfw.trainer import LossLog, build_dataset, stop_if_nonfinite
+from cgfw.trainer import LossLog, build_dataset, make_step, train_iteration
 
 PAPER_ITERATIONS = 266_800  # horse2zebra, 200 epochs of 1,334 iterations
 
@@ -184,13 +183,11 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
 
 
 def _framework_step(m: CycleGAN, log: LossLog) -> Step:
-    """What the trainer does per iteration besides fetching data: the step and loss bookkeeping."""
-    one_step = GraphedStep(m, cyclegan_step) if m.speed.cuda_graph else cyclegan_step
+    """What the trainer does per iteration besides fetching data."""
+    one_step = make_step(m)
 
     def step(real_a: Tensor, real_b: Tensor) -> None:
-        terms = one_step(m, real_a, real_b)
-        stop_if_nonfinite(terms, 0, Path("."))  # the trainer's per-step check, sync included
-        log.add(terms)
+        train_iteration(one_step, m, real_a, real_b, log, 0, Path("."))
 
     return step
 

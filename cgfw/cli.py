@@ -391,7 +391,11 @@ def bench(
 
     loaded = _plugins()
     resolved = load(recipe, loaded.registry, overrides)
-    dev = resolve_device(device or resolved.recipe.train.device)
+    dev = (
+        resolve_device(device, "--device")
+        if device
+        else resolve_device(resolved.recipe.train.device)
+    )
     data = benchmark.batches(resolved, loaded, dev, synthetic, torch.contiguous_format)
     flops = benchmark.count_flops(resolved, loaded, dev, data)
     del data

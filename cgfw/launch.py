@@ -25,7 +25,8 @@ def launch(
     allow_changes: bool = False,
 ) -> RunResult:
     group = group or Group()
-    device = device_for(group, resolve_device(device_name or resolved.recipe.train.device))
+    named = resolve_device(device_name, "--device") if device_name else None
+    device = device_for(group, named or resolve_device(resolved.recipe.train.device))
     if not group.main:
         latest = resume_from(run_dir, resume)
         return train(resolved, loaded, run_dir, device, console, latest, group, allow_changes)

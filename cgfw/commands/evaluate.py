@@ -22,7 +22,7 @@ import torch
 from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
 
-from cgfw.commands.translate import device_named, load_generator
+from cgfw.commands.translate import load_generator
 from cgfw.console import console, friendly, out
 from cgfw.errors import CgfwError
 from cgfw.evaluation import (
@@ -35,7 +35,7 @@ from cgfw.plugins import Loaded, load_plugins
 from cgfw.recipe import Resolved, read_toml
 from cgfw.registry import Registry
 from cgfw.tensorboard import write_hparams
-from cgfw.trainer import build_dataset
+from cgfw.trainer import build_dataset, resolve_device
 
 DEFAULT_METRICS = "psnr,ssim,l1"
 
@@ -129,7 +129,7 @@ def eval_cmd(run_dir: Path, split: str, metric_names: str, batch_size: int, devi
     registry = load_plugins().registry
     for name in names:  # before loading any weights: a typo fails fast
         build_metric(registry, name)
-    dev = device_named(device)
+    dev = resolve_device(device, "--device")
     g_ab, g_ba = load_generator(run_dir, "a2b"), load_generator(run_dir, "b2a")
     resolved: Resolved = g_ab.resolved
     dataset = build_dataset(resolved, Loaded(g_ab.registry, []), split)

@@ -122,14 +122,6 @@ def load_generator(source: Path, direction: str) -> Generator:
     return Generator(net, resolved, registry, path, direction)
 
 
-def device_named(name: str) -> torch.device:
-    """resolve_device, with its message naming this command's option."""
-    try:
-        return resolve_device(name)
-    except CgfwError as exc:
-        raise CgfwError(str(exc).replace("train.device", "--device")) from None
-
-
 def to_image(tensor: Tensor) -> Image.Image:
     """(3, H, W) in [-1, 1] -> RGB image, rounded rather than truncated."""
     array = tensor.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
@@ -341,7 +333,7 @@ def translate(
     if size is not None and full_resolution:
         raise CgfwError("--size and --full-resolution exclude each other; give one")
     jobs = plan(input_path, output)  # before loading anything: a bad OUTPUT fails fast
-    dev = device_named(device)
+    dev = resolve_device(device, "--device")
     generator = load_generator(model, direction)
     if not full_resolution and size is None:
         size = generator.crop_size or DEFAULT_SIZE
