@@ -37,6 +37,7 @@ class Weights:
     cycle_forward: bool
     cycle_backward: bool
     identity: float
+    paired: float
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class CycleGAN:
     gan_loss: GanLoss
     cycle_loss: ReconstructionLoss
     identity_loss: ReconstructionLoss
+    paired_loss: ReconstructionLoss
     pool_a: Buffer  # history of fake_a shown to d_a
     pool_b: Buffer
     opt_g: torch.optim.Optimizer
@@ -207,8 +209,15 @@ def build_cyclegan(
         cycle_forward=losses.cycle.forward and losses.cycle.weight > 0,
         cycle_backward=losses.cycle.backward and losses.cycle.weight > 0,
         identity=losses.identity.weight * losses.cycle.weight,
+        paired=losses.paired.weight,
     )
-    if not (weights.gan or weights.cycle_forward or weights.cycle_backward or weights.identity):
+    if not (
+        weights.gan
+        or weights.cycle_forward
+        or weights.cycle_backward
+        or weights.identity
+        or weights.paired
+    ):
         raise CgfwError(f"{resolved.source}: every loss term is off; nothing would be trained")
 
     def make(path: str) -> Any:
@@ -242,6 +251,7 @@ def build_cyclegan(
         gan_loss=make("losses.gan"),
         cycle_loss=make("losses.cycle"),
         identity_loss=make("losses.identity"),
+        paired_loss=make("losses.paired"),
         pool_a=make("buffer"),
         pool_b=make("buffer"),
         opt_g=opt_g,

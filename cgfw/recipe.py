@@ -3,6 +3,7 @@ its component's own options model, so typos fail before any tensor exists."""
 
 from __future__ import annotations
 
+import copy
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -73,10 +74,22 @@ class IdentityLossSection(ComponentSection):
     )
 
 
+class PairedLossSection(ComponentSection):
+    name: str = "l1"
+    weight: float = Field(
+        0.0,
+        ge=0,
+        description="supervision from aligned pairs (not in the paper; the paired upper bound): "
+        "weight x (L1(fake_b, real_b) + L1(fake_a, real_a)); needs a dataset that yields "
+        "aligned training pairs, e.g. data.paired = true with the emoji dataset",
+    )
+
+
 class LossesSection(Strict):
     gan: GanLossSection = Field(default_factory=GanLossSection)
     cycle: CycleLossSection = Field(default_factory=CycleLossSection)
     identity: IdentityLossSection = Field(default_factory=IdentityLossSection)
+    paired: PairedLossSection = Field(default_factory=PairedLossSection)
 
 
 class BufferSection(ComponentSection):
@@ -136,6 +149,11 @@ class EvalSection(Strict):
 
 
 class Recipe(Strict):
+    extends: str | None = Field(
+        None,
+        description="start from another recipe (a bundled name, or a path relative to this "
+        "file) and set only what differs; merged when the recipe is loaded",
+    )
     run: RunSection = Field(default_factory=RunSection)
     data: DataSection = Field(default_factory=DataSection)
     generator: GeneratorSection = Field(default_factory=GeneratorSection)
@@ -157,6 +175,7 @@ COMPONENT_SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "losses.gan": ("gan_loss", ("weight",)),
     "losses.cycle": ("reconstruction_loss", ("weight", "forward", "backward")),
     "losses.identity": ("reconstruction_loss", ("weight",)),
+    "losses.paired": ("reconstruction_loss", ("weight",)),
     "buffer": ("buffer", ()),
     "schedule": ("schedule", ()),
 }
@@ -311,11 +330,43 @@ def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolv
     return resolved
 
 
+def merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `changes` laid over it, section by section (a changed table keeps the
+    base's other keys; a changed component name does not: its options would not fit)."""
+    merged = copy.deepcopy(base)
+    for key, value in changes.items():
+        old = merged.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            renamed = "name" in value and value["name"] != old.get("name")
+            merged[key] = dict(value) if renamed else merge(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_recipe(path: Path, registry: Registry, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe file's data; `extends = "NAME_OR_PATH"` starts from another recipe (a bundled
+    name, or a path relative to this file) and changes only the keys this file sets."""
+    data = read_toml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise CgfwError(f"{path}: extends must be a recipe name or path, got {parent!r}")
+    relative = path.parent / parent
+    try:
+        base_path = relative if relative.is_file() else find_recipe(parent, registry)
+    except CgfwError as exc:
+        raise CgfwError(f"{path}: extends = {parent!r}: {exc}") from None
+    if base_path.resolve() in seen:
+        raise CgfwError(f"{path}: extends = {parent!r} leads back to itself")
+    return merge(read_recipe(base_path, registry, (*seen, path.resolve())), data)
+
+
 def load(spec: str, registry: Registry, overrides: Iterable[str] = ()) -> Resolved:
     """Find, read, override and validate a recipe."""
-    path = find_recipe(spec, registry)
-    data = apply_overrides(read_toml(path), overrides)
-    return validate(data, registry, str(path))
+    data, source = load_data(spec, registry, overrides)
+    return validate(data, registry, source)
 
 
 def load_data(
@@ -323,4 +374,4 @@ def load_data(
 ) -> tuple[dict[str, Any], str]:
     """The recipe's raw data with overrides applied, not yet validated (for ablations)."""
     path = find_recipe(spec, registry)
-    return apply_overrides(read_toml(path), overrides), str(path)
+    return apply_overrides(read_recipe(path, registry), overrides), str(path)

@@ -42,6 +42,10 @@ def cyclegan_step(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> dict[str, Tens
             # A generator fed an image of its target domain should leave it alone.
             terms["idt_b"] = w.identity * m.identity_loss(m.g_ab(real_b), real_b)
             terms["idt_a"] = w.identity * m.identity_loss(m.g_ba(real_a), real_a)
+        if w.paired:
+            # Only with aligned pairs (real_b is real_a's counterpart): the supervised upper bound.
+            terms["paired_b"] = w.paired * m.paired_loss(fake_b, real_b)
+            terms["paired_a"] = w.paired * m.paired_loss(fake_a, real_a)
     loss_g = sum(terms.values())
     assert isinstance(loss_g, Tensor)
     m.opt_g.zero_grad(set_to_none=True)

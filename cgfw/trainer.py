@@ -316,6 +316,12 @@ def train(
     dataset = build_dataset(resolved, loaded, "train")
     samples = [t.to(device) for t in fixed_samples(resolved, loaded, dataset, cfg.samples)]
     m = build_cyclegan(resolved, loaded.registry, device, speed, group)
+    if m.weights.paired and not getattr(dataset, "paired", False):
+        raise CgfwError(
+            f"{resolved.source}: losses.paired.weight = {m.weights.paired} needs aligned "
+            f"training pairs, and dataset '{recipe.data.name}' gives unpaired ones; set "
+            "data.paired = true (emoji) or losses.paired.weight = 0"
+        )
     torch.manual_seed(recipe.run.seed + group.rank)  # each process its own pool and dropout draws
 
     per_epoch = iters_per_epoch(len(dataset), cfg.batch_size)  # type: ignore[arg-type]

@@ -138,3 +138,29 @@ def tiny_path(tmp_path: Path) -> Path:
     path = tmp_path / "plain.toml"
     path.write_text("[data]\nname = 'emoji'\n", encoding="utf-8")
     return path
+
+
+def test_a_recipe_can_extend_another_and_set_only_what_differs(
+    tmp_path: Path, loaded: Loaded
+) -> None:
+    (tmp_path / "base.toml").write_text(
+        '[generator]\nname = "resnet"\nn_blocks = 3\nngf = 8\n[data]\nname = "emoji"\n'
+        "load_size = 32\ncrop_size = 32\n",
+        encoding="utf-8",
+    )
+    child = write(tmp_path, 'extends = "base.toml"\n[generator]\nngf = 4\n')
+    recipe = load(child, loaded.registry).recipe
+    assert recipe.generator.options() == {"n_blocks": 3, "ngf": 4}  # merged, not replaced
+    assert recipe.data.name == "emoji" and recipe.extends is None
+    # Another component's name starts that section afresh: the old options would not fit it.
+    child = write(tmp_path, 'extends = "base.toml"\n[generator]\nname = "resnet_upsample"\n')
+    assert load(child, loaded.registry).recipe.generator.options() == {}
+    # Bundled names work; a loop and a missing parent are named.
+    assert load(write(tmp_path, 'extends = "quickstart"\n'), loaded.registry).recipe.run.name == (
+        "quickstart"
+    )
+    (tmp_path / "base.toml").write_text('extends = "r.toml"\n', encoding="utf-8")
+    with pytest.raises(CgfwError, match="leads back to itself"):
+        load(write(tmp_path, 'extends = "base.toml"\n'), loaded.registry)
+    with pytest.raises(CgfwError, match=r"r\.toml: extends = 'nope': unknown recipe 'nope'"):
+        load(write(tmp_path, 'extends = "nope"\n'), loaded.registry)

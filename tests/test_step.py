@@ -128,3 +128,20 @@ def test_weights_are_checked_before_a_checkpoint(loaded, tiny_recipe) -> None:  
     with torch.no_grad():
         next(m.d_b.parameters())[0].fill_(float("inf"))
     assert not all_finite(m)
+
+
+def test_paired_loss_is_l1_to_the_aligned_target_and_alone_skips_the_discriminators(
+    loaded, tiny_recipe
+) -> None:  # type: ignore[no-untyped-def]
+    m = tiny(
+        loaded, tiny_recipe, "losses.paired.weight=10", "losses.gan.weight=0",
+        "losses.cycle.forward=false", "losses.cycle.backward=false", "losses.identity.weight=0",
+    )  # fmt: skip
+    real_a, real_b = batch()
+    with torch.no_grad():
+        paired_b = 10.0 * (m.g_ab(real_a) - real_b).abs().mean()
+    d_before = params(m.d_a)
+    terms = cyclegan_step(m, real_a, real_b)
+    assert set(terms) == {"paired_a", "paired_b", "g_total"}
+    assert torch.allclose(terms["paired_b"], paired_b)
+    assert all(torch.equal(a, b) for a, b in zip(d_before, params(m.d_a), strict=True))

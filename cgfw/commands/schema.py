@@ -117,6 +117,9 @@ def recipe_schema(registry: Registry) -> dict[str, Any]:
     for node in (schema, *defs.values()):
         if node.get("required") == []:
             del node["required"]
+    if "required" in schema:  # a recipe that extends another may leave them to its parent
+        schema["if"] = {"not": {"required": ["extends"]}}
+        schema["then"] = {"required": schema.pop("required")}
     # The plain section models (DataSection, ...) were replaced above; drop the orphans.
     text = json.dumps(schema)
     for name in list(defs):

@@ -51,6 +51,11 @@ class EmojiOptions(Augment):
     load_size: int = Field(64, ge=1, description="the 64 px emoji are resized to this square")
     crop_size: int = Field(64, ge=4)
     flip: bool = Field(False, description="off by default: some emoji (arrows) mean their side")
+    paired: bool = Field(
+        False,
+        description="train on aligned pairs (every training emoji in both styles, same "
+        "crop and flip) instead of unpaired halves; for losses.paired, the supervised upper bound",
+    )
 
 
 def augment(image: Image.Image, opts: Augment, g: torch.Generator | None) -> Tensor:
@@ -105,6 +110,11 @@ class Unpaired(Dataset[dict[str, Tensor]]):
             }
         index, seed = key
         g = item_generator(seed)
+        if self.paired:  # item i's B is item i's A in the other domain: the same crop and flip
+            return {
+                "a": augment(self.fetch(self.a, index), self.opts, item_generator(seed)),
+                "b": augment(self.fetch(self.b, index), self.opts, g),
+            }
         partner = int(torch.randint(len(self.b), (), generator=g))
         return {
             "a": augment(self.fetch(self.a, index % len(self.a)), self.opts, g),
@@ -179,15 +189,20 @@ class EmojiDataset(Unpaired):
 
 def emoji(opts: EmojiOptions, split: str) -> EmojiDataset:
     """Train: Noto emoji of one half of the base code points (A) and Twemoji of the other (B),
-    never the same emoji; test: held-out emoji in both styles, aligned (pairs for evaluation)."""
+    never the same emoji (with `paired`, every training emoji in both styles, aligned);
+    test: held-out emoji in both styles, aligned (pairs for evaluation)."""
     entries = _emoji_index()["emoji"]
-    if split == "train":
+    if split == "train" and opts.paired:
+        both = [i for i, e in enumerate(entries) if e["split"] in ("train_a", "train_b")]
+        a, b = [("noto", i) for i in both], [("twemoji", i) for i in both]
+    elif split == "train":
         a = [("noto", i) for i, e in enumerate(entries) if e["split"] == "train_a"]
         b = [("twemoji", i) for i, e in enumerate(entries) if e["split"] == "train_b"]
     else:
         held_out = [i for i, e in enumerate(entries) if e["split"] == "test"]
         a, b = [("noto", i) for i in held_out], [("twemoji", i) for i in held_out]
-    return EmojiDataset(a, b, opts, train=split == "train", paired=split != "train")
+    paired = split != "train" or opts.paired
+    return EmojiDataset(a, b, opts, train=split == "train", paired=paired)
 
 
 @hookimpl

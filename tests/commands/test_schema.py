@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from cgfw.commands.schema import recipe_schema, schema_cmd, validate_cmd
 from cgfw.errors import CgfwError
 from cgfw.plugins import Loaded, load_plugins
-from cgfw.recipe import COMPONENT_SECTIONS, read_toml, validate
+from cgfw.recipe import COMPONENT_SECTIONS, read_recipe, read_toml, validate
 
 try:
     import jsonschema
@@ -23,6 +23,7 @@ except ImportError:  # the structural checks below still run
 
 needs_jsonschema = pytest.mark.skipif(jsonschema is None, reason="pip install jsonschema")
 BUNDLED = sorted((Path(__file__).parents[2] / "recipes").glob("*.toml"))
+PAPER = Path(__file__).parents[2] / "recipes" / "paper_default.toml"
 
 
 def as_json(data: dict[str, Any]) -> Any:
@@ -84,7 +85,7 @@ def test_component_options_are_in_the_schema(loaded: Loaded) -> None:
     assert "required" not in resnet  # the default generator: `name` may be left out
     gan = section(schema, "losses.gan")["oneOf"][0]
     assert gan["required"] == ["name"] and "weight" in gan["properties"]
-    assert "data" in schema["required"]  # the default dataset (folder) needs a root
+    assert "data" in schema["then"]["required"]  # the default dataset (folder) needs a root
 
 
 @needs_jsonschema
@@ -93,7 +94,8 @@ def test_bundled_recipes_validate_against_the_schema(loaded: Loaded, recipe: Pat
     data = read_toml(recipe)
     jsonschema.validate(as_json(data), recipe_schema(loaded.registry))  # type: ignore[union-attr]
     # A fully resolved recipe (every default written out) is valid too.
-    resolved = validate(data, loaded.registry, str(recipe)).to_dict()
+    merged = read_recipe(recipe, loaded.registry)
+    resolved = validate(merged, loaded.registry, str(recipe)).to_dict()
     jsonschema.validate(as_json(resolved), recipe_schema(loaded.registry))  # type: ignore[union-attr]
 
 
@@ -131,14 +133,14 @@ VARIANTS = [
 @pytest.mark.parametrize(("path", "value", "valid"), VARIANTS)
 def test_the_schema_agrees_with_cgfw(loaded: Loaded, path: str, value: Any, valid: bool) -> None:
     schema = recipe_schema(loaded.registry)
-    data = _variant(read_toml(BUNDLED[0]), path, value)
+    data = _variant(read_toml(PAPER), path, value)
     assert cgfw_accepts(loaded, data) is valid
     assert schema_accepts(schema, data) is valid
 
 
 @needs_jsonschema
 def test_a_recipe_without_the_required_dataset_root_is_rejected(loaded: Loaded) -> None:
-    data = read_toml(BUNDLED[0])
+    data = read_toml(PAPER)
     del data["data"]["root"]
     assert not cgfw_accepts(loaded, data)
     assert not schema_accepts(recipe_schema(loaded.registry), data)
@@ -175,7 +177,7 @@ def test_a_third_party_component_is_in_the_schema(
     fake_distribution("cgfw-schema-test", PLUGIN)
     loaded = load_plugins()
     schema = recipe_schema(loaded.registry)
-    base = read_toml(BUNDLED[0])
+    base = read_toml(PAPER)
     good = _variant(base, "generator", {"name": "tiny", "width": 4, "inner": {"depth": 3}})
     assert cgfw_accepts(loaded, good) and schema_accepts(schema, good)
     for bad in ({"name": "tiny", "inner": {"depth": "x"}}, {"name": "tiny", "n_blocks": 9}):
@@ -202,10 +204,10 @@ def test_schema_command_prints_json() -> None:
 
 
 def test_validate_command(tmp_path: Path) -> None:
-    ok = invoke(validate_cmd, str(BUNDLED[0]))
+    ok = invoke(validate_cmd, str(PAPER))
     assert ok.exit_code == 0 and ok.stdout.strip() == "ok"
     assert invoke(validate_cmd, "quickstart", "--set", "generator.n_blocks=4").exit_code == 0
-    bad = invoke(validate_cmd, str(BUNDLED[0]), "--set", "generator.n_block=6")
+    bad = invoke(validate_cmd, str(PAPER), "--set", "generator.n_block=6")
     assert bad.exit_code == 2
     assert "generator.n_block: unknown option for generator 'resnet'" in bad.stderr
     assert "did you mean 'n_blocks'?" in bad.stderr

@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cgfw.data import epoch_keys
+from cgfw.data import epoch_keys, item_generator
 from cgfw.errors import CgfwError
-from cgfw_paper.datasets import EmojiOptions, FolderOptions, emoji, folder
+from cgfw_paper.datasets import EmojiOptions, FolderOptions, augment, emoji, folder
 from tests.conftest import make_folder_dataset
 
 
@@ -73,3 +73,17 @@ def test_emoji_is_composited_on_white() -> None:
     item = emoji(EmojiOptions(), "test")[0]
     corners = item["a"][:, [0, 0, -1, -1], [0, -1, 0, -1]]
     assert torch.allclose(corners, torch.ones_like(corners))
+
+
+def test_emoji_paired_training_gives_one_emoji_in_both_styles_with_one_crop() -> None:
+    train = emoji(EmojiOptions(paired=True, load_size=40, crop_size=32, flip=True), "train")
+    unpaired = emoji(EmojiOptions(), "train")
+    assert train.paired and not unpaired.paired
+    assert [i for _, i in train.a] == [i for _, i in train.b]
+    assert {i for _, i in train.a} == {i for _, i in unpaired.a} | {i for _, i in unpaired.b}
+    # The same crop and flip on both sides: each side is what the item seed's draws give.
+    for index, seed in ((0, 1), (5, 2), (9, 3)):
+        item = train[(index, seed)]
+        for side, items in (("a", train.a), ("b", train.b)):
+            expected = augment(train.load(items[index]), train.opts, item_generator(seed))
+            assert torch.equal(item[side], expected), (index, side)
