@@ -82,6 +82,27 @@ def plan(
     return variants
 
 
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise CgfwError(f"--seeds {text!r}: expected distinct whole numbers, e.g. --seeds 0,1,2")
+    return seeds
+
+
+def with_seeds(variants: list[Variant], seeds: list[int]) -> list[Variant]:
+    """Each variant once per seed, named LABEL-seedN (`cgfw compare` groups them again)."""
+    seeded = []
+    for variant in variants:
+        for seed in seeds:
+            data = copy.deepcopy(variant.data)
+            set_dotted(data, "run.seed", seed)
+            seeded.append(Variant(f"{variant.label}-seed{seed}", data))
+    return seeded
+
+
 def run_parallel(
     runs: dict[Path, Resolved], jobs: int, device: str | None, console: Console
 ) -> dict[str, dict[str, float]]:
@@ -98,6 +119,9 @@ def run_parallel(
             recipe = run_dir / "variant.toml"
             recipe.write_text(resolved.to_toml(), encoding="utf-8")
             env = dict(os.environ)
+            if not gpus and "OMP_NUM_THREADS" not in env:
+                # Runs sharing the CPU split its cores instead of each claiming all of them.
+                env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
             if gpus > 1:
                 env["CUDA_VISIBLE_DEVICES"] = str(n % gpus)
             n += 1

@@ -141,7 +141,7 @@ def run(
     if not dry_run:
         _train(resolved, loaded, device)
         return
-    out.print(resolved.to_toml())
+    click.echo(resolved.to_toml(), nl=False)
     for path, names in (("generator", ("g_ab", "g_ba")), ("discriminator", ("d_a", "d_b"))):
         net = build_network(resolved, loaded.registry, path)
         for name in names:
@@ -206,6 +206,12 @@ def _train(
     metavar="KEY=V1,V2",
     help="One run per value, e.g. --vary losses.gan.name=lsgan,bce; repeatable.",
 )
+@click.option(
+    "--seeds",
+    metavar="S1,S2,...",
+    help="Run every variant once per seed (run.seed), e.g. --seeds 0,1,2; "
+    "`cgfw compare` then reports mean +- std over the seeds.",
+)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--device", help="auto, cpu, cuda or cuda:N (overrides train.device).")
 @click.option(
@@ -221,6 +227,7 @@ def ablate_cmd(
     recipe: str,
     disable: tuple[str, ...],
     vary: tuple[str, ...],
+    seeds: str | None,
     overrides: tuple[str, ...],
     device: str | None,
     jobs: int,
@@ -234,6 +241,8 @@ def ablate_cmd(
     data, source = load_data(recipe, loaded.registry, overrides)
     resolved_base = validate(data, loaded.registry, source).to_dict()
     variants = ablation.plan(data, list(disable), list(vary), loaded.registry, resolved_base)
+    if seeds is not None:
+        variants = ablation.with_seeds(variants, ablation.parse_seeds(seeds))
     resolved = [validate(v.data, loaded.registry, f"{source} [{v.label}]") for v in variants]
     base = resolved[0].recipe.run
     parent = new_run_dir(Path(base.output_dir), f"ablate-{base.name}")
@@ -282,7 +291,7 @@ def recipe() -> None:
 @friendly
 def recipe_show(recipe: str, overrides: tuple[str, ...]) -> None:
     """Print RECIPE fully resolved: overrides applied, every default filled in."""
-    out.print(load(recipe, _plugins().registry, overrides).to_toml())
+    click.echo(load(recipe, _plugins().registry, overrides).to_toml(), nl=False)
 
 
 @main.command()

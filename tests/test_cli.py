@@ -149,6 +149,28 @@ def test_components_and_recipes_listing(cli) -> None:  # type: ignore[no-untyped
     assert bad.exit_code == 2 and "did you mean 'generator'" in bad.output
 
 
+def test_ablate_seeds_runs_each_variant_per_seed_and_compare_groups_them(
+    cli, tiny_recipe: Path
+) -> None:  # type: ignore[no-untyped-def]
+    result = cli(
+        "ablate", tiny_recipe, "--disable", "identity", "--seeds", "0,1",
+        "--set", "train.max_iters=2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (parent,) = run_dirs(tiny_recipe.parent / "runs")
+    names = [p.name for p in run_dirs(parent)]
+    assert names == ["base-seed0", "base-seed1", "no-identity-seed0", "no-identity-seed1"]
+    assert "seed = 1" in (parent / "base-seed1" / "recipe.toml").read_text()
+    table = cli("compare", parent, "--csv")
+    rows = table.output.splitlines()
+    assert rows[0].startswith("run,losses.identity.weight,seeds,")
+    assert [r.split(",")[:3] for r in rows[1:]] == [
+        ["base", "0.5", "2"],
+        ["no-identity", "0.0", "2"],
+    ]
+    assert cli("ablate", tiny_recipe, "--disable", "pool", "--seeds", "0,0").exit_code == 2
+
+
 def test_ablate_jobs_runs_variants_in_parallel_processes(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
     result = cli(
         "ablate", tiny_recipe, "--disable", "pool", "--jobs", "2", "--set", "train.max_iters=2"

@@ -4,9 +4,12 @@ results (held-out metrics from `cgfw eval`, final training losses)."""
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import json
 import math
+import re
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,8 @@ from cgfw.tensorboard import flatten
 
 # Keys that differ between any two runs without making them different experiments.
 IGNORED = {"run.name", "run.output_dir", "run.description", "train.device"}
+SEED = "run.seed"
+SEED_SUFFIX = re.compile(r"-seed\d+$")  # cgfw ablate --seeds names runs LABEL-seedN
 
 
 @dataclass
@@ -53,6 +58,8 @@ def load_run(path: Path) -> Run:
     metrics = path / "metrics.json"
     if metrics.is_file():
         data = json.loads(metrics.read_text(encoding="utf-8"))
+        if isinstance(data.get("samples"), int):
+            run.results["samples"] = float(data["samples"])
         for direction in ("a2b", "b2a", "baseline", "cycle"):
             for key, value in flatten(data.get(direction) or {}).items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
@@ -64,12 +71,71 @@ def load_run(path: Path) -> Run:
     return run
 
 
-def table_rows(
-    runs: list[Run], sort: str | None, descending: bool
-) -> tuple[list[str], list[list[str]]]:
+@dataclass
+class Row:
+    """One line of the table: a run, or the runs of one variant that differ only in run.seed."""
+
+    label: str
+    recipe: dict[str, Any]
+    runs: list[Run]
+
+    def values(self, key: str) -> list[float]:
+        return [r.results[key] for r in self.runs if key in r.results]
+
+    def mean(self, key: str) -> float | None:
+        values = self.values(key)
+        return statistics.fmean(values) if values else None
+
+
+@dataclass
+class Stat:
+    mean: float
+    std: float | None  # None: a single run
+    n: int
+
+    def __str__(self) -> str:
+        if self.std is None:
+            return f"{self.mean:.4g}"
+        return f"{self.mean:.4g} ± {self.std:.2g}"
+
+
+def differing_keys(runs: list[Run]) -> list[str]:
     keys = sorted({k for r in runs for k in r.recipe} - IGNORED)
-    differing = [k for k in keys if len({repr(r.recipe.get(k)) for r in runs}) > 1]
-    results = sorted({k for r in runs for k in r.results})
+    return [k for k in keys if len({repr(r.recipe.get(k)) for r in runs}) > 1]
+
+
+def group_seeds(runs: list[Run], differing: list[str]) -> tuple[list[Row], list[str]]:
+    """Runs whose recipes differ only in run.seed become one row; the keys left to show."""
+    if SEED not in differing:
+        return [Row(r.path.name, r.recipe, [r]) for r in runs], differing
+    keys = [k for k in differing if k != SEED]
+    groups: dict[tuple[str, ...], list[Run]] = {}
+    for run in runs:
+        groups.setdefault(tuple(repr(run.recipe.get(k)) for k in keys), []).append(run)
+    rows = [
+        Row(SEED_SUFFIX.sub("", g[0].path.name) if len(g) > 1 else g[0].path.name, g[0].recipe, g)
+        for g in groups.values()
+    ]
+    return rows, keys
+
+
+def select(names: list[str], patterns: tuple[str, ...], what: str) -> list[str]:
+    """The names matching any glob in `patterns` (all names when there are none)."""
+    if not patterns:
+        return names
+    chosen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    if not chosen:
+        have = ", ".join(names) or "none"
+        raise CgfwError(f"--results {', '.join(patterns)}: matches no {what} (have: {have})")
+    return chosen
+
+
+def table_rows(
+    runs: list[Run], sort: str | None, descending: bool, patterns: tuple[str, ...] = ()
+) -> tuple[list[str], list[list[str | Stat]]]:
+    rows, shown = group_seeds(runs, differing_keys(runs))
+    grouped = any(len(row.runs) > 1 for row in rows)
+    results = select(sorted({k for r in runs for k in r.results}), patterns, "result")
     if sort is not None:
         if sort not in results:
             raise CgfwError(
@@ -77,37 +143,126 @@ def table_rows(
                 f"(have: {', '.join(results) or 'none'})"
             )
         missing = -math.inf if descending else math.inf
-        runs = sorted(runs, key=lambda r: r.results.get(sort, missing), reverse=descending)
-    columns = ["run", *differing, *results]
-    rows = [
-        [
-            r.path.name,
-            *(str(r.recipe.get(k, "-")) for k in differing),
-            *(_number(r.results.get(k)) for k in results),
-        ]
-        for r in runs
-    ]
-    return columns, rows
+
+        def key(row: Row) -> float:
+            mean = row.mean(sort)
+            return missing if mean is None else mean
+
+        rows = sorted(rows, key=key, reverse=descending)
+    columns = ["run", *shown, *(["seeds"] if grouped else []), *results]
+    table: list[list[str | Stat]] = []
+    for row in rows:
+        cells: list[str | Stat] = [row.label, *(str(row.recipe.get(k, "-")) for k in shown)]
+        if grouped:
+            cells.append(str(len(row.runs)))
+        cells += [_stat(row.values(k)) for k in results]
+        table.append(cells)
+    return columns, table
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+def _stat(values: list[float]) -> str | Stat:
+    if not values:
+        return "-"
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return Stat(statistics.fmean(values), std, len(values))
 
 
-def render(columns: list[str], rows: list[list[str]], fmt: str) -> str | Table:
-    if fmt == "csv":
+def render(columns: list[str], rows: list[list[str | Stat]], fmt: str) -> str | Table:
+    if fmt == "csv":  # numbers stay numbers: a mean column, and a .std column where seeds vary
+        with_std = {
+            i
+            for row in rows
+            for i, c in enumerate(row)
+            if isinstance(c, Stat) and c.std is not None
+        }
+        header: list[str] = []
+        for i, name in enumerate(columns):
+            header += [name, f"{name}.std"] if i in with_std else [name]
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerow(header)
+        for row in rows:
+            line: list[str] = []
+            for i, cell in enumerate(row):
+                value = f"{cell.mean:.6g}" if isinstance(cell, Stat) else cell
+                line += [value, _csv_std(cell)] if i in with_std else [value]
+            writer.writerow(line)
         return buffer.getvalue()
+    text = [[str(c) for c in row] for row in rows]
     if fmt == "markdown":
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in text]) + "\n"
     table = Table(*columns, title="runs: the recipe keys that differ, then the results")
-    for row in rows:
-        table.add_row(*row)
+    for row_text in text:
+        table.add_row(*row_text)
     return table
+
+
+def _csv_std(cell: str | Stat) -> str:
+    return f"{cell.std:.6g}" if isinstance(cell, Stat) and cell.std is not None else ""
+
+
+def curves(run: Run) -> dict[str, list[tuple[int, float]]]:
+    """The run's scalar curves from its TensorBoard events, named like the results
+    (eval/a2b/psnr -> a2b.psnr, loss/g_total -> loss.g_total)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run.path), size_guidance={"scalars": 0})
+    events.Reload()
+    found: dict[str, list[tuple[int, float]]] = {}
+    for tag in events.Tags().get("scalars", []):
+        name = tag.removeprefix("eval/").replace("/", ".")
+        found[name] = [(e.step, e.value) for e in events.Scalars(tag)]
+    return found
+
+
+def plot(rows: list[Row], patterns: tuple[str, ...], path: Path) -> list[str]:
+    """One panel per metric, one line per row (the mean over seeds, with a +- std band);
+    held-out metric curves when the runs have them ([eval] every), else the loss curves."""
+    from matplotlib.figure import Figure
+
+    per_row = [[curves(run) for run in row.runs] for row in rows]
+    names = sorted({n for runs in per_row for c in runs for n in c})
+    metrics = [n for n in names if not n.startswith(("loss.", "lr"))]
+    if not metrics:
+        metrics = [n for n in names if n.startswith("loss.")]
+    if not metrics:
+        raise CgfwError(
+            "--plot: the runs logged no curves; held-out metric curves come from "
+            "[eval] every = N in the recipe, losses from train.log_every"
+        )
+    metrics = select(metrics, patterns, "curve")
+    cols = min(3, len(metrics))
+    rows_n = math.ceil(len(metrics) / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows_n), layout="constrained")
+    axes = fig.subplots(rows_n, cols, squeeze=False).ravel()
+    for ax, name in zip(axes, metrics, strict=False):
+        for row, runs in zip(rows, per_row, strict=True):
+            by_step: dict[int, list[float]] = {}
+            for c in runs:
+                for step, value in c.get(name, []):
+                    by_step.setdefault(step, []).append(value)
+            if not by_step:
+                continue
+            steps = sorted(by_step)
+            mean = [statistics.fmean(by_step[s]) for s in steps]
+            (line,) = ax.plot(steps, mean, label=row.label)
+            if len(runs) > 1:
+                std = [statistics.pstdev(by_step[s]) for s in steps]
+                low = [m - d for m, d in zip(mean, std, strict=True)]
+                high = [m + d for m, d in zip(mean, std, strict=True)]
+                ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
+        ax.set_title(name)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(metrics) :]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize="small")
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as exc:
+        raise CgfwError(f"--plot {path}: cannot write: {exc.strerror}") from None
+    return metrics
 
 
 @click.command("compare")
@@ -116,18 +271,44 @@ def render(columns: list[str], rows: list[list[str]], fmt: str) -> str | Table:
     "--sort", metavar="RESULT", help="Order the runs by a result, e.g. a2b.psnr or loss.g_total."
 )
 @click.option("--descending", is_flag=True, help="Highest first (for PSNR, SSIM).")
+@click.option(
+    "--results",
+    "patterns",
+    multiple=True,
+    metavar="GLOB",
+    help="Only the results (and curves) matching, e.g. --results 'a2b.*'; repeatable.",
+)
 @click.option("--csv", "fmt", flag_value="csv", help="Comma-separated values instead of a table.")
 @click.option("--markdown", "fmt", flag_value="markdown", help="A markdown table.")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE.png",
+    help="Also draw the runs' metric curves side by side ([eval] every; else the losses).",
+)
 @friendly
 def compare_cmd(
-    paths: tuple[Path, ...], sort: str | None, descending: bool, fmt: str | None
+    paths: tuple[Path, ...],
+    sort: str | None,
+    descending: bool,
+    patterns: tuple[str, ...],
+    fmt: str | None,
+    plot_path: Path | None,
 ) -> None:
     """Compare RUN_DIRs (or folders of runs, such as an ablation's) in one table: the recipe
-    keys in which they differ, held-out metrics from `cgfw eval` and final losses."""
+    keys in which they differ, held-out metrics from `cgfw eval` and final losses.
+
+    Runs that differ only in run.seed (`cgfw ablate --seeds`) share a row: mean ± sample std.
+    """
     runs = find_runs(list(paths))
-    columns, rows = table_rows(runs, sort, descending)
+    columns, rows = table_rows(runs, sort, descending, patterns)
     rendered = render(columns, rows, fmt or "table")
     if isinstance(rendered, str):
         click.echo(rendered, nl=False)
     else:
         out.print(rendered)
+    if plot_path is not None:
+        grouped, _ = group_seeds(runs, differing_keys(runs))
+        drawn = plot(grouped, patterns, plot_path)
+        click.echo(f"plotted {', '.join(drawn)} to {plot_path}", err=True)
