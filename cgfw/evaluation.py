@@ -41,6 +41,21 @@ def build_metric(registry: Registry, name: str) -> Metric:
     return metric
 
 
+def with_companions(names: list[str], registry: Registry) -> list[str]:
+    """`names` plus the metrics any of them must be reported beside (FID -> KID), in order."""
+    result: list[str] = []
+    for name in names:
+        for n in (name, *getattr(build_metric(registry, name), "reported_with", ())):
+            if n not in result:
+                result.append(n)
+    return result
+
+
+def usable_metrics(names: list[str], registry: Registry, paired: bool) -> list[str]:
+    """Paired metrics (PSNR, ...) need aligned pairs; distribution metrics (KID, ...) do not."""
+    return [n for n in names if paired or not build_metric(registry, n).paired]
+
+
 def batches(dataset: Any, split: str, batch_size: int) -> Any:
     """(real_a, real_b) batches over the whole split, in order."""
     total = len(dataset)
@@ -61,11 +76,13 @@ def evaluate(
     device: torch.device,
     batch_size: int = 8,
 ) -> dict[str, Any]:
-    """Every metric in both directions, the do-nothing baseline and the cycle error."""
+    """Every metric in both directions, the do-nothing baseline and the cycle error; metrics
+    that need aligned pairs are left out on a dataset without them."""
     paired = bool(getattr(dataset, "paired", False))
-    rows = ("a2b", "b2a", "baseline") if paired else ()
+    usable = usable_metrics(with_companions(names, registry), registry, paired)
+    rows = ("a2b", "b2a", "baseline")
     scores: dict[str, dict[str, Metric]] = {
-        row: {n: build_metric(registry, n) for n in names} for row in rows
+        row: {n: build_metric(registry, n) for n in usable} for row in rows
     }
     cycle = {side: build_metric(registry, CYCLE_METRIC) for side in ("a", "b")}
     g_ab.eval()
@@ -81,12 +98,12 @@ def evaluate(
             ("b2a", fake_a, real_a),
             ("baseline", real_a, real_b),
         ):
-            for metric in scores.get(row, {}).values():
+            for metric in scores[row].values():
                 metric.update(fake, real)
         samples += real_a.shape[0]
     results: dict[str, Any] = {"split": split, "samples": samples, "paired": paired}
-    for row in ("a2b", "b2a", "baseline"):
-        results[row] = {n: m.compute() for n, m in scores.get(row, {}).items()}
+    for row in rows:
+        results[row] = {n: m.compute() for n, m in scores[row].items()}
     results["cycle"] = {side: {CYCLE_METRIC: m.compute()} for side, m in cycle.items()}
     return results
 

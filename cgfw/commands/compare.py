@@ -36,6 +36,10 @@ class Run:
 
 
 def find_runs(paths: list[Path]) -> list[Run]:
+    return [load_run(d) for d in run_dirs(paths)]
+
+
+def run_dirs(paths: list[Path]) -> list[Path]:
     """Each path is a run directory (it has recipe.toml) or a folder of them (an ablation)."""
     dirs: list[Path] = []
     for path in paths:
@@ -50,7 +54,7 @@ def find_runs(paths: list[Path]) -> list[Run]:
             dirs += found
         else:
             raise CgfwError(f"{path}: no such run directory")
-    return [load_run(d) for d in dirs]
+    return dirs
 
 
 def load_run(path: Path) -> Run:
@@ -119,23 +123,29 @@ def group_seeds(runs: list[Run], differing: list[str]) -> tuple[list[Row], list[
     return rows, keys
 
 
-def select(names: list[str], patterns: tuple[str, ...], what: str) -> list[str]:
+def select(
+    names: list[str], patterns: tuple[str, ...], what: str, strict: bool = True
+) -> list[str]:
     """The names matching any glob in `patterns` (all names when there are none)."""
     if not patterns:
         return names
     chosen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
-    if not chosen:
+    if not chosen and strict:
         have = ", ".join(names) or "none"
         raise CgfwError(f"--results {', '.join(patterns)}: matches no {what} (have: {have})")
     return chosen
 
 
 def table_rows(
-    runs: list[Run], sort: str | None, descending: bool, patterns: tuple[str, ...] = ()
+    runs: list[Run],
+    sort: str | None,
+    descending: bool,
+    patterns: tuple[str, ...] = (),
+    strict: bool = True,
 ) -> tuple[list[str], list[list[str | Stat]]]:
     rows, shown = group_seeds(runs, differing_keys(runs))
     grouped = any(len(row.runs) > 1 for row in rows)
-    results = select(sorted({k for r in runs for k in r.results}), patterns, "result")
+    results = select(sorted({k for r in runs for k in r.results}), patterns, "result", strict)
     if sort is not None:
         if sort not in results:
             raise CgfwError(
@@ -207,12 +217,15 @@ def curves(run: Run) -> dict[str, list[tuple[int, float]]]:
     (eval/a2b/psnr -> a2b.psnr, loss/g_total -> loss.g_total)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(run.path), size_guidance={"scalars": 0})
-    events.Reload()
     found: dict[str, list[tuple[int, float]]] = {}
-    for tag in events.Tags().get("scalars", []):
-        name = tag.removeprefix("eval/").replace("/", ".")
-        found[name] = [(e.step, e.value) for e in events.Scalars(tag)]
+    # File by file: a directory reader stops at the first file of a resumed or evaluated run.
+    for path in sorted(run.path.glob("events.out.tfevents.*")):
+        events = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        events.Reload()
+        for tag in events.Tags().get("scalars", []):
+            if tag.startswith(("eval/", "loss/")):
+                name = tag.removeprefix("eval/").replace("/", ".")
+                found.setdefault(name, []).extend((e.step, e.value) for e in events.Scalars(tag))
     return found
 
 
@@ -223,7 +236,7 @@ def plot(rows: list[Row], patterns: tuple[str, ...], path: Path) -> list[str]:
 
     per_row = [[curves(run) for run in row.runs] for row in rows]
     names = sorted({n for runs in per_row for c in runs for n in c})
-    metrics = [n for n in names if not n.startswith(("loss.", "lr"))]
+    metrics = [n for n in names if not n.startswith("loss.")]
     if not metrics:
         metrics = [n for n in names if n.startswith("loss.")]
     if not metrics:
@@ -302,7 +315,8 @@ def compare_cmd(
     Runs that differ only in run.seed (`cgfw ablate --seeds`) share a row: mean ± sample std.
     """
     runs = find_runs(list(paths))
-    columns, rows = table_rows(runs, sort, descending, patterns)
+    # With --plot, a pattern may name only curves (runs not yet scored by `cgfw eval`).
+    columns, rows = table_rows(runs, sort, descending, patterns, strict=plot_path is None)
     rendered = render(columns, rows, fmt or "table")
     if isinstance(rendered, str):
         click.echo(rendered, nl=False)

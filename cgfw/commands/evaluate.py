@@ -4,10 +4,12 @@ Both generators translate every held-out item (a -> b and b -> a) and each metri
 translations with their real counterparts. Two reference rows put the numbers in context:
 ``baseline`` scores the untranslated inputs (real_a against real_b), the do-nothing translator
 a model has to beat, and ``cycle`` is the L1 between each real image and its reconstruction
-(a -> b -> a, b -> a -> b). Paired metrics need aligned pairs; on a dataset without them (an
-image folder) only the cycle error, which compares an image with itself, is computed.
+(a -> b -> a, b -> a -> b). Paired metrics (PSNR, SSIM, L1) need aligned pairs; on a dataset
+without them (an image folder) only the distribution metrics (KID, FID, SWD) and the cycle error
+are computed. FID always comes with KID beside it, and every result with its sample count.
 
 Results go to RUN_DIR/metrics.json, to a table on stdout and to the run's TensorBoard HParams.
+Several runs in one call share the real images' Inception features.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
 
+from cgfw.commands.compare import run_dirs
 from cgfw.commands.translate import load_generator
 from cgfw.console import console, friendly, out
 from cgfw.errors import CgfwError
@@ -30,6 +33,8 @@ from cgfw.evaluation import (
     build_metric,
     evaluate,
     flat_metrics,
+    usable_metrics,
+    with_companions,
 )
 from cgfw.plugins import Loaded, load_plugins
 from cgfw.recipe import Resolved, read_toml
@@ -66,16 +71,15 @@ def json_ready(node: Any) -> Any:
     return node
 
 
-def table(results: dict[str, Any], names: list[str], registry: Registry) -> Table:
-    grid = Table(title=f"cgfw eval: {results['split']} split, {results['samples']} sample(s)")
+def table(results: dict[str, Any], registry: Registry, title: str) -> Table:
+    grid = Table(title=f"{title}: {results['split']} split, {results['samples']} sample(s)")
     grid.add_column("metric")
     for column in ("a2b", "b2a", "baseline (no translation)"):
         grid.add_column(column, justify="right")
-    if results["paired"]:
-        for name in names:
-            better = "higher" if build_metric(registry, name).higher_is_better else "lower"
-            cells = [f"{results[row][name]:.4f}" for row in ("a2b", "b2a", "baseline")]
-            grid.add_row(f"{name} ({better} is better)", *cells)
+    for name in results["a2b"]:
+        better = "higher" if build_metric(registry, name).higher_is_better else "lower"
+        cells = [f"{results[row][name]:.4f}" for row in ("a2b", "b2a", "baseline")]
+        grid.add_row(f"{name} ({better} is better)", *cells)
     cycle = results["cycle"]
     grid.add_row(
         f"cycle {CYCLE_METRIC} (lower is better)",
@@ -95,7 +99,9 @@ def write_tensorboard(run_dir: Path, results: dict[str, Any]) -> None:
 
 
 @click.command("eval")
-@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
+@click.argument(
+    "paths", metavar="RUN_DIR...", nargs=-1, required=True, type=click.Path(path_type=Path)
+)
 @click.option(
     "--split",
     type=click.Choice(["test", "train"]),
@@ -108,7 +114,8 @@ def write_tensorboard(run_dir: Path, results: dict[str, Any]) -> None:
     "metric_names",
     default=DEFAULT_METRICS,
     show_default=True,
-    help="Comma-separated metric names (`cgfw components metric` lists them).",
+    help="Comma-separated metric names (`cgfw components metric` lists them); "
+    "kid, fid need `pip install 'cgfw[metrics]'`.",
 )
 @click.option(
     "--batch-size",
@@ -120,24 +127,43 @@ def write_tensorboard(run_dir: Path, results: dict[str, Any]) -> None:
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @friendly
-def eval_cmd(run_dir: Path, split: str, metric_names: str, batch_size: int, device: str) -> None:
-    """Score RUN_DIR's generators (latest checkpoint) on its dataset's held-out split: each
-    metric a -> b and b -> a, the untranslated inputs as a baseline, and the cycle error.
-    Writes RUN_DIR/metrics.json and the run's TensorBoard HParams."""
-    check_run_dir(run_dir)
-    names = parse_names(metric_names)
+def eval_cmd(
+    paths: tuple[Path, ...], split: str, metric_names: str, batch_size: int, device: str
+) -> None:
+    """Score each RUN_DIR's generators (latest checkpoint) on its dataset's held-out split:
+    each metric a -> b and b -> a, the untranslated inputs as a baseline, and the cycle error.
+    Writes RUN_DIR/metrics.json and the run's TensorBoard HParams. A folder of runs (an
+    ablation's) means every run in it."""
+    dirs = run_dirs(list(paths))
+    for run_dir in dirs:
+        check_run_dir(run_dir)
     registry = load_plugins().registry
-    for name in names:  # before loading any weights: a typo fails fast
-        build_metric(registry, name)
+    # Before loading any weights: a typo, or KID without its network, fails fast.
+    names = with_companions(parse_names(metric_names), registry)
     dev = resolve_device(device, "--device")
+    for run_dir in dirs:
+        results = eval_run(run_dir, split, names, registry, dev, batch_size)
+        out.print(table(results, registry, f"cgfw eval {run_dir.name}"))
+        console.print(f"wrote {run_dir / 'metrics.json'}")
+
+
+def eval_run(
+    run_dir: Path,
+    split: str,
+    names: list[str],
+    registry: Registry,
+    dev: torch.device,
+    batch_size: int,
+) -> dict[str, Any]:
     g_ab, g_ba = load_generator(run_dir, "a2b"), load_generator(run_dir, "b2a")
     resolved: Resolved = g_ab.resolved
     dataset = build_dataset(resolved, Loaded(g_ab.registry, []), split)
-    if not getattr(dataset, "paired", False):
+    paired = bool(getattr(dataset, "paired", False))
+    skipped = sorted(set(names) - set(usable_metrics(names, registry, paired)))
+    if skipped:
         console.print(
             f"[yellow]note:[/yellow] dataset '{resolved.recipe.data.name}' has no aligned pairs "
-            f"in its {split} split, so paired metrics ({', '.join(names)}) and the baseline are "
-            "skipped; only the cycle error is computed",
+            f"in its {split} split, so the paired metrics ({', '.join(skipped)}) are skipped",
             highlight=False,
         )
     try:
@@ -146,8 +172,8 @@ def eval_cmd(run_dir: Path, split: str, metric_names: str, batch_size: int, devi
         )
     except torch.cuda.OutOfMemoryError:
         raise CgfwError("out of GPU memory; use a smaller --batch-size or --device cpu") from None
+    results["checkpoint"] = str(g_ab.checkpoint)
     path = run_dir / "metrics.json"
     path.write_text(json.dumps(json_ready(results), indent=2) + "\n", encoding="utf-8")
     write_tensorboard(run_dir, results)
-    out.print(table(results, names, registry))
-    console.print(f"wrote {path} ({results['samples']} sample(s), checkpoint {g_ab.checkpoint})")
+    return results

@@ -1,4 +1,5 @@
-"""Paired image metrics for `cgfw eval`: PSNR, SSIM and L1, computed by torchmetrics.
+"""Image metrics for `cgfw eval`. Paired: PSNR, SSIM and L1, computed by torchmetrics; the
+distribution metrics KID, FID and SWD live in cgfw_paper.distributions.
 
 Images arrive in [-1, 1] and are mapped to [0, 1] first, so PSNR and SSIM use data_range 1 and
 L1 is the mean absolute error on the [0, 1] scale (half of the same error in [-1, 1]).
@@ -12,6 +13,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from cgfw.hookspecs import hookimpl
 from cgfw.registry import NoOptions
+from cgfw_paper.distributions import SwdOptions, fid, kid, swd
 
 
 def to_unit(images: Tensor) -> Tensor:
@@ -64,3 +66,6 @@ def register_metrics(register):  # type: ignore[no-untyped-def]
     register("psnr", psnr, None, "peak signal-to-noise ratio in dB (paired; torchmetrics)")
     register("ssim", ssim, None, "structural similarity, Gaussian 11x11 window (paired)")
     register("l1", l1, None, "mean absolute error on the [0, 1] scale (paired)")
+    register("kid", kid, None, "kernel inception distance, TF-Inception features (cgfw[metrics])")
+    register("fid", fid, None, "Frechet inception distance, shown with KID (cgfw[metrics])")
+    register("swd", swd, SwdOptions, "sliced Wasserstein distance of image patches (no network)")

@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 from click.testing import CliRunner, Result
+from PIL import Image
 
 from cgfw.commands.compare import compare_cmd
 
@@ -52,3 +53,22 @@ def test_bad_arguments_are_one_clear_error(trained_run: Path, tmp_path: Path) ->
     assert bad.exit_code == 2 and "did you mean 'a2b.psnr'" in bad.output
     assert "neither a run directory" in invoke(tmp_path).output
     assert "no such run directory" in invoke(tmp_path / "nope").output
+
+
+def test_results_filter_and_plot_of_the_curves(trained_run: Path, tmp_path: Path) -> None:
+    a, b = two_runs(trained_run, tmp_path)
+    result = invoke(a, b, "--csv", "--results", "a2b.*")
+    assert result.output.splitlines()[0] == "run,losses.gan.name,a2b.psnr"
+    assert "matches no result" in invoke(a, b, "--results", "fid*").output
+    # Copies without event files have no curves: the error says where curves come from.
+    no_curves = invoke(a, b, "--plot", tmp_path / "c.png")
+    assert no_curves.exit_code == 2 and "[eval] every" in no_curves.output
+    for run in (a, b):
+        for events in trained_run.glob("events.out.tfevents.*"):
+            shutil.copy(events, run)
+    png = tmp_path / "curves.png"
+    result = invoke(a, b, "--plot", png, "--results", "loss.g_total")
+    assert result.exit_code == 0, result.output
+    assert "plotted loss.g_total" in result.output
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.width > 200

