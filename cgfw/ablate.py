@@ -53,11 +53,13 @@ def plan(
     vary: list[str],
     registry: Registry,
     resolved_base: dict[str, Any],
+    seeds: list[int] | None = None,
 ) -> list[Variant]:
     """The base run, one variant per --disable, and one per --vary value unlike the base's
     (`resolved_base` has every default filled in, to tell what the base's value is).
 
-    Variants change one thing each (an ablation, not a grid search).
+    Variants change one thing each (an ablation, not a grid search). With `seeds`, each
+    variant runs once per seed, named LABEL-seedN (`cgfw compare` groups them again).
     """
     variants = [Variant("base", base)]
     for name in disable:
@@ -77,9 +79,19 @@ def plan(
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
         raise CgfwError(f"variants repeat: {', '.join(repeated)}; give each value once")
-    if len(variants) == 1:
-        raise CgfwError("nothing to compare: give --disable NAME or --vary KEY=V1,V2")
-    return variants
+    if len(variants) == 1 and not seeds:
+        raise CgfwError(
+            "nothing to compare: give --disable NAME, --vary KEY=V1,V2 or --seeds S1,S2"
+        )
+    if not seeds:
+        return variants
+    seeded = []
+    for variant in variants:
+        for seed in seeds:
+            data = copy.deepcopy(variant.data)
+            set_dotted(data, "run.seed", seed)
+            seeded.append(Variant(f"{variant.label}-seed{seed}", data))
+    return seeded
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -90,17 +102,6 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise CgfwError(f"--seeds {text!r}: expected distinct whole numbers, e.g. --seeds 0,1,2")
     return seeds
-
-
-def with_seeds(variants: list[Variant], seeds: list[int]) -> list[Variant]:
-    """Each variant once per seed, named LABEL-seedN (`cgfw compare` groups them again)."""
-    seeded = []
-    for variant in variants:
-        for seed in seeds:
-            data = copy.deepcopy(variant.data)
-            set_dotted(data, "run.seed", seed)
-            seeded.append(Variant(f"{variant.label}-seed{seed}", data))
-    return seeded
 
 
 def run_parallel(

@@ -235,14 +235,16 @@ def ablate_cmd(
     """Run RECIPE and one-change variants of it side by side, then compare them in a table.
 
     Each variant changes one thing: --disable identity, pool, gan, cycle, cycle_backward,
-    cycle_forward (and any a plugin adds); --vary KEY=V1,V2 adds a run per value.
+    cycle_forward (and any a plugin adds); --vary KEY=V1,V2 adds a run per value;
+    --seeds 0,1,2 repeats every run per seed (RECIPE alone with --seeds is fine too).
     """
     loaded = _plugins()
     data, source = load_data(recipe, loaded.registry, overrides)
     resolved_base = validate(data, loaded.registry, source).to_dict()
-    variants = ablation.plan(data, list(disable), list(vary), loaded.registry, resolved_base)
-    if seeds is not None:
-        variants = ablation.with_seeds(variants, ablation.parse_seeds(seeds))
+    seed_list = ablation.parse_seeds(seeds) if seeds is not None else None
+    variants = ablation.plan(
+        data, list(disable), list(vary), loaded.registry, resolved_base, seed_list
+    )
     resolved = [validate(v.data, loaded.registry, f"{source} [{v.label}]") for v in variants]
     base = resolved[0].recipe.run
     parent = new_run_dir(Path(base.output_dir), f"ablate-{base.name}")

@@ -169,6 +169,7 @@ def test_ablate_seeds_runs_each_variant_per_seed_and_compare_groups_them(
         ["no-identity", "0.0", "2"],
     ]
     assert cli("ablate", tiny_recipe, "--disable", "pool", "--seeds", "0,0").exit_code == 2
+    assert "nothing to compare" in cli("ablate", tiny_recipe).output
 
 
 def test_ablate_jobs_runs_variants_in_parallel_processes(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
