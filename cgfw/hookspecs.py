@@ -90,7 +90,10 @@ def register_metrics(register: Any) -> None:
 
     - ``name: str``, the name shown in tables and metrics.json;
     - ``paired: bool``, True when ``fake[i]`` must be compared with its own ``real[i]`` (PSNR,
-      SSIM), so it is computed only on datasets whose test split is aligned pairs;
+      SSIM), so it is computed only on datasets whose test split is aligned pairs; False for a
+      distribution metric (KID), which compares the set of fakes with the set of reals;
+    - optionally ``reported_with: tuple[str, ...]``, metrics always computed beside it (FID
+      names KID);
     - ``higher_is_better: bool``;
     - ``update(fake: Tensor, real: Tensor) -> None``: accumulate one batch, (N, 3, H, W) in
       [-1, 1], on any device;
