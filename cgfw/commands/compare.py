@@ -17,6 +17,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from cgfw.commands.grid import sample_grid
 from cgfw.console import friendly, out
 from cgfw.errors import CgfwError, did_you_mean
 from cgfw.recipe import read_toml
@@ -25,6 +26,7 @@ from cgfw.tensorboard import flatten
 # Keys that differ between any two runs without making them different experiments.
 IGNORED = {"run.name", "run.output_dir", "run.description", "train.device"}
 SEED = "run.seed"
+GRID_IMAGES = 10
 SEED_SUFFIX = re.compile(r"-seed\d+$")  # cgfw ablate --seeds names runs LABEL-seedN
 
 
@@ -116,11 +118,18 @@ def group_seeds(runs: list[Run], differing: list[str]) -> tuple[list[Row], list[
     groups: dict[tuple[str, ...], list[Run]] = {}
     for run in runs:
         groups.setdefault(tuple(repr(run.recipe.get(k)) for k in keys), []).append(run)
-    rows = [
-        Row(SEED_SUFFIX.sub("", g[0].path.name) if len(g) > 1 else g[0].path.name, g[0].recipe, g)
-        for g in groups.values()
-    ]
-    return rows, keys
+    return [Row(_group_label(g), g[0].recipe, g) for g in groups.values()], keys
+
+
+def _group_label(runs: list[Run]) -> str:
+    """LABEL for LABEL-seed0, LABEL-seed1 (ablate --seeds); else the runs' common run.name."""
+    first = runs[0].path.name
+    if len(runs) == 1:
+        return first
+    if SEED_SUFFIX.search(first):
+        return SEED_SUFFIX.sub("", first)
+    names = {str(r.recipe.get("run.name")) for r in runs}
+    return names.pop() if len(names) == 1 else first
 
 
 def select(
@@ -300,6 +309,13 @@ def plot(rows: list[Row], patterns: tuple[str, ...], path: Path) -> list[str]:
     metavar="FILE.png",
     help="Also draw the runs' metric curves side by side ([eval] every; else the losses).",
 )
+@click.option(
+    "--grid",
+    "grid_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE.png",
+    help="Also draw each run's translations of the same 10 held-out images (first seed).",
+)
 @friendly
 def compare_cmd(
     paths: tuple[Path, ...],
@@ -308,6 +324,7 @@ def compare_cmd(
     patterns: tuple[str, ...],
     fmt: str | None,
     plot_path: Path | None,
+    grid_path: Path | None,
 ) -> None:
     """Compare RUN_DIRs (or folders of runs, such as an ablation's) in one table: the recipe
     keys in which they differ, held-out metrics from `cgfw eval` and final losses.
@@ -322,7 +339,12 @@ def compare_cmd(
         click.echo(rendered, nl=False)
     else:
         out.print(rendered)
+    grouped, _ = group_seeds(runs, differing_keys(runs))
     if plot_path is not None:
-        grouped, _ = group_seeds(runs, differing_keys(runs))
         drawn = plot(grouped, patterns, plot_path)
         click.echo(f"plotted {', '.join(drawn)} to {plot_path}", err=True)
+    if grid_path is not None:
+        sample_grid([(row.label, row.runs[0].path) for row in grouped], grid_path, GRID_IMAGES)
+        click.echo(
+            f"drew {len(grouped)} run(s) on {GRID_IMAGES} held-out images to {grid_path}", err=True
+        )

@@ -72,3 +72,26 @@ def test_results_filter_and_plot_of_the_curves(trained_run: Path, tmp_path: Path
     assert "plotted loss.g_total" in result.output
     with Image.open(png) as image:
         assert image.format == "PNG" and image.width > 200
+
+
+def test_grid_draws_every_run_on_the_same_held_out_images(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    other = Path(shutil.copytree(trained_run, tmp_path / "other"))
+    png = tmp_path / "grid.png"
+    result = invoke(trained_run, other, "--grid", png)
+    assert result.exit_code == 0, result.output
+    assert "drew 2 run(s) on 10 held-out images" in result.output
+    with Image.open(png) as image:
+        # Rows per direction: input, true target (emoji test pairs), then one per run.
+        assert image.size == (150 + 10 * 64, 2 * 4 * 64 + 6)
+        halves = (
+            image.crop((150, 0, image.width, 2 * 64)),
+            image.crop((150, 4 * 64, image.width, 6 * 64)),
+        )
+    assert halves[0].tobytes() != halves[1].tobytes()
+    # The two runs hold the same weights: their rows are identical.
+    with Image.open(png) as image:
+        first = image.crop((150, 2 * 64, image.width, 3 * 64)).tobytes()
+        second = image.crop((150, 3 * 64, image.width, 4 * 64)).tobytes()
+    assert first == second
