@@ -312,6 +312,11 @@ def _explain(exc: ValidationError, source: str) -> str:
 
 def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolved:
     """Check the recipe's shape, then each component section against its component."""
+    if data.get("extends") is not None:
+        raise CgfwError(
+            f"{source}: extends is read when a recipe file is loaded; write it at the top of "
+            "the file rather than setting it with --set"
+        )
     try:
         recipe = Recipe.model_validate(dict(data))
     except ValidationError as exc:
@@ -330,34 +335,48 @@ def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolv
     return resolved
 
 
-def merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """`base` with `changes` laid over it, section by section (a changed table keeps the
-    base's other keys; a changed component name does not: its options would not fit)."""
+def merge(base: dict[str, Any], changes: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`base` with `changes` laid over it, table by table. A component section that picks
+    another component keeps only the engine's keys (weights), not the old one's options."""
     merged = copy.deepcopy(base)
     for key, value in changes.items():
-        old = merged.get(key)
-        if isinstance(value, dict) and isinstance(old, dict):
-            renamed = "name" in value and value["name"] != old.get("name")
-            merged[key] = dict(value) if renamed else merge(old, value)
-        else:
+        path, old = f"{prefix}{key}", merged.get(key)
+        if not (isinstance(value, dict) and isinstance(old, dict)):
             merged[key] = value
+        elif path in COMPONENT_SECTIONS and value.get("name", _name(path, old)) != _name(path, old):
+            engine = COMPONENT_SECTIONS[path][1]
+            merged[key] = {k: v for k, v in old.items() if k in engine} | dict(value)
+        else:
+            merged[key] = merge(old, value, f"{path}.")
     return merged
+
+
+def _name(path: str, section: Mapping[str, Any]) -> Any:
+    """The component a section picks: its `name`, else the section model's default."""
+    model: Any = Recipe
+    for part in path.split("."):
+        model = model.model_fields[part].annotation
+    return section.get("name", model.model_fields["name"].default)
 
 
 def read_recipe(path: Path, registry: Registry, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A recipe file's data; `extends = "NAME_OR_PATH"` starts from another recipe (a bundled
-    name, or a path relative to this file) and changes only the keys this file sets."""
+    name, or a .toml path relative to this file) and changes only the keys this file sets."""
     data = read_toml(path)
     parent = data.pop("extends", None)
     if parent is None:
         return data
     if not isinstance(parent, str):
         raise CgfwError(f"{path}: extends must be a recipe name or path, got {parent!r}")
-    relative = path.parent / parent
-    try:
-        base_path = relative if relative.is_file() else find_recipe(parent, registry)
-    except CgfwError as exc:
-        raise CgfwError(f"{path}: extends = {parent!r}: {exc}") from None
+    if parent.endswith(".toml") or "/" in parent or "\\" in parent:
+        base_path = path.parent / parent
+        if not base_path.is_file():
+            raise CgfwError(f"{path}: extends = {parent!r}: no such file next to this recipe")
+    else:
+        try:
+            base_path = Path(str(registry.get("recipe", parent).factory(None)))
+        except CgfwError as exc:
+            raise CgfwError(f"{path}: extends = {parent!r}: {exc}") from None
     if base_path.resolve() in seen:
         raise CgfwError(f"{path}: extends = {parent!r} leads back to itself")
     return merge(read_recipe(base_path, registry, (*seen, path.resolve())), data)

@@ -144,23 +144,37 @@ def test_a_recipe_can_extend_another_and_set_only_what_differs(
     tmp_path: Path, loaded: Loaded
 ) -> None:
     (tmp_path / "base.toml").write_text(
-        '[generator]\nname = "resnet"\nn_blocks = 3\nngf = 8\n[data]\nname = "emoji"\n'
-        "load_size = 32\ncrop_size = 32\n",
+        '[run]\nname = "base"\nseed = 7\n[generator]\nn_blocks = 3\nngf = 8\n'
+        '[data]\nname = "emoji"\nload_size = 32\ncrop_size = 32\n'
+        "[losses.cycle]\nweight = 4.0\nforward = false\n",
         encoding="utf-8",
     )
-    child = write(tmp_path, 'extends = "base.toml"\n[generator]\nngf = 4\n')
+    child = write(tmp_path, 'extends = "base.toml"\n[run]\nname = "child"\n[generator]\nngf = 4\n')
     recipe = load(child, loaded.registry).recipe
-    assert recipe.generator.options() == {"n_blocks": 3, "ngf": 4}  # merged, not replaced
+    assert (recipe.run.name, recipe.run.seed) == ("child", 7)  # [run] merged, not replaced
+    assert recipe.generator.options() == {"n_blocks": 3, "ngf": 4}
     assert recipe.data.name == "emoji" and recipe.extends is None
-    # Another component's name starts that section afresh: the old options would not fit it.
-    child = write(tmp_path, 'extends = "base.toml"\n[generator]\nname = "resnet_upsample"\n')
-    assert load(child, loaded.registry).recipe.generator.options() == {}
-    # Bundled names work; a loop and a missing parent are named.
-    assert load(write(tmp_path, 'extends = "quickstart"\n'), loaded.registry).recipe.run.name == (
-        "quickstart"
+    # Writing out the default component's name is not a change of component.
+    child = write(tmp_path, 'extends = "base.toml"\n[generator]\nname = "resnet"\n')
+    assert load(child, loaded.registry).recipe.generator.options() == {"n_blocks": 3, "ngf": 8}
+    # Another component starts afresh (the old options would not fit), keeping engine keys.
+    child = write(
+        tmp_path,
+        'extends = "base.toml"\n[generator]\nname = "resnet_upsample"\n'
+        '[losses.cycle]\nname = "l1"\n',
     )
+    recipe = load(child, loaded.registry).recipe
+    assert recipe.generator.options() == {}
+    assert (recipe.losses.cycle.weight, recipe.losses.cycle.forward) == (4.0, False)
+    # Bundled names work; a loop, a missing file and an unknown name are named.
+    bundled = load(write(tmp_path, 'extends = "quickstart"\n'), loaded.registry)
+    assert bundled.recipe.run.name == "quickstart"
     (tmp_path / "base.toml").write_text('extends = "r.toml"\n', encoding="utf-8")
     with pytest.raises(CgfwError, match="leads back to itself"):
         load(write(tmp_path, 'extends = "base.toml"\n'), loaded.registry)
     with pytest.raises(CgfwError, match=r"r\.toml: extends = 'nope': unknown recipe 'nope'"):
         load(write(tmp_path, 'extends = "nope"\n'), loaded.registry)
+    with pytest.raises(CgfwError, match="no such file next to this recipe"):
+        load(write(tmp_path, 'extends = "gone.toml"\n'), loaded.registry)
+    with pytest.raises(CgfwError, match="write it at the top of the file"):
+        load(write(tmp_path, ""), loaded.registry, ["extends=quickstart"])
