@@ -28,16 +28,17 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def write_hparams(
-    writer: SummaryWriter, recipe: Mapping[str, Any], metrics: Mapping[str, float]
+    writer: SummaryWriter, recipe: Mapping[str, Any], metrics: Mapping[str, float], step: int
 ) -> None:
     """Like SummaryWriter.add_hparams, but without the extra sub-run directory that
-    add_hparams creates (pytorch issue 32651), so runs line up with their scalars."""
+    add_hparams creates (pytorch issue 32651), so runs line up with their scalars. `step`
+    is the iteration the metrics belong to, so they also sit right on the run's curves."""
     exp, ssi, sei = hparams(flatten(recipe), dict(metrics))
     file_writer = writer._get_file_writer()
     for summary in (exp, ssi, sei):
         file_writer.add_summary(summary)
     for name, value in metrics.items():
-        writer.add_scalar(name, value)
+        writer.add_scalar(name, value, step)
 
 
 def sample_grid(rows: list[Tensor]) -> Tensor:

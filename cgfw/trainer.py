@@ -436,6 +436,8 @@ def train(
     if iteration % cfg.image_every:
         save_samples()
     if writer:
-        write_hparams(writer, resolved.to_dict(), {f"final/{k}": v for k, v in log.final.items()})
+        write_hparams(
+            writer, resolved.to_dict(), {f"final/{k}": v for k, v in log.final.items()}, iteration
+        )
         writer.close()
     return RunResult(run_dir, iteration, log.final)

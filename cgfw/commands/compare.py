@@ -97,12 +97,12 @@ class Row:
 class Stat:
     mean: float
     std: float | None  # None: a single run
-    n: int
+    n: int  # runs that have the result
+    of: int  # runs in the row
 
     def __str__(self) -> str:
-        if self.std is None:
-            return f"{self.mean:.4g}"
-        return f"{self.mean:.4g} ± {self.std:.2g}"
+        text = f"{self.mean:.4g}" if self.std is None else f"{self.mean:.4g} ± {self.std:.2g}"
+        return text if self.n == self.of else f"{text} (n={self.n})"
 
 
 def differing_keys(runs: list[Run]) -> list[str]:
@@ -112,12 +112,15 @@ def differing_keys(runs: list[Run]) -> list[str]:
 
 def group_seeds(runs: list[Run], differing: list[str]) -> tuple[list[Row], list[str]]:
     """Runs whose recipes differ only in run.seed become one row; the keys left to show."""
+    single = [Row(r.path.name, r.recipe, [r]) for r in runs]
     if SEED not in differing:
-        return [Row(r.path.name, r.recipe, [r]) for r in runs], differing
+        return single, differing
     keys = [k for k in differing if k != SEED]
     groups: dict[tuple[str, ...], list[Run]] = {}
     for run in runs:
         groups.setdefault(tuple(repr(run.recipe.get(k)) for k in keys), []).append(run)
+    if len(groups) == len(runs):  # no two runs differ only by seed: keep run.seed in view
+        return single, differing
     return [Row(_group_label(g), g[0].recipe, g) for g in groups.values()], keys
 
 
@@ -174,16 +177,16 @@ def table_rows(
         cells: list[str | Stat] = [row.label, *(str(row.recipe.get(k, "-")) for k in shown)]
         if grouped:
             cells.append(str(len(row.runs)))
-        cells += [_stat(row.values(k)) for k in results]
+        cells += [_stat(row.values(k), len(row.runs)) for k in results]
         table.append(cells)
     return columns, table
 
 
-def _stat(values: list[float]) -> str | Stat:
+def _stat(values: list[float], of: int) -> str | Stat:
     if not values:
         return "-"
     std = statistics.stdev(values) if len(values) > 1 else None
-    return Stat(statistics.fmean(values), std, len(values))
+    return Stat(statistics.fmean(values), std, len(values), of)
 
 
 def render(columns: list[str], rows: list[list[str | Stat]], fmt: str) -> str | Table:
@@ -245,15 +248,14 @@ def plot(rows: list[Row], patterns: tuple[str, ...], path: Path) -> list[str]:
 
     per_row = [[curves(run) for run in row.runs] for row in rows]
     names = sorted({n for runs in per_row for c in runs for n in c})
-    metrics = [n for n in names if not n.startswith("loss.")]
-    if not metrics:
-        metrics = [n for n in names if n.startswith("loss.")]
-    if not metrics:
+    if not names:
         raise CgfwError(
             "--plot: the runs logged no curves; held-out metric curves come from "
             "[eval] every = N in the recipe, losses from train.log_every"
         )
-    metrics = select(metrics, patterns, "curve")
+    names = select(names, patterns, "curve")
+    # Held-out metrics when there are any (unless --results asks for losses), else losses.
+    metrics = [n for n in names if not n.startswith("loss.")] or names
     cols = min(3, len(metrics))
     rows_n = math.ceil(len(metrics) / cols)
     fig = Figure(figsize=(4.2 * cols, 3.2 * rows_n), layout="constrained")
@@ -268,9 +270,10 @@ def plot(rows: list[Row], patterns: tuple[str, ...], path: Path) -> list[str]:
                 continue
             steps = sorted(by_step)
             mean = [statistics.fmean(by_step[s]) for s in steps]
-            (line,) = ax.plot(steps, mean, label=row.label)
-            if len(runs) > 1:
-                std = [statistics.pstdev(by_step[s]) for s in steps]
+            (line,) = ax.plot(steps, mean, label=row.label, marker="o", markersize=2)
+            if len(runs) > 1:  # the sample std over seeds, as in the table
+                values = [by_step[s] for s in steps]
+                std = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
                 low = [m - d for m, d in zip(mean, std, strict=True)]
                 high = [m + d for m, d in zip(mean, std, strict=True)]
                 ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
@@ -282,8 +285,8 @@ def plot(rows: list[Row], patterns: tuple[str, ...], path: Path) -> list[str]:
     axes[0].legend(fontsize="small")
     try:
         fig.savefig(path, dpi=110)
-    except OSError as exc:
-        raise CgfwError(f"--plot {path}: cannot write: {exc.strerror}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a file type matplotlib cannot write
+        raise CgfwError(f"--plot {path}: cannot write: {exc}") from None
     return metrics
 
 

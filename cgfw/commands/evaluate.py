@@ -90,10 +90,10 @@ def table(results: dict[str, Any], registry: Registry, title: str) -> Table:
     return grid
 
 
-def write_tensorboard(run_dir: Path, results: dict[str, Any]) -> None:
+def write_tensorboard(run_dir: Path, results: dict[str, Any], iteration: int) -> None:
     writer = SummaryWriter(log_dir=str(run_dir))
     try:
-        write_hparams(writer, read_toml(run_dir / "recipe.toml"), flat_metrics(results))
+        write_hparams(writer, read_toml(run_dir / "recipe.toml"), flat_metrics(results), iteration)
     finally:
         writer.close()
 
@@ -172,8 +172,8 @@ def eval_run(
         )
     except torch.cuda.OutOfMemoryError:
         raise CgfwError("out of GPU memory; use a smaller --batch-size or --device cpu") from None
-    results["checkpoint"] = str(g_ab.checkpoint)
+    results["checkpoint"], results["iteration"] = str(g_ab.checkpoint), g_ab.iteration
     path = run_dir / "metrics.json"
     path.write_text(json.dumps(json_ready(results), indent=2) + "\n", encoding="utf-8")
-    write_tensorboard(run_dir, results)
+    write_tensorboard(run_dir, results, g_ab.iteration)
     return results

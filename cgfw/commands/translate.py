@@ -56,6 +56,7 @@ class Generator:
     registry: Registry
     checkpoint: Path
     direction: str
+    iteration: int  # of the checkpoint (0 when it does not say)
 
     @property
     def crop_size(self) -> int | None:
@@ -119,7 +120,10 @@ def load_generator(source: Path, direction: str) -> Generator:
             "recipe edited after training?"
         ) from None
     net.eval()  # dropout off, batch norm on its running statistics
-    return Generator(net, resolved, registry, path, direction)
+    iteration = state.get("iteration")
+    return Generator(
+        net, resolved, registry, path, direction, iteration if isinstance(iteration, int) else 0
+    )
 
 
 def to_image(tensor: Tensor) -> Image.Image:

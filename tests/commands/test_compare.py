@@ -7,7 +7,8 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from cgfw.commands.compare import compare_cmd
+from cgfw.commands.compare import compare_cmd, curves, load_run
+from cgfw.commands.evaluate import eval_cmd
 
 
 def invoke(*args: object) -> Result:
@@ -66,6 +67,11 @@ def test_results_filter_and_plot_of_the_curves(trained_run: Path, tmp_path: Path
     for run in (a, b):
         for events in trained_run.glob("events.out.tfevents.*"):
             shutil.copy(events, run)
+    shutil.copytree(trained_run / "checkpoints", a / "checkpoints")
+    # cgfw eval's scores land at the checkpoint's iteration, not at 0, and leave losses plottable.
+    scored = CliRunner().invoke(eval_cmd, [str(a), "--metrics", "l1", "--device", "cpu"])
+    assert scored.exit_code == 0, scored.output
+    assert {step for step, _ in curves(load_run(a))["a2b.l1"]} == {4}
     png = tmp_path / "curves.png"
     result = invoke(a, b, "--plot", png, "--results", "loss.g_total")
     assert result.exit_code == 0, result.output
@@ -95,3 +101,26 @@ def test_grid_draws_every_run_on_the_same_held_out_images(
         first = image.crop((150, 2 * 64, image.width, 3 * 64)).tobytes()
         second = image.crop((150, 3 * 64, image.width, 4 * 64)).tobytes()
     assert first == second
+
+
+def test_seeds_share_a_row_only_when_they_repeat_a_variant(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    runs = []
+    for seed, psnr in ((0, 11.0), (1, 13.0), (2, None)):
+        run = Path(shutil.copytree(trained_run, tmp_path / f"base-seed{seed}"))
+        recipe = (run / "recipe.toml").read_text().replace("seed = 0", f"seed = {seed}")
+        (run / "recipe.toml").write_text(recipe)
+        if psnr is not None:
+            (run / "metrics.json").write_text(json.dumps({"a2b": {"psnr": psnr}}))
+        runs.append(run)
+    header, row = invoke(*runs, "--csv", "--results", "a2b.*").output.splitlines()
+    assert (header, row) == ("run,seeds,a2b.psnr,a2b.psnr.std", "base,3,12,1.41421")
+    # The table says when a mean covers fewer runs than the row holds.
+    assert "12 ± 1.4 (n=2)" in invoke(*runs, "--markdown", "--results", "a2b.*").output
+    # Two runs of different seeds and nothing else in common to group: run.seed stays a column.
+    other = Path(shutil.copytree(trained_run, tmp_path / "other"))
+    recipe = (other / "recipe.toml").read_text().replace("n_blocks = 2", "n_blocks = 3")
+    (other / "recipe.toml").write_text(recipe.replace("seed = 0", "seed = 5"))
+    header = invoke(runs[0], other, "--csv").output.splitlines()[0]
+    assert header.startswith("run,generator.n_blocks,run.seed,")
