@@ -87,21 +87,32 @@ def evaluate(
     cycle = {side: build_metric(registry, CYCLE_METRIC) for side in ("a", "b")}
     g_ab.eval()
     g_ba.eval()
+    # An unpaired split pairs A[i] with B[i mod |B|], repeating the smaller domain; every
+    # image counts once for the distribution metrics and the cycle error.
+    total = len(dataset)
+    n_a, n_b = (len(getattr(dataset, side, range(total))) for side in ("a", "b"))
     samples = 0
     for real_a, real_b in batches(dataset, split, batch_size):
+        index = torch.arange(samples, samples + len(real_a))
+        once_a, once_b = (index < n_a).to(device), (index < n_b).to(device)
         real_a, real_b = real_a.to(device), real_b.to(device)
         fake_b, fake_a = g_ab(real_a), g_ba(real_b)
-        cycle["a"].update(g_ba(fake_b), real_a)
-        cycle["b"].update(g_ab(fake_a), real_b)
-        for row, fake, real in (
-            ("a2b", fake_b, real_b),
-            ("b2a", fake_a, real_a),
-            ("baseline", real_a, real_b),
+        cycle["a"].update(g_ba(fake_b)[once_a], real_a[once_a])
+        cycle["b"].update(g_ab(fake_a)[once_b], real_b[once_b])
+        for row, fake, real, fake_once, real_once in (
+            ("a2b", fake_b, real_b, once_a, once_b),
+            ("b2a", fake_a, real_a, once_b, once_a),
+            ("baseline", real_a, real_b, once_a, once_b),
         ):
             for metric in scores[row].values():
-                metric.update(fake, real)
+                if metric.paired:
+                    metric.update(fake, real)
+                else:
+                    metric.update(fake[fake_once], real[real_once])
         samples += real_a.shape[0]
     results: dict[str, Any] = {"split": split, "samples": samples, "paired": paired}
+    if (n_a, n_b) != (samples, samples):
+        results |= {"samples_a": n_a, "samples_b": n_b}
     for row in rows:
         results[row] = {n: m.compute() for n, m in scores[row].items()}
     results["cycle"] = {side: {CYCLE_METRIC: m.compute()} for side, m in cycle.items()}

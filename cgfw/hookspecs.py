@@ -96,6 +96,7 @@ def register_metrics(register: Any) -> None:
       names KID);
     - ``higher_is_better: bool``;
     - ``update(fake: Tensor, real: Tensor) -> None``: accumulate one batch, (N, 3, H, W) in
-      [-1, 1], on any device;
+      [-1, 1], on any device; a distribution metric may get sets of different sizes, one of
+      them possibly empty (an unpaired test split feeds each domain's images once);
     - ``compute() -> float``: the value over every batch since the last ``reset()``;
     - ``reset() -> None``: forget every batch."""

@@ -87,7 +87,7 @@ class InceptionFeatures(nn.Module):
         if features is None:
             x = images.float()
             if x.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
-                x = F.interpolate(x, size=INCEPTION_SIZE, mode="bilinear", align_corners=False)
+                x = tf_resize_bilinear(x, INCEPTION_SIZE)
             self.net.to(x.device)
             features = self.net((x - 128.0) / 128.0).float()
             self.memo[key] = features
@@ -96,6 +96,20 @@ class InceptionFeatures(nn.Module):
         else:
             self.memo.move_to_end(key)
         return features.to(images.device)
+
+
+def tf_resize_bilinear(images: Tensor, size: int) -> Tensor:
+    """TF1's resize_bilinear (no half-pixel centres: output pixel j samples input j * in / out),
+    which the FID graph's reference statistics were computed with; PyTorch's bilinear samples
+    (j + 0.5) * in / out - 0.5. Done as a grid shifted by half an input minus half an output
+    pixel, edges clamped."""
+    n, c, h, w = images.shape
+    theta = torch.zeros(n, 2, 3, dtype=images.dtype, device=images.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, 0, 2] = 1.0 / w - 1.0 / size
+    theta[:, 1, 2] = 1.0 / h - 1.0 / size
+    grid = F.affine_grid(theta, [n, c, size, size], align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 @cache
@@ -118,20 +132,27 @@ class InceptionMetric:
         self.name, self.metric = name, metric
         # FID is biased at small sample counts (it grows as they shrink): never shown alone.
         self.reported_with: tuple[str, ...] = ("kid",) if name == "fid" else ()
+        self.counts = {True: 0, False: 0}  # real, translated images seen
 
     def update(self, fake: Tensor, real: Tensor) -> None:
+        """Either set may be empty (an unpaired split feeds each domain's images once)."""
         if self.metric.device != fake.device:
             self.metric = self.metric.to(fake.device)
-        self.metric.update(to_uint8(real), real=True)
-        self.metric.update(to_uint8(fake), real=False)
+        for images, is_real in ((real, True), (fake, False)):
+            if len(images):
+                self.metric.update(to_uint8(images), real=is_real)
+                self.counts[is_real] += len(images)
 
     def compute(self) -> float:
+        if min(self.counts.values()) < 2:
+            raise CgfwError(
+                f"{self.name} needs at least 2 real and 2 translated images; got "
+                f"{self.counts[True]} and {self.counts[False]} (is the test split that small?)"
+            )
         if isinstance(self.metric, KernelInceptionDistance):
-            reals = sum(len(f) for f in self.metric.real_features)
-            fakes = sum(len(f) for f in self.metric.fake_features)
             # The unbiased MMD estimate over subsets of 1,000 (the usual size), or of every
             # sample when there are fewer; a fixed seed for the subset draws.
-            self.metric.subset_size = max(2, min(1000, reals, fakes))
+            self.metric.subset_size = min(1000, *self.counts.values())
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
                 mean, _std = self.metric.compute()
@@ -140,6 +161,7 @@ class InceptionMetric:
 
     def reset(self) -> None:
         self.metric.reset()
+        self.counts = {True: 0, False: 0}
 
 
 def kid(_: NoOptions) -> InceptionMetric:
@@ -187,37 +209,51 @@ class SlicedWasserstein:
         self.real: list[list[Tensor]] = [[] for _ in range(self.opts.levels)]
 
     def update(self, fake: Tensor, real: Tensor) -> None:
+        """Equal batches (pairs) share patch places; otherwise each set draws its own, and
+        either may be empty (an unpaired split feeds each domain's images once)."""
         fake, real = fake.detach().float().cpu(), real.detach().float().cpu()
-        if fake.shape[1:] != real.shape[1:]:
+        if len(fake) and len(real) and fake.shape[1:] != real.shape[1:]:
             raise ValueError(f"swd: fake {tuple(fake.shape)} and real {tuple(real.shape)} differ")
-        n = min(len(fake), len(real))
-        fake, real = fake[:n], real[:n]
         p = self.opts.patch
         for level in range(self.opts.levels):
-            if min(fake.shape[-2:]) < p:
-                break
-            h, w = fake.shape[-2:]
-            ys = torch.randint(h - p + 1, (n, self.opts.per_image), generator=self.g)
-            xs = torch.randint(w - p + 1, (n, self.opts.per_image), generator=self.g)
-            self.fake[level].append(_patches(fake, ys, xs, p))
-            self.real[level].append(_patches(real, ys, xs, p))
+            places: tuple[Tensor, Tensor] | None = None
+            for images, store in ((fake, self.fake[level]), (real, self.real[level])):
+                if not len(images) or min(images.shape[-2:]) < p:
+                    continue
+                if places is None or len(places[0]) != len(images):
+                    h, w = images.shape[-2:]
+                    size = (len(images), self.opts.per_image)
+                    places = (
+                        torch.randint(h - p + 1, size, generator=self.g),
+                        torch.randint(w - p + 1, size, generator=self.g),
+                    )
+                store.append(_patches(images, *places, p))
             fake, real = F.avg_pool2d(fake, 2), F.avg_pool2d(real, 2)
 
     def compute(self) -> float:
         g = torch.Generator().manual_seed(self.opts.seed + 1)
         distances = []
         for fakes, reals in zip(self.fake, self.real, strict=True):
-            if not fakes:
+            if not fakes or not reals:
                 continue
             a, b = torch.cat(fakes), torch.cat(reals)
             directions = torch.randn(a.shape[1], self.opts.projections, generator=g)
             directions /= directions.norm(dim=0, keepdim=True)
             pa, _ = (a @ directions).sort(dim=0)
             pb, _ = (b @ directions).sort(dim=0)
+            if len(pa) != len(pb):  # compare the two sets at the same quantiles
+                n = min(len(pa), len(pb))
+                pa, pb = _quantiles(pa, n), _quantiles(pb, n)
             distances.append((pa - pb).abs().mean())
         if not distances:
             raise ValueError(f"swd: no image was at least {self.opts.patch} px")
         return float(torch.stack(distances).mean())
+
+
+def _quantiles(sorted_values: Tensor, n: int) -> Tensor:
+    """n evenly spaced rows of a column-sorted (N, P) tensor."""
+    index = torch.linspace(0, len(sorted_values) - 1, n).round().long()
+    return sorted_values[index]
 
 
 def _patches(images: Tensor, ys: Tensor, xs: Tensor, p: int) -> Tensor:

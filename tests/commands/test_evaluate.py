@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from cgfw.commands.evaluate import eval_cmd, evaluate, flat_metrics
 from cgfw.plugins import Loaded
+from cgfw.registry import Registry
 from cgfw_paper.datasets import EmojiOptions, emoji
 
 
@@ -100,3 +102,57 @@ def test_several_runs_in_one_call_each_get_their_metrics(run_copy: Path, tmp_pat
     one, two = (json.loads((parent / n / "metrics.json").read_text()) for n in ("one", "two"))
     assert set(one["a2b"]) == {"l1", "swd"} and one["a2b"] == two["a2b"]  # the same weights
     assert "cgfw eval one" in result.output and "cgfw eval two" in result.output
+
+
+class Uneven(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
+    """A folder-like unpaired test split: 2 A images, 5 B images, A repeated to fill 5 items."""
+
+    paired = False
+    a, b = [0, 1], [0, 1, 2, 3, 4]
+
+    def __len__(self) -> int:
+        return 5
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        a, b = index % 2, index
+        return {"a": torch.full((3, 8, 8), a / 10), "b": torch.full((3, 8, 8), -b / 10)}
+
+
+class Counter:
+    """A distribution metric that records what it was fed."""
+
+    name, paired, higher_is_better = "count", False, False
+    seen: ClassVar[list[list[float]]] = []  # one entry per compute(), in order
+
+    def __init__(self) -> None:
+        self.fake: list[float] = []
+        self.real: list[float] = []
+
+    def update(self, fake: torch.Tensor, real: torch.Tensor) -> None:
+        self.fake += fake[:, 0, 0, 0].tolist()
+        self.real += real[:, 0, 0, 0].tolist()
+
+    def compute(self) -> float:
+        Counter.seen.append([*self.fake, 99.0, *self.real])
+        return float(len(self.fake))
+
+    def reset(self) -> None:
+        self.fake, self.real = [], []
+
+
+def test_an_uneven_unpaired_split_feeds_each_image_once() -> None:
+    registry = Registry()
+    registry.register_function("metric", "test")("count", lambda _opts: Counter())
+    registry.register_function("metric", "test")("l1", lambda _opts: Counter())
+    identity = nn.Identity()
+    Counter.seen.clear()
+    results = evaluate(
+        identity, identity, Uneven(), "test", ["count"], registry, torch.device("cpu"), 2
+    )
+    assert (results["samples"], results["samples_a"], results["samples_b"]) == (5, 2, 5)
+    a2b, b2a, baseline, cycle_a, cycle_b = Counter.seen  # l1 (the cycle error) counts too
+    assert len(cycle_a) == 2 + 1 + 2 and len(cycle_b) == 5 + 1 + 5
+    # a2b: the 2 A images translated (identity) against the 5 B images; b2a the reverse.
+    assert a2b == pytest.approx([0.0, 0.1, 99, 0, -0.1, -0.2, -0.3, -0.4])
+    assert b2a == pytest.approx([0, -0.1, -0.2, -0.3, -0.4, 99, 0.0, 0.1])
+    assert baseline == a2b

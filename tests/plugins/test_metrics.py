@@ -146,3 +146,30 @@ def test_distribution_metrics_work_without_pairs_and_paired_ones_are_skipped(
         "swd",
         "kid",
     ]
+
+
+def test_inception_input_is_resized_like_tf1_resize_bilinear() -> None:
+    """Output pixel j samples input j * in / out (no half-pixel centres), edges clamped."""
+
+    def tf_axis(length: int, size: int) -> torch.Tensor:  # (size, length) interpolation weights
+        weights = torch.zeros(size, length, dtype=torch.float64)
+        for j in range(size):
+            src = j * length / size
+            i0 = int(src)
+            i1, frac = min(i0 + 1, length - 1), src - i0
+            weights[j, i0] += 1 - frac
+            weights[j, i1] += frac
+        return weights
+
+    image = torch.rand(1, 1, 5, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    expected = tf_axis(5, 12) @ image[0, 0] @ tf_axis(7, 12).T
+    resized = distributions.tf_resize_bilinear(image, 12)
+    assert torch.allclose(resized[0, 0], expected, atol=1e-6)
+
+
+def test_kid_on_too_few_images_is_one_clear_error(loaded: Loaded) -> None:
+    metric = loaded.registry.get("metric", "kid").build({})
+    one = images()[:1]
+    metric.update(one, one)
+    with pytest.raises(CgfwError, match="at least 2 real and 2 translated images; got 1 and 1"):
+        metric.compute()
