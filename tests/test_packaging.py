@@ -27,7 +27,8 @@ def test_the_wheel_holds_every_module_recipe_and_data_file(tmp_path: Path) -> No
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {f"cgfw_recipes/{p.name}" for p in (ROOT / "recipes").glob("*.toml")}
     for package, source in SOURCES.items():
-        for path in source.rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts:
+        shipped = [*source.rglob("*.py"), *source.rglob("py.typed"), *source.glob("data/emoji/*")]
+        for path in shipped:
+            if "__pycache__" not in path.parts:
                 expected.add(f"{package}/{path.relative_to(source).as_posix()}")
     assert expected - names == set()
