@@ -261,7 +261,7 @@ def plot(rows: list[Row], patterns: tuple[str, ...], path: Path) -> list[str]:
     fig = Figure(figsize=(4.2 * cols, 3.2 * rows_n), layout="constrained")
     axes = fig.subplots(rows_n, cols, squeeze=False).ravel()
     for ax, name in zip(axes, metrics, strict=False):
-        for row, runs in zip(rows, per_row, strict=True):
+        for n, (row, runs) in enumerate(zip(rows, per_row, strict=True)):
             by_step: dict[int, list[float]] = {}
             for c in runs:
                 for step, value in c.get(name, []):
@@ -270,7 +270,9 @@ def plot(rows: list[Row], patterns: tuple[str, ...], path: Path) -> list[str]:
                 continue
             steps = sorted(by_step)
             mean = [statistics.fmean(by_step[s]) for s in steps]
-            (line,) = ax.plot(steps, mean, label=row.label, marker="o", markersize=2)
+            # Ten colours, then the same colours dashed, dotted: every row stays distinct.
+            style = {"color": f"C{n % 10}", "linestyle": ("-", "--", ":")[n // 10 % 3]}
+            (line,) = ax.plot(steps, mean, label=row.label, marker="o", markersize=2, **style)
             if len(runs) > 1:  # the sample std over seeds, as in the table
                 values = [by_step[s] for s in steps]
                 std = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
