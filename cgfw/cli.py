@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 import cgfw
 from cgfw import ablate as ablation
@@ -278,7 +279,7 @@ def recipes() -> None:
     table = Table("name", "summary", "plugin")
     for name in registry.names("recipe"):
         c = registry.get("recipe", name)
-        table.add_row(name, c.summary, c.plugin)
+        table.add_row(name, Text(c.summary), c.plugin)
     out.print(table)
 
 
@@ -309,7 +310,8 @@ def plugins(as_json: bool) -> None:
     for p in loaded.plugins:
         provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in p.provides.items())
         status = {"ok": "[green]ok[/green]", "broken": "[red]broken[/red]"}.get(p.status, p.status)
-        table.add_row(p.name, p.distribution, p.version, status, provides or p.error)
+        # Text: plugin-provided strings are shown as written, never read as rich markup.
+        table.add_row(p.name, p.distribution, p.version, status, Text(provides or p.error))
     out.print(table)
     for (kind, name), owners in loaded.registry.conflicts.items():
         out.print(f"[red]conflict[/red]: {kind} '{name}' registered by {', '.join(owners)}")
@@ -335,7 +337,7 @@ def components(kind: str | None) -> None:
                 f"{f}={'required' if info.is_required() else info.default!r}"
                 for f, info in c.options.model_fields.items()
             )
-            table.add_row(name, c.summary, opts or "-", c.plugin)
+            table.add_row(name, Text(c.summary), Text(opts or "-"), c.plugin)
         out.print(table)
     if kind is None:
         sections = ", ".join(f"[{p}] -> {k}" for p, (k, _) in COMPONENT_SECTIONS.items())

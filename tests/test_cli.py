@@ -145,6 +145,8 @@ def test_components_and_recipes_listing(cli) -> None:  # type: ignore[no-untyped
         and "n_blocks=9" in result.output
     )
     assert "paper_default" in cli("recipes").output
+    # Summaries are shown as written: brackets are text, not rich markup.
+    assert "(cgfw[metrics])" in cli("components", "metric").output
     bad = cli("components", "generators")
     assert bad.exit_code == 2 and "did you mean 'generator'" in bad.output
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from cgfw.commands.grid import sample_grid
 from cgfw.console import friendly, out
@@ -215,8 +216,8 @@ def render(columns: list[str], rows: list[list[str | Stat]], fmt: str) -> str | 
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in text]) + "\n"
     table = Table(*columns, title="runs: the recipe keys that differ, then the results")
-    for row_text in text:
-        table.add_row(*row_text)
+    for row_text in text:  # Text: recipe values are shown as written, never as rich markup
+        table.add_row(*(Text(cell) for cell in row_text))
     return table
 
 

@@ -37,6 +37,16 @@ def test_only_differing_keys_and_the_results_are_shown(trained_run: Path, tmp_pa
     assert first.startswith("bce,bce,12.5") and second.startswith("lsgan,lsgan,11.5")
 
 
+def test_the_terminal_table_shows_bracketed_values_as_written(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    a, b = two_runs(trained_run, tmp_path)
+    recipe = (b / "recipe.toml").read_text()
+    (b / "recipe.toml").write_text(recipe.replace('name = "bce"', 'name = "[bold]bce"'))
+    result = invoke(a, b, "--results", "a2b.*")
+    assert result.exit_code == 0 and "[bold]bce" in result.output, result.output
+
+
 def test_a_parent_folder_means_every_run_in_it_and_markdown_works(
     trained_run: Path, tmp_path: Path
 ) -> None:
