@@ -22,11 +22,9 @@ def cyclegan_step(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> dict[str, Tens
     m.begin_iteration()
 
     with m.autocast():
-        # 1. Translate A -> B -> A and B -> A -> B.
+        # 1. Translate A -> B -> A and B -> A -> B (a reconstruction only where a cycle uses it).
         fake_b = m.g_ab(real_a)
-        rec_a = m.g_ba(fake_b)
         fake_a = m.g_ba(real_b)
-        rec_b = m.g_ab(fake_a)
 
         # 2. Generator losses, with the discriminators frozen (they only pass gradients through).
         _requires_grad([m.d_a, m.d_b], False)
@@ -35,8 +33,10 @@ def cyclegan_step(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> dict[str, Tens
             terms["g_ab_gan"] = w.gan * m.gan_loss(m.d_b(fake_b), True, False)
             terms["g_ba_gan"] = w.gan * m.gan_loss(m.d_a(fake_a), True, False)
         if w.cycle_forward:
+            rec_a = m.g_ba(fake_b)
             terms["cycle_a"] = w.cycle * m.cycle_loss(rec_a, real_a)
         if w.cycle_backward:
+            rec_b = m.g_ab(fake_a)
             terms["cycle_b"] = w.cycle * m.cycle_loss(rec_b, real_b)
         if w.identity:
             # A generator fed an image of its target domain should leave it alone.

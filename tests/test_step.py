@@ -145,3 +145,12 @@ def test_paired_loss_is_l1_to_the_aligned_target_and_alone_skips_the_discriminat
     assert set(terms) == {"paired_a", "paired_b", "g_total"}
     assert torch.allclose(terms["paired_b"], paired_b)
     assert all(torch.equal(a, b) for a, b in zip(d_before, params(m.d_a), strict=True))
+
+
+def test_a_cycle_that_is_off_skips_its_reconstruction(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    m = tiny(loaded, tiny_recipe, "losses.identity.weight=0", "losses.cycle.backward=false")
+    calls = []
+    m.g_ab.register_forward_hook(lambda *_: calls.append("g_ab"))
+    m.g_ba.register_forward_hook(lambda *_: calls.append("g_ba"))
+    cyclegan_step(m, *batch())
+    assert calls == ["g_ab", "g_ba", "g_ba"]  # fake_b, fake_a, rec_a; no rec_b = g_ab(fake_a)
