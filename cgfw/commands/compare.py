@@ -122,7 +122,12 @@ def group_seeds(runs: list[Run], differing: list[str]) -> tuple[list[Row], list[
         groups.setdefault(tuple(repr(run.recipe.get(k)) for k in keys), []).append(run)
     if len(groups) == len(runs):  # no two runs differ only by seed: keep run.seed in view
         return single, differing
-    return [Row(_group_label(g), g[0].recipe, g) for g in groups.values()], keys
+    rows = [Row(_group_label(g), g[0].recipe, g) for g in groups.values()]
+    labels = [row.label for row in rows]
+    for row in rows:  # "base" of two ablations: say whose
+        if labels.count(row.label) > 1:
+            row.label = f"{row.label} ({row.runs[0].path.parent.name})"
+    return rows, keys
 
 
 def _group_label(runs: list[Run]) -> str:

@@ -134,3 +134,15 @@ def test_seeds_share_a_row_only_when_they_repeat_a_variant(
     (other / "recipe.toml").write_text(recipe.replace("seed = 0", "seed = 5"))
     header = invoke(runs[0], other, "--csv").output.splitlines()[0]
     assert header.startswith("run,generator.n_blocks,run.seed,")
+
+
+def test_same_variant_names_from_two_ablations_say_which(trained_run: Path, tmp_path: Path) -> None:
+    for parent, n_blocks in (("first", 2), ("second", 3)):
+        for seed in (0, 1):
+            run = Path(shutil.copytree(trained_run, tmp_path / parent / f"base-seed{seed}"))
+            recipe = (run / "recipe.toml").read_text().replace("seed = 0", f"seed = {seed}")
+            (run / "recipe.toml").write_text(
+                recipe.replace("n_blocks = 2", f"n_blocks = {n_blocks}")
+            )
+    lines = invoke(tmp_path / "first", tmp_path / "second", "--csv").output.splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == ["base (first)", "base (second)"]
