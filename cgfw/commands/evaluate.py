@@ -52,16 +52,6 @@ def parse_names(text: str) -> list[str]:
     return names
 
 
-def check_run_dir(run_dir: Path) -> None:
-    if not run_dir.is_dir():
-        raise CgfwError(f"{run_dir}: no such run directory; give one made by `cgfw run`")
-    if not (run_dir / "recipe.toml").is_file():
-        raise CgfwError(
-            f"{run_dir}: not a run directory (no recipe.toml); give a run directory made by "
-            "`cgfw run`"
-        )
-
-
 def json_ready(node: Any) -> Any:
     """inf / nan -> None: metrics.json stays standard JSON (PSNR of identical images is inf)."""
     if isinstance(node, dict):
@@ -134,9 +124,7 @@ def eval_cmd(
     each metric a -> b and b -> a, the untranslated inputs as a baseline, and the cycle error.
     Writes RUN_DIR/metrics.json and the run's TensorBoard HParams. A folder of runs (an
     ablation's) means every run in it."""
-    dirs = run_dirs(list(paths))
-    for run_dir in dirs:
-        check_run_dir(run_dir)
+    dirs = run_dirs(list(paths))  # each has recipe.toml, or this is one clear error
     registry = load_plugins().registry
     # Before loading any weights: a typo, or KID without its network, fails fast.
     names = with_companions(parse_names(metric_names), registry)
