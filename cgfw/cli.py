@@ -16,7 +16,7 @@ from rich.text import Text
 import cgfw
 from cgfw import ablate as ablation
 from cgfw import distributed
-from cgfw.commands.compare import compare_cmd, find_runs, render, table_rows
+from cgfw.commands.compare import compare_cmd, find_runs, group_seeds, render, table_rows
 from cgfw.commands.data import download_cmd
 from cgfw.commands.evaluate import eval_cmd
 from cgfw.commands.export import export
@@ -264,7 +264,7 @@ def ablate_cmd(
     (parent / "ablation.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     # The same table as `cgfw compare PARENT`: what differs, then the results (final losses, the
     # mean over the last log window; held-out metrics once `cgfw eval` has scored the runs).
-    out.print(render(*table_rows(find_runs([parent]), None, False), "table"))
+    out.print(render(*table_rows(*group_seeds(find_runs([parent])), None, False), "table"))
     failed = [label for label, losses in results.items() if not losses]
     if failed:
         console.print(f"[red]failed: {', '.join(failed)}[/red] (their log.txt says why)")

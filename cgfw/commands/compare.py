@@ -111,8 +111,10 @@ def differing_keys(runs: list[Run]) -> list[str]:
     return [k for k in keys if len({repr(r.recipe.get(k)) for r in runs}) > 1]
 
 
-def group_seeds(runs: list[Run], differing: list[str]) -> tuple[list[Row], list[str]]:
-    """Runs whose recipes differ only in run.seed become one row; the keys left to show."""
+def group_seeds(runs: list[Run]) -> tuple[list[Row], list[str]]:
+    """Runs whose recipes differ only in run.seed become one row; the recipe keys to show
+    (those that differ)."""
+    differing = differing_keys(runs)
     single = [Row(r.path.name, r.recipe, [r]) for r in runs]
     if SEED not in differing:
         return single, differing
@@ -155,15 +157,17 @@ def select(
 
 
 def table_rows(
-    runs: list[Run],
+    rows: list[Row],
+    shown: list[str],
     sort: str | None,
     descending: bool,
     patterns: tuple[str, ...] = (),
     strict: bool = True,
 ) -> tuple[list[str], list[list[str | Stat]]]:
-    rows, shown = group_seeds(runs, differing_keys(runs))
+    """The table of `group_seeds`' rows: run, differing keys, seeds, then the results."""
     grouped = any(len(row.runs) > 1 for row in rows)
-    results = select(sorted({k for r in runs for k in r.results}), patterns, "result", strict)
+    names = {k for row in rows for r in row.runs for k in r.results}
+    results = select(sorted(names), patterns, "result", strict)
     if sort is not None:
         if sort not in results:
             raise CgfwError(
@@ -342,15 +346,14 @@ def compare_cmd(
 
     Runs that differ only in run.seed (`cgfw ablate --seeds`) share a row: mean ± sample std.
     """
-    runs = find_runs(list(paths))
+    grouped, shown = group_seeds(find_runs(list(paths)))
     # With --plot, a pattern may name only curves (runs not yet scored by `cgfw eval`).
-    columns, rows = table_rows(runs, sort, descending, patterns, strict=plot_path is None)
+    columns, rows = table_rows(grouped, shown, sort, descending, patterns, strict=plot_path is None)
     rendered = render(columns, rows, fmt or "table")
     if isinstance(rendered, str):
         click.echo(rendered, nl=False)
     else:
         out.print(rendered)
-    grouped, _ = group_seeds(runs, differing_keys(runs))
     if plot_path is not None:
         drawn = plot(grouped, patterns, plot_path)
         click.echo(f"plotted {', '.join(drawn)} to {plot_path}", err=True)
