@@ -30,10 +30,10 @@ from cgfw.console import console, friendly, out
 from cgfw.errors import CgfwError
 from cgfw.evaluation import (
     CYCLE_METRIC,
+    Metric,
     build_metric,
     evaluate,
     flat_metrics,
-    usable_metrics,
     with_companions,
 )
 from cgfw.plugins import Loaded, load_plugins
@@ -61,13 +61,13 @@ def json_ready(node: Any) -> Any:
     return node
 
 
-def table(results: dict[str, Any], registry: Registry, title: str) -> Table:
+def table(results: dict[str, Any], metrics: dict[str, Metric], title: str) -> Table:
     grid = Table(title=f"{title}: {results['split']} split, {results['samples']} sample(s)")
     grid.add_column("metric")
     for column in ("a2b", "b2a", "baseline (no translation)"):
         grid.add_column(column, justify="right")
     for name in results["a2b"]:
-        better = "higher" if build_metric(registry, name).higher_is_better else "lower"
+        better = "higher" if metrics[name].higher_is_better else "lower"
         cells = [f"{results[row][name]:.4f}" for row in ("a2b", "b2a", "baseline")]
         grid.add_row(f"{name} ({better} is better)", *cells)
     cycle = results["cycle"]
@@ -128,17 +128,18 @@ def eval_cmd(
     registry = load_plugins().registry
     # Before loading any weights: a typo, or KID without its network, fails fast.
     names = with_companions(parse_names(metric_names), registry)
+    metrics = {n: build_metric(registry, n) for n in names}  # their flags, read once
     dev = resolve_device(device, "--device")
     for run_dir in dirs:
-        results = eval_run(run_dir, split, names, registry, dev, batch_size)
-        out.print(table(results, registry, f"cgfw eval {run_dir.name}"))
+        results = eval_run(run_dir, split, metrics, registry, dev, batch_size)
+        out.print(table(results, metrics, f"cgfw eval {run_dir.name}"))
         console.print(f"wrote {run_dir / 'metrics.json'}")
 
 
 def eval_run(
     run_dir: Path,
     split: str,
-    names: list[str],
+    metrics: dict[str, Metric],
     registry: Registry,
     dev: torch.device,
     batch_size: int,
@@ -147,7 +148,7 @@ def eval_run(
     resolved: Resolved = g_ab.resolved
     dataset = build_dataset(resolved, Loaded(g_ab.registry, []), split)
     paired = bool(getattr(dataset, "paired", False))
-    skipped = sorted(set(names) - set(usable_metrics(names, registry, paired)))
+    skipped = sorted(n for n, m in metrics.items() if m.paired and not paired)
     if skipped:
         console.print(
             f"[yellow]note:[/yellow] dataset '{resolved.recipe.data.name}' has no aligned pairs "
@@ -156,8 +157,9 @@ def eval_run(
         )
     try:
         results = evaluate(
-            g_ab.net.to(dev), g_ba.net.to(dev), dataset, split, names, registry, dev, batch_size
-        )
+            g_ab.net.to(dev), g_ba.net.to(dev), dataset, split, list(metrics), registry, dev,
+            batch_size,
+        )  # fmt: skip
     except torch.cuda.OutOfMemoryError:
         raise CgfwError("out of GPU memory; use a smaller --batch-size or --device cpu") from None
     results["checkpoint"], results["iteration"] = str(g_ab.checkpoint), g_ab.iteration
