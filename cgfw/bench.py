@@ -257,6 +257,9 @@ def run(
         except Exception as exc:  # one setting failing (e.g. cudagraphs) must not lose the others
             result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
             traceback.print_exc()
+        # One line per setting as it finishes: a long --compare cut short keeps what it measured.
+        done = result.error or f"{result.ms:.2f} ms/it, peak {result.peak_mb:.0f} MB"
+        console.print(f"  {name}: {done}", markup=False)
         results.append(result)
         del data
         gc.collect()

@@ -1,0 +1,47 @@
+"""`cgfw bench` on the CPU: the table, the reference loop beside the framework, clear errors."""
+
+from pathlib import Path
+
+import pytest
+
+SETTINGS = "reference (eager fp32),cgfw fp32,cgfw bf16"
+
+
+def rows(table: str) -> dict[str, list[str]]:
+    """The markdown table's data rows by setting name."""
+    lines = [line for line in table.splitlines() if line.startswith("| ")][1:]  # no header
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return {row[0]: row[1:] for row in cells}
+
+
+def test_compare_times_the_reference_and_each_setting(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tiny_recipe.parent / "bench.md"
+    args = ["--compare", "--only", SETTINGS, "--synthetic", "--device", "cpu"]
+    result = cli("bench", tiny_recipe, *args, "--iters", "3", "--warmup", "1", "--output", out)
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "TFLOP per iteration" in text and "median of 3 iterations after 1 warm-up" in text
+    table = rows(text)
+    assert list(table) == SETTINGS.split(",")
+    for setting, (ms, it_s, img_s, tflops, _, ratio, _, _, hours) in table.items():
+        assert float(ms) > 0 and float(tflops) > 0, setting
+        assert float(it_s) == pytest.approx(1e3 / float(ms), rel=0.05)
+        assert float(img_s) == pytest.approx(2 * 2 * float(it_s), rel=0.05)  # batch 2, a and b
+        assert float(hours) == pytest.approx(266_800 * float(ms) / 3.6e6, rel=0.01)
+        assert float(ratio) > 0
+    assert table["reference (eager fp32)"][5] == "1.00"
+    for setting in SETTINGS.split(","):  # one line per setting as it finishes
+        assert f"  {setting}: " in result.output
+
+
+def test_bench_without_compare_times_the_recipe_as_written(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("bench", tiny_recipe, "--synthetic", "--iters", "2", "--warmup", "1")
+    assert result.exit_code == 0, result.output
+    assert "recipe (fp32, compile off)" in result.output
+
+
+def test_unknown_setting_names_the_known_ones(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("bench", tiny_recipe, "--compare", "--only", "cgfw fp64", "--synthetic")
+    assert result.exit_code == 2
+    assert "--only: unknown setting(s) ['cgfw fp64']" in result.output
+    assert "reference (eager fp32)" in result.output
