@@ -3,10 +3,13 @@ the image pools and the optimizers, replayed with one launch.
 
 At batch 1 the step is bound by the host (about 1,000 kernel launches and Python per
 iteration; docs/benchmarks.md), so replaying a captured graph is the way to feed a large GPU.
+Networks compiled with torch.compile's default mode are captured too: the warm-up iterations
+compile them (compiling during capture would fail), and the graph then replays the fused kernels.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -15,8 +18,9 @@ from torch import Tensor
 from cgfw.errors import CgfwError
 from cgfw.model import CycleGAN, Speed
 
+log = logging.getLogger("cgfw.train")
 Step = Callable[[CycleGAN, Tensor, Tensor], dict[str, Tensor]]
-WARMUP = 3  # eager iterations before capture: cuDNN and autograd set themselves up
+WARMUP = 3  # iterations before capture: cuDNN, autograd and torch.compile set themselves up
 
 
 def obstacle(speed: Speed, device: torch.device, world: int, buffer: object) -> str | None:
@@ -28,8 +32,9 @@ def obstacle(speed: Speed, device: torch.device, world: int, buffer: object) -> 
         return "does not work with fp16 (its loss scaler syncs with the host); use bf16"
     if speed.channels_last:
         return "fails to capture channels_last convolutions (cuDNN, H100, torch 2.11)"
-    if speed.compile != "off":
-        return 'is not combined with torch.compile; set train.compile = "off"'
+    if speed.compile in ("reduce-overhead", "max-autotune"):
+        # These modes capture CUDA graphs of their own; a graph cannot be captured inside one.
+        return f'is not combined with train.compile = "{speed.compile}"; use "default" or "off"'
     if world > 1:
         return "is not supported with several processes yet"
     if not getattr(buffer, "graph_safe", False):
@@ -50,19 +55,26 @@ def check_graphable(m: CycleGAN) -> None:
 class GraphedStep:
     """Call like `step(m, real_a, real_b)`. The first WARMUP iterations run eagerly (they are
     real training iterations), the next is captured and replayed, and every later one replays.
-    Batches of another shape (a short last batch) run eagerly."""
+    Batches of another shape (a short last batch) run eagerly.
 
-    def __init__(self, m: CycleGAN, step: Step) -> None:
+    If the capture fails (a plugin that syncs with the host, an op CUDA cannot capture), a
+    strict step (train.cuda_graph = true) stops with the reason; otherwise ("auto") it warns and
+    trains on with eager steps, starting with the iteration whose capture failed."""
+
+    def __init__(self, m: CycleGAN, step: Step, strict: bool = True) -> None:
         check_graphable(m)
-        self.m, self.step = m, step
+        self.m, self.step, self.strict = m, step, strict
         self.calls = 0
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static: tuple[Tensor, Tensor] | None = None
         self.outputs: dict[str, Tensor] = {}
         self.side = torch.cuda.Stream(m.device)
+        self.eager = False  # capture failed: every call runs the plain step
 
     def __call__(self, m: CycleGAN, real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
         self.calls += 1
+        if self.eager:
+            return self.step(m, real_a, real_b)
         if self.graph is None and self.calls <= WARMUP:
             # Warm-up on a side stream, as CUDA graph capture requires.
             self.side.wait_stream(torch.cuda.current_stream(m.device))
@@ -72,9 +84,14 @@ class GraphedStep:
             return terms
         if self.graph is None:
             self.static = (real_a.clone(), real_b.clone())
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self.outputs = self.step(m, *self.static)
+            graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(graph):
+                    self.outputs = self.step(m, *self.static)
+            except Exception as exc:  # nothing captured ran: this iteration has not happened
+                self._give_up(m, exc)
+                return self.step(m, real_a, real_b)
+            self.graph = graph
         assert self.static is not None
         if real_a.shape != self.static[0].shape or real_b.shape != self.static[1].shape:
             return self.step(m, real_a, real_b)
@@ -82,3 +99,21 @@ class GraphedStep:
         self.static[1].copy_(real_b)
         self.graph.replay()
         return self.outputs  # overwritten by the next replay: read or copy before then
+
+    def _give_up(self, m: CycleGAN, exc: Exception) -> None:
+        # The step stopped part-way: leave every network trainable, as a finished step does.
+        for net in m.networks().values():
+            net.requires_grad_(True)
+        self.static, self.outputs, self.eager = None, {}, True
+        cause = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+        if self.strict:
+            raise CgfwError(
+                f"train.cuda_graph: capturing the training iteration as a CUDA graph failed "
+                f'({cause}); set train.cuda_graph = false, or "auto" to fall back to eager '
+                "steps"
+            ) from exc
+        log.warning(
+            "train.cuda_graph = auto: capturing the training iteration as a CUDA graph failed "
+            "(%s); training on with eager steps (set train.cuda_graph = false to skip the try)",
+            cause,
+        )

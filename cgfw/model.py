@@ -107,6 +107,14 @@ class CycleGAN:
             self.device.type, dtype=dtype, cache_enabled=not self.speed.cuda_graph
         )
 
+    def uncompiled(self) -> contextlib.AbstractContextManager[Any]:
+        """For network calls outside the training step (shape check, sample grids, evaluation):
+        run them as written, instead of compiling a variant for each new mode and batch shape
+        (minutes on a paper-sized model, for calls that are rare)."""
+        if self.speed.compile == "off":
+            return contextlib.nullcontext()
+        return torch.compiler.set_stance("force_eager")
+
     def optimizer_step(self, loss: Tensor, opt: torch.optim.Optimizer) -> None:
         """Backward, average gradients across processes, step (loss-scaled under fp16)."""
         self.scaler.scale(loss).backward()

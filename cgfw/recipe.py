@@ -128,7 +128,7 @@ class TrainSection(Strict):
     cuda_graph: bool | Literal["auto"] = Field(
         "auto",
         description="replay each iteration as one captured CUDA graph; auto: on for CUDA when "
-        "the run allows it (fp32/bf16, one process, no channels_last or compile)",
+        "the run allows it (fp32/bf16, one process, no channels_last, compile off or default)",
     )
     num_workers: int = Field(0, ge=0, description="data-loading worker processes")
     log_every: int = Field(50, ge=1, description="iterations between scalar logs")

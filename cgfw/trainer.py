@@ -109,16 +109,20 @@ def fixed_samples(
 def translate_samples(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> Tensor:
     m.g_ab.eval()
     m.g_ba.eval()
-    fake_b, fake_a = m.g_ab(real_a), m.g_ba(real_b)
-    rows = [real_a, fake_b, m.g_ba(fake_b), real_b, fake_a, m.g_ab(fake_a)]
+    with m.uncompiled():
+        fake_b, fake_a = m.g_ab(real_a), m.g_ba(real_b)
+        rows = [real_a, fake_b, m.g_ba(fake_b), real_b, fake_a, m.g_ab(fake_a)]
     m.g_ab.train()
     m.g_ba.train()
     return sample_grid(rows)
 
 
-def make_step(m: CycleGAN) -> Callable[[CycleGAN, Tensor, Tensor], dict[str, Tensor]]:
-    """The CycleGAN step, replayed as one CUDA graph when the run's speed settings say so."""
-    return GraphedStep(m, cyclegan_step) if m.speed.cuda_graph else cyclegan_step
+def make_step(
+    m: CycleGAN, strict: bool = True
+) -> Callable[[CycleGAN, Tensor, Tensor], dict[str, Tensor]]:
+    """The CycleGAN step, replayed as one CUDA graph when the run's speed settings say so;
+    `strict` False (train.cuda_graph = "auto") falls back to eager steps if capture fails."""
+    return GraphedStep(m, cyclegan_step, strict) if m.speed.cuda_graph else cyclegan_step
 
 
 def train_iteration(
@@ -178,7 +182,7 @@ def all_finite(m: CycleGAN) -> bool:
 def check_shapes(m: CycleGAN, image: Tensor, resolved: Resolved, loaded: Loaded) -> None:
     """A plugin network that returns the wrong shape fails here, named, not deep in a loss."""
     expected = {"generator": tuple(image.shape), "discriminator": None}
-    with torch.no_grad(), m.autocast():
+    with torch.no_grad(), m.autocast(), m.uncompiled():
         for path, net in (("generator", m.g_ab), ("discriminator", m.d_b)):
             was_training = net.training
             net.eval()
@@ -375,10 +379,11 @@ def train(
         """Held-out metrics as TensorBoard curves (eval/a2b/psnr, ...)."""
         if writer is None or eval_set is None:
             return
-        results = evaluate(
-            m.g_ab, m.g_ba, eval_set, evaluation.split, evaluation.metrics,
-            loaded.registry, device, evaluation.batch_size,
-        )  # fmt: skip
+        with m.uncompiled():
+            results = evaluate(
+                m.g_ab, m.g_ba, eval_set, evaluation.split, evaluation.metrics,
+                loaded.registry, device, evaluation.batch_size,
+            )  # fmt: skip
         m.g_ab.train()
         m.g_ba.train()
         for name, value in flat_metrics(results).items():
@@ -400,7 +405,7 @@ def train(
         world=group.world,
     )
     loader = train_loader(dataset, sampler, cfg.num_workers, pin_memory=device.type == "cuda")
-    step = make_step(m)
+    step = make_step(m, strict=cfg.cuda_graph is True)
     writer = SummaryWriter(log_dir=str(run_dir)) if group.main else None
     log = LossLog(writer, console, total, iteration)
     epoch, lr = 0, 0.0

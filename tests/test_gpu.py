@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cgfw import checkpoint
-from cgfw.model import Speed, build_cyclegan
+from cgfw.model import CycleGAN, Speed, build_cyclegan
 from cgfw.plugins import Loaded
 from cgfw.recipe import load
 from cgfw.step import cyclegan_step
@@ -55,13 +55,18 @@ def test_fused_adam_on_cuda(loaded: Loaded, tiny_recipe: Path) -> None:
     assert m.opt_g.defaults["fused"] is True
 
 
-def test_cuda_graph_replays_train_like_eager_steps(loaded: Loaded, tiny_recipe: Path) -> None:
-    """Ten iterations (pool not yet full, no dropout): replayed graph == eager, closely."""
+@pytest.mark.parametrize(("compile_mode", "rel"), [("off", 1e-3), ("default", 1e-2)])
+def test_cuda_graph_replays_train_like_eager_steps(
+    loaded: Loaded, tiny_recipe: Path, compile_mode: str, rel: float
+) -> None:
+    """Ten iterations (pool not yet full, no dropout): replayed graph == eager, closely; with
+    compiled networks inside the graph too (inductor's fused kernels round differently)."""
     from cgfw.graphs import GraphedStep
 
     def run(graph: bool) -> list[dict[str, float]]:
         torch.manual_seed(0)
-        speed = Speed("fp32", False, "off", cuda_graph=graph)
+        torch._dynamo.reset()
+        speed = Speed("fp32", False, compile_mode if graph else "off", cuda_graph=graph)
         m = build_cyclegan(load(str(tiny_recipe), loaded.registry), loaded.registry, CUDA, speed)
         step = GraphedStep(m, cyclegan_step) if graph else cyclegan_step
         g = torch.Generator().manual_seed(0)
@@ -74,15 +79,45 @@ def test_cuda_graph_replays_train_like_eager_steps(loaded: Loaded, tiny_recipe: 
     eager, graphed = run(False), run(True)
     for i, (e, r) in enumerate(zip(eager, graphed, strict=True)):
         for name in e:
-            assert r[name] == pytest.approx(e[name], rel=1e-3, abs=1e-5), (i, name)
+            assert r[name] == pytest.approx(e[name], rel=rel, abs=1e-5), (i, name)
 
 
-def test_cuda_graph_run_end_to_end_and_resume(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("compile_mode", ["off", "default"])
+def test_cuda_graph_run_end_to_end_and_resume(cli, tiny_recipe: Path, compile_mode: str) -> None:  # type: ignore[no-untyped-def]
     args = ["--device", "cuda", "--set", "train.cuda_graph=true", "--set", "train.max_iters=12"]
-    assert cli("run", tiny_recipe, *args, "--set", "train.checkpoint_every=6").exit_code == 0
+    args += ["--set", f"train.compile={compile_mode}"]
+    result = cli("run", tiny_recipe, *args, "--set", "train.checkpoint_every=6")
+    assert result.exit_code == 0, result.output
     (run_dir,) = run_dirs(tiny_recipe.parent / "runs")
     result = cli("run", "--resume", run_dir, "--device", "cuda", "--set", "train.max_iters=20")
     assert result.exit_code == 0, result.output
     state = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
     assert state["iteration"] == 20
     assert all(torch.isfinite(w).all() for w in state["model"]["networks"]["g_ab"].values())
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_step_that_cannot_be_captured(loaded: Loaded, tiny_recipe: Path, strict: bool) -> None:
+    """train.cuda_graph = true stops with the reason; "auto" warns and trains on eagerly."""
+    from cgfw.errors import CgfwError
+    from cgfw.graphs import WARMUP, GraphedStep
+
+    def syncing_step(m: CycleGAN, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+        terms = cyclegan_step(m, a, b)
+        terms["g_total"].item()  # a host sync, which CUDA graph capture refuses
+        return terms
+
+    speed = Speed("fp32", False, "off", cuda_graph=True)
+    m = build_cyclegan(load(str(tiny_recipe), loaded.registry), loaded.registry, CUDA, speed)
+    step = GraphedStep(m, syncing_step, strict)
+    a, b = (torch.rand(2, 3, 32, 32, device=CUDA) * 2 - 1 for _ in range(2))
+    for _ in range(WARMUP):
+        step(m, a, b)
+    if strict:
+        with pytest.raises(CgfwError, match=r"set train\.cuda_graph = false"):
+            step(m, a, b)
+    else:
+        for _ in range(2):
+            assert torch.isfinite(step(m, a, b)["g_total"])
+        assert step.eager
+    assert all(p.requires_grad for net in m.networks().values() for p in net.parameters())

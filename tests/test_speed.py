@@ -4,11 +4,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from cgfw.model import CycleGAN, Speed, build_cyclegan
 from cgfw.plugins import Loaded
 from cgfw.recipe import load
 from cgfw.step import cyclegan_step
+from cgfw.trainer import translate_samples
 
 CPU = torch.device("cpu")
 
@@ -75,11 +77,17 @@ def test_compiled_networks_match_eager(loaded: Loaded, tiny_recipe: Path) -> Non
     eager = build(loaded, tiny_recipe, Speed("fp32", False, "off"), "generator.n_blocks=1")
     compiled = build(loaded, tiny_recipe, Speed("fp32", False, "default"), "generator.n_blocks=1")
     assert list(compiled.g_ab.state_dict()) == list(eager.g_ab.state_dict())  # no _orig_mod.
+    counters.clear()
     for _ in range(2):
         a = cyclegan_step(eager, *batch())
         b = cyclegan_step(compiled, *batch())
     for name in a:
         assert b[name].item() == pytest.approx(a[name].item(), rel=1e-3, abs=1e-4), name
+    assert counters["stats"]["unique_graphs"] > 0  # the step compiled its networks
+    # Sample grids (eval mode, another batch size) run the networks as written, compiling nothing.
+    counters.clear()
+    grid = translate_samples(compiled, *(t[:1] for t in batch()))
+    assert grid.shape[0] == 3 and not counters["stats"]
 
 
 def test_cuda_graph_without_cuda_is_one_clear_error(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
@@ -87,3 +95,28 @@ def test_cuda_graph_without_cuda_is_one_clear_error(cli, tiny_recipe: Path) -> N
     assert result.exit_code == 2 and "train.cuda_graph needs a CUDA device" in result.output
     auto = cli("run", tiny_recipe, "--device", "cpu", "--set", "train.max_iters=1")
     assert auto.exit_code == 0  # auto: eager on a CPU
+
+
+@pytest.mark.parametrize(
+    ("speed", "reason"),
+    [
+        (Speed("bf16", False, "off", True), None),
+        (Speed("bf16", False, "default", True), None),  # compiled kernels are captured as well
+        (Speed("bf16", False, "reduce-overhead", True), 'train.compile = "reduce-overhead"'),
+        (Speed("bf16", False, "max-autotune", True), 'train.compile = "max-autotune"'),
+        (Speed("fp16", False, "off", True), "fp16"),
+        (Speed("bf16", True, "off", True), "channels_last"),
+    ],
+)
+def test_which_settings_a_cuda_graph_can_capture(speed: Speed, reason: str | None) -> None:
+    from cgfw.graphs import obstacle
+
+    class SafePool:
+        graph_safe = True
+
+    why = obstacle(speed, torch.device("cuda"), 1, SafePool)
+    assert why is None if reason is None else (why is not None and reason in why)
+    assert obstacle(speed, torch.device("cuda"), 2, SafePool) is not None  # several processes
+    assert "graph_safe" in (
+        obstacle(Speed("bf16", False, "off", True), torch.device("cuda"), 1, object) or ""
+    )
