@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every GPU check in one call (about 6 minutes on an H100): install cgfw offline, run the tests
-# marked gpu, then `cgfw bench --compare` of the paper recipe at 256 px on the embedded emoji
-# upscaled to 286 -> 256. Writes its table to $OUT/bench.md (OUT defaults to gpu-results/).
+# Every GPU check in one call (at most 8 minutes): install cgfw offline, run the tests marked
+# gpu, then `cgfw bench --compare` of the paper recipe at 256 px on the embedded emoji upscaled
+# to 286 -> 256, one line per setting as it finishes. Writes the table to $OUT/bench.md (OUT
+# defaults to gpu-results/).
 #
 # Off-line GPU images without pydantic or tomli-w: put their wheels in .whl/ first (see
 # docs/benchmarks.md), this script installs them to /tmp/site.
@@ -13,17 +14,25 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
 fi
-python3 -m pip install -q --no-deps --no-build-isolation -e . >"$OUT/install.log" 2>&1 \
-    || { cat "$OUT/install.log"; exit 1; }
+python3 -m pip install -q --no-deps --no-build-isolation -e . >/tmp/install.log 2>&1 \
+    || { cat /tmp/install.log; exit 1; }
 export PYTHONUNBUFFERED=1
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } | tee "$OUT/machine.txt"
 
-timeout 180 python3 -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tee "$OUT/gpu_tests.log" | tail -4
+# Output goes to files, not through a pipe: worker processes torch.compile leaves behind would
+# hold a pipe open after `timeout` ends pytest. A hung test dumps every thread's stack after 60 s.
+per_test=""
+python3 -c "import pytest_timeout" 2>/dev/null && per_test="--timeout=90"
+timeout -k 10 170 python3 -m pytest -q -p no:cacheprovider -o faulthandler_timeout=60 $per_test \
+    -m gpu tests >"$OUT/gpu_tests.log" 2>&1
+echo "gpu tests exit $?"
+grep -E "passed|failed|FAILED|ERROR|Timeout" "$OUT/gpu_tests.log" | tail -12
 
-timeout 420 python3 -m cgfw bench recipes/paper_default.toml --compare --iters 100 --warmup 20 \
+timeout -k 10 290 python3 -m cgfw bench recipes/paper_default.toml --compare --iters 80 --warmup 20 \
     --set 'data={name="emoji", load_size=286, crop_size=256, flip=true}' --set train.num_workers=6 \
     --output "$OUT/bench.md" >"$OUT/bench.log" 2>&1
 echo "bench exit $?"
 grep -E "Error|error" "$OUT/bench.log" | head -5
-cat "$OUT/bench.md"
+# The table, or (cut short) the lines of the settings that finished.
+cat "$OUT/bench.md" 2>/dev/null || grep -E "^  (reference|cgfw)" "$OUT/bench.log"

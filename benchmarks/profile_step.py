@@ -1,13 +1,19 @@
-"""Where a paper-sized CycleGAN step spends its GPU time: torch.profiler's top kernels for the
-eager bf16 step, then timings of a few compile variants.
+"""Where a paper-sized CycleGAN step spends its GPU time, per speed variant: the median ms per
+iteration, then torch.profiler's top kernels and the GPU-busy time of a few iterations.
+
+The GPU-busy time (kernels of the same networks launched without the graph) is the floor a
+variant can reach once the host is out of the way, so it says which variant to work on next.
 
 Usage (on a GPU machine): python benchmarks/profile_step.py OUTDIR
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
@@ -17,9 +23,11 @@ from cgfw.bench import _framework_step, _time
 from cgfw.model import Speed, build_cyclegan
 from cgfw.plugins import load_plugins
 from cgfw.recipe import load
+from cgfw.step import cyclegan_step
 from cgfw.trainer import LossLog
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+out.mkdir(parents=True, exist_ok=True)
 loaded = load_plugins()
 resolved = load(
     "paper_default", loaded.registry, ["data={name='emoji', load_size=256, crop_size=256}"]
@@ -28,50 +36,62 @@ dev = torch.device("cuda")
 torch.backends.cudnn.benchmark = True
 
 
-def data(fmt: torch.memory_format):  # type: ignore[no-untyped-def]
+def data() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(0)
-    pairs = [
-        [(torch.rand(1, 3, 256, 256, generator=g) * 2 - 1).to(dev) for _ in range(2)]
-        for _ in range(4)
-    ]
+
+    def image() -> torch.Tensor:
+        return (torch.rand(1, 3, 256, 256, generator=g) * 2 - 1).to(dev)
+
+    pairs = [(image(), image()) for _ in range(4)]
     while True:
-        for a, b in pairs:
-            yield a.contiguous(memory_format=fmt), b.contiguous(memory_format=fmt)
+        yield from pairs
 
 
-def step_for(speed: Speed):  # type: ignore[no-untyped-def]
-    torch.manual_seed(0)
-    m = build_cyclegan(resolved, loaded.registry, dev, speed)
-    return _framework_step(m, LossLog(None, Console(quiet=True), 10**6, 0))
+def inductor(**options: Any) -> contextlib.AbstractContextManager[Any]:
+    import torch._inductor.config as config
+
+    return config.patch(**options)  # type: ignore[no-any-return]
 
 
-speed = Speed("bf16", False, "off")
-step, batches = step_for(speed), data(torch.contiguous_format)
-for _ in range(10):
-    step(*next(batches))
-torch.cuda.synchronize()
-with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-    for _ in range(5):
-        step(*next(batches))
-    torch.cuda.synchronize()
-table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=70)
-(out / "profile_bf16.txt").write_text(table)
-print(table[:6000])
-events = prof.key_averages()
-gpu_us = sum(e.self_device_time_total for e in events) / 5
-print(f"GPU busy per iteration: {gpu_us / 1e3:.1f} ms")
+VARIANTS: list[tuple[str, Speed, dict[str, Any]]] = [
+    ("bf16 + cuda_graph", Speed("bf16", False, "off", cuda_graph=True), {}),
+    ("bf16 + compile + cuda_graph", Speed("bf16", False, "default", cuda_graph=True), {}),
+    (
+        "bf16 + compile(no layout optimization) + cuda_graph",
+        Speed("bf16", False, "default", cuda_graph=True),
+        {"layout_optimization": False},
+    ),
+    (  # last: autotuning can take minutes
+        "bf16 + compile(max_autotune, no cudagraphs) + cuda_graph",
+        Speed("bf16", False, "default", cuda_graph=True),
+        {"max_autotune": True},
+    ),
+]
 
+(out / "profiles.txt").unlink(missing_ok=True)
 lines = []
-for name, sp in [
-    ("bf16 contiguous + compile(cudagraphs)", Speed("bf16", False, "reduce-overhead")),
-    ("bf16 channels_last + compile(cudagraphs)", Speed("bf16", True, "reduce-overhead")),
-    ("bf16 contiguous + compile(default)", Speed("bf16", False, "default")),
-]:
+for name, speed, options in VARIANTS:
     try:
-        ms, _ = _time(step_for(sp), data(sp.memory_format), dev, 20, 60)
-        lines.append(f"{name}: {ms:.2f} ms/it  {1e3 / ms:.1f} it/s")
+        with inductor(**options):
+            torch.manual_seed(0)
+            m = build_cyclegan(resolved, loaded.registry, dev, speed)
+            step = _framework_step(m, LossLog(None, Console(quiet=True), 10**6, 0))
+            batches = data()
+            ms, _ = _time(step, batches, dev, 20, 60)
+            # Profile the same networks launched without the graph (the profiler may not see
+            # the kernels inside a replayed graph): the same kernels, the host's gaps aside.
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                for _ in range(5):
+                    cyclegan_step(m, *next(batches))
+                torch.cuda.synchronize()
+        events = prof.key_averages()
+        busy = sum(e.self_device_time_total for e in events) / 5 / 1e3
+        table = events.table(sort_by="self_cuda_time_total", row_limit=30, max_name_column_width=70)
+        with (out / "profiles.txt").open("a") as f:
+            f.write(f"== {name} (5 iterations)\n{table}\n")
+        lines.append(f"{name}: {ms:.2f} ms/it, {1e3 / ms:.1f} it/s, GPU busy {busy:.1f} ms/it")
     except Exception as exc:
         lines.append(f"{name}: failed {type(exc).__name__}: {exc}"[:300])
     print(lines[-1], flush=True)
+    (out / "variants.txt").write_text("\n".join(lines) + "\n")  # after each: a timeout keeps it
     torch._dynamo.reset()
-(out / "variants.txt").write_text("\n".join(lines) + "\n")
