@@ -24,12 +24,12 @@ export PYTHONUNBUFFERED=1
 # hold a pipe open after `timeout` ends pytest. A hung test dumps every thread's stack after 60 s.
 per_test=""
 python3 -c "import pytest_timeout" 2>/dev/null && per_test="--timeout=90"
-timeout -k 10 170 python3 -m pytest -q -p no:cacheprovider -o faulthandler_timeout=60 $per_test \
+timeout -k 10 190 python3 -m pytest -q -p no:cacheprovider -o faulthandler_timeout=60 $per_test \
     -m gpu tests >"$OUT/gpu_tests.log" 2>&1
 echo "gpu tests exit $?"
 grep -E "passed|failed|FAILED|ERROR|Timeout" "$OUT/gpu_tests.log" | tail -12
 
-timeout -k 10 290 python3 -m cgfw bench recipes/paper_default.toml --compare --iters 80 --warmup 20 \
+timeout -k 10 260 python3 -m cgfw bench recipes/paper_default.toml --compare --iters 80 --warmup 20 \
     --set 'data={name="emoji", load_size=286, crop_size=256, flip=true}' --set train.num_workers=6 \
     --output "$OUT/bench.md" >"$OUT/bench.log" 2>&1
 echo "bench exit $?"
