@@ -105,7 +105,8 @@ class GraphedStep:
         for net in m.networks().values():
             net.requires_grad_(True)
         self.static, self.outputs, self.eager = None, {}, True
-        cause = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        cause = f"{type(exc).__name__}: {first_line}"
         if self.strict:
             raise CgfwError(
                 f"train.cuda_graph: capturing the training iteration as a CUDA graph failed "
