@@ -120,10 +120,15 @@ class TrainSection(Strict):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="autocast dtype; auto: bf16 on CUDA, fp32 on CPU"
     )
-    # Off by default: on an H100 at 256 px, batch 1, both made the step slower (docs/benchmarks.md).
+    # channels_last made the step slower on an H100 at 256 px, batch 1; compile = "default" made
+    # it faster inside the CUDA graph (42 vs 33 it/s), and is off until whole compiled runs have
+    # passed the GPU tests (docs/benchmarks.md).
     channels_last: bool = Field(False, description="NHWC memory layout for networks and images")
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(
-        "off", description="torch.compile mode for the networks (reduce-overhead: CUDA graphs)"
+        "off",
+        description="torch.compile mode for the networks; default: fused kernels, replayed "
+        "inside train.cuda_graph (fastest measured on an H100); reduce-overhead and "
+        "max-autotune capture CUDA graphs of their own instead",
     )
     cuda_graph: bool | Literal["auto"] = Field(
         "auto",
