@@ -20,7 +20,8 @@ from cgfw.model import CycleGAN, Speed
 
 log = logging.getLogger("cgfw.train")
 Step = Callable[[CycleGAN, Tensor, Tensor], dict[str, Tensor]]
-WARMUP = 3  # iterations before capture: cuDNN, autograd and torch.compile set themselves up
+Shapes = tuple[tuple[int, ...], tuple[int, ...]]
+WARMUP = 3  # iterations of a shape before its capture: cuDNN, autograd, torch.compile set up
 
 
 def obstacle(speed: Speed, device: torch.device, world: int, buffer: object) -> str | None:
@@ -52,10 +53,18 @@ def check_graphable(m: CycleGAN) -> None:
         raise CgfwError(f"train.cuda_graph {reason}; set train.cuda_graph = false")
 
 
+def ready(runs: dict[Shapes, int], shapes: Shapes) -> bool:
+    """Capture a batch shape once it has warmed up (compiled, cuDNN tuned) and is the largest
+    batch seen, so that a short last batch (or a resume that starts on one) is never captured."""
+    largest = all(shapes[0][0] >= seen[0][0] for seen in runs)
+    return runs.get(shapes, 0) >= WARMUP and largest
+
+
 class GraphedStep:
-    """Call like `step(m, real_a, real_b)`. The first WARMUP iterations run eagerly (they are
-    real training iterations), the next is captured and replayed, and every later one replays.
-    Batches of another shape (a short last batch) run eagerly.
+    """Call like `step(m, real_a, real_b)`. Each batch shape's first WARMUP iterations run
+    eagerly (they are real training iterations); then the next full-sized batch is captured,
+    and every later batch of that shape replays the graph. Other shapes (a short last batch)
+    run eagerly.
 
     If the capture fails (a plugin that syncs with the host, an op CUDA cannot capture), a
     strict step (train.cuda_graph = true) stops with the reason; otherwise ("auto") it warns and
@@ -64,7 +73,7 @@ class GraphedStep:
     def __init__(self, m: CycleGAN, step: Step, strict: bool = True) -> None:
         check_graphable(m)
         self.m, self.step, self.strict = m, step, strict
-        self.calls = 0
+        self.runs: dict[Shapes, int] = {}  # eager runs per batch shape before the capture
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static: tuple[Tensor, Tensor] | None = None
         self.outputs: dict[str, Tensor] = {}
@@ -72,10 +81,11 @@ class GraphedStep:
         self.eager = False  # capture failed: every call runs the plain step
 
     def __call__(self, m: CycleGAN, real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
-        self.calls += 1
         if self.eager:
             return self.step(m, real_a, real_b)
-        if self.graph is None and self.calls <= WARMUP:
+        shapes = (tuple(real_a.shape), tuple(real_b.shape))
+        if self.graph is None and not ready(self.runs, shapes):
+            self.runs[shapes] = self.runs.get(shapes, 0) + 1
             # Warm-up on a side stream, as CUDA graph capture requires.
             self.side.wait_stream(torch.cuda.current_stream(m.device))
             with torch.cuda.stream(self.side):
@@ -83,16 +93,10 @@ class GraphedStep:
             torch.cuda.current_stream(m.device).wait_stream(self.side)
             return terms
         if self.graph is None:
-            self.static = (real_a.clone(), real_b.clone())
-            graph = torch.cuda.CUDAGraph()
-            try:
-                with torch.cuda.graph(graph):
-                    self.outputs = self.step(m, *self.static)
-            except Exception as exc:  # nothing captured ran: this iteration has not happened
-                self._give_up(m, exc)
+            self._capture(m, real_a, real_b)
+            if self.eager:  # the capture failed; nothing captured ran, so run this iteration
                 return self.step(m, real_a, real_b)
-            self.graph = graph
-        assert self.static is not None
+        assert self.graph is not None and self.static is not None
         if real_a.shape != self.static[0].shape or real_b.shape != self.static[1].shape:
             return self.step(m, real_a, real_b)
         self.static[0].copy_(real_a)
@@ -100,13 +104,33 @@ class GraphedStep:
         self.graph.replay()
         return self.outputs  # overwritten by the next replay: read or copy before then
 
-    def _give_up(self, m: CycleGAN, exc: Exception) -> None:
-        # The step stopped part-way: leave every network trainable, as a finished step does.
-        for net in m.networks().values():
-            net.requires_grad_(True)
-        self.static, self.outputs, self.eager = None, {}, True
-        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
-        cause = f"{type(exc).__name__}: {first_line}"
+    def _capture(self, m: CycleGAN, real_a: Tensor, real_b: Tensor) -> None:
+        self.static = (real_a.clone(), real_b.clone())
+        flags = [(p, p.requires_grad) for net in m.networks().values() for p in net.parameters()]
+        graph, pool = torch.cuda.CUDAGraph(), torch.cuda.graph_pool_handle()
+        here = torch.cuda.current_stream(m.device)
+        try:
+            # The outer stream context puts `here` back even if ending the capture raises,
+            # which torch.cuda.graph alone would leave on its capture stream.
+            with torch.cuda.stream(here), torch.cuda.graph(graph, pool=pool):
+                self.outputs = self.step(m, *self.static)
+        except Exception as exc:
+            for p, flag in flags:  # the step stopped part-way: as it found them
+                p.requires_grad_(flag)
+            _release(m.device, pool)
+            self.static, self.outputs, self.eager = None, {}, True
+            self._report(exc)
+            return
+        self.graph = graph
+
+    def _report(self, exc: BaseException) -> None:
+        # Ending an invalidated capture raises a generic error; the first one says what broke it.
+        first = exc
+        while first.__context__ is not None:
+            first = first.__context__
+        line = (str(first).strip().splitlines() or [""])[0][:200]
+        cause = f"{type(first).__name__}: {line}"
+        log.debug("CUDA graph capture failed", exc_info=exc)
         if self.strict:
             raise CgfwError(
                 f"train.cuda_graph: capturing the training iteration as a CUDA graph failed "
@@ -118,3 +142,14 @@ class GraphedStep:
             "(%s); training on with eager steps (set train.cuda_graph = false to skip the try)",
             cause,
         )
+
+
+def _release(device: torch.device, pool: tuple[int, int]) -> None:
+    """Give a failed capture's memory back: torch skips this when ending the capture raises.
+    Private torch API, so best effort: what it cannot free stays allocated, and that is all."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    try:
+        torch._C._cuda_endAllocateToPool(index, pool)  # type: ignore[attr-defined]
+        torch._C._cuda_releasePool(index, pool)  # type: ignore[attr-defined]
+    except Exception:  # a cleanup that cannot run must not hide the real error
+        log.debug("could not release the failed capture's memory pool", exc_info=True)

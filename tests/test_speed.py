@@ -120,3 +120,16 @@ def test_which_settings_a_cuda_graph_can_capture(speed: Speed, reason: str | Non
     assert "graph_safe" in (
         obstacle(Speed("bf16", False, "off", True), torch.device("cuda"), 1, object) or ""
     )
+
+
+def test_a_cuda_graph_captures_the_full_batch_never_a_short_one() -> None:
+    from cgfw.graphs import WARMUP, ready
+
+    full, short = ((4, 3, 32, 32), (4, 3, 32, 32)), ((1, 3, 32, 32), (1, 3, 32, 32))
+    runs = {short: 1}  # a resume that began on the epoch's short last batch
+    runs[full] = WARMUP - 1
+    assert not ready(runs, full) and not ready(runs, short)
+    runs[full] = WARMUP
+    assert ready(runs, full)
+    runs[short] = WARMUP  # several epochs' short batches, still not the one to capture
+    assert ready(runs, full) and not ready(runs, short)
