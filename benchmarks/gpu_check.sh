@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check in one call (at most 8 minutes): install cgfw offline, run the tests marked
+# Every GPU check in one call (about 8 minutes at most): install cgfw offline, run the tests marked
 # gpu, then `cgfw bench --compare` of the paper recipe at 256 px on the embedded emoji upscaled
 # to 286 -> 256, one line per setting as it finishes. Writes the table to $OUT/bench.md (OUT
 # defaults to gpu-results/).
@@ -14,7 +14,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
 fi
-python3 -m pip install -q --no-deps --no-build-isolation -e . >/tmp/install.log 2>&1 \
+timeout 120 python3 -m pip install -q --no-deps --no-build-isolation -e . >/tmp/install.log 2>&1 \
     || { cat /tmp/install.log; exit 1; }
 export PYTHONUNBUFFERED=1
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -26,13 +26,17 @@ per_test=""
 python3 -c "import pytest_timeout" 2>/dev/null && per_test="--timeout=90"
 timeout -k 10 190 python3 -m pytest -q -p no:cacheprovider -o faulthandler_timeout=60 $per_test \
     -m gpu tests >"$OUT/gpu_tests.log" 2>&1
-echo "gpu tests exit $?"
+tests_rc=$?
+echo "gpu tests exit $tests_rc"
 grep -E "passed|failed|FAILED|ERROR|Timeout" "$OUT/gpu_tests.log" | tail -12
 
+rm -f "$OUT/bench.md"  # a bench cut short must not leave an older run's table to be read
 timeout -k 10 260 python3 -m cgfw bench recipes/paper_default.toml --compare --iters 80 --warmup 20 \
     --set 'data={name="emoji", load_size=286, crop_size=256, flip=true}' --set train.num_workers=6 \
     --output "$OUT/bench.md" >"$OUT/bench.log" 2>&1
-echo "bench exit $?"
+bench_rc=$?
+echo "bench exit $bench_rc"
 grep -E "Error|error" "$OUT/bench.log" | head -5
 # The table, or (cut short) the lines of the settings that finished.
 cat "$OUT/bench.md" 2>/dev/null || grep -E "^  (reference|cgfw)" "$OUT/bench.log"
+exit $((tests_rc || bench_rc))

@@ -55,8 +55,9 @@ def settings(device: torch.device, compare: bool) -> list[tuple[str, Speed | Non
         ("cgfw bf16 + compile", Speed("bf16", False, "default")),
     ]
     if device.type == "cuda":
-        # compile = "reduce-overhead" (torch's own CUDA graphs per network) is left out: it was
-        # 2-2.4x slower than capturing the whole iteration (docs/benchmarks.md).
+        # compile = "reduce-overhead" (torch's own CUDA graphs per network) is left out: both
+        # runs that timed it found it far slower than capturing the whole iteration
+        # (docs/benchmarks.md), and its compilation would lengthen every --compare.
         rows += [
             ("cgfw fp16", Speed("fp16", False, "off")),
             ("cgfw fp32 + cuda_graph", Speed("fp32", False, "off", cuda_graph=True)),
@@ -184,9 +185,10 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     return 2 * n**3 * reps / best / 1e12
 
 
-def _framework_step(m: CycleGAN, log: LossLog) -> Step:
-    """What the trainer does per iteration besides fetching data."""
-    one_step = make_step(m)
+def _framework_step(m: CycleGAN, log: LossLog, strict: bool = True) -> Step:
+    """What the trainer does per iteration besides fetching data. `strict`: a CUDA graph that
+    fails to capture is an error (the --compare rows) rather than an eager fallback."""
+    one_step = make_step(m, strict)
 
     def step(real_a: Tensor, real_b: Tensor) -> None:
         train_iteration(one_step, m, real_a, real_b, log, 0, Path("."))
@@ -250,7 +252,8 @@ def run(
             else:
                 m = build_cyclegan(resolved, loaded.registry, device, speed)
                 quiet = Console(quiet=True)
-                step = _framework_step(m, LossLog(None, quiet, iters + warmup, 0))
+                strict = compare or resolved.recipe.train.cuda_graph is True  # as training would
+                step = _framework_step(m, LossLog(None, quiet, iters + warmup, 0), strict)
             result.ms, result.data_ms = _time(step, data, device, warmup, iters)
             if device.type == "cuda":
                 result.peak_mb = torch.cuda.max_memory_allocated(device) / 2**20

@@ -4,7 +4,7 @@ recipe through the registries (no architecture is named here)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -107,13 +107,16 @@ class CycleGAN:
             self.device.type, dtype=dtype, cache_enabled=not self.speed.cuda_graph
         )
 
-    def uncompiled(self) -> contextlib.AbstractContextManager[Any]:
+    @contextlib.contextmanager
+    def uncompiled(self) -> Iterator[None]:
         """For network calls outside the training step (shape check, sample grids, evaluation):
         run them as written, instead of compiling a variant for each new mode and batch shape
-        (minutes on a paper-sized model, for calls that are rare)."""
+        (slow on a paper-sized model, for calls that are rare)."""
         if self.speed.compile == "off":
-            return contextlib.nullcontext()
-        return torch.compiler.set_stance("force_eager")
+            yield
+            return
+        with torch.compiler.set_stance("force_eager"):  # set on entry, restored on exit
+            yield
 
     def optimizer_step(self, loss: Tensor, opt: torch.optim.Optimizer) -> None:
         """Backward, average gradients across processes, step (loss-scaled under fp16)."""
