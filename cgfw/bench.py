@@ -11,7 +11,7 @@ import statistics
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +37,20 @@ Step = Callable[[Tensor, Tensor], Any]
 @dataclass
 class Result:
     setting: str
-    ms: float = float("nan")  # median per iteration
-    data_ms: float = float("nan")  # median time waiting for the batch
+    rounds: list[float] = field(default_factory=list)  # median ms per iteration, each round
+    data_ms: float = float("nan")  # median time waiting for the batch (last round)
     peak_mb: float = float("nan")
     error: str = ""
+
+    @property
+    def ms(self) -> float:
+        """The median over rounds of each round's median ms per iteration."""
+        return statistics.median(self.rounds) if self.rounds else float("nan")
+
+    @property
+    def spread(self) -> float:
+        """(slowest - fastest round) / median, in %: how far apart repeated timings landed."""
+        return 100 * (max(self.rounds) - min(self.rounds)) / self.ms if self.rounds else 0.0
 
 
 def settings(device: torch.device, compare: bool) -> list[tuple[str, Speed | None]]:
@@ -225,6 +235,7 @@ def run(
     synthetic: bool,
     console: Any,
     only: list[str] | None = None,
+    rounds: int = 1,
 ) -> list[Result]:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -236,50 +247,81 @@ def run(
             known = ", ".join(name for name, _ in rows)
             raise CgfwError(f"--only: unknown setting(s) {unknown}; known: {known}")
         rows = [(name, speed) for name, speed in rows if name in only]
-    results = []
-    for name, speed in rows:
-        console.print(f"timing {name} ...")
-        torch.manual_seed(0)
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(device)
-        fmt = speed.memory_format if speed else torch.contiguous_format
-        data = batches(resolved, loaded, device, synthetic, fmt)
-        result = Result(name)
-        try:
-            if speed is None:
-                step = _reference_step(resolved, loaded, device)
-            else:
-                m = build_cyclegan(resolved, loaded.registry, device, speed)
-                quiet = Console(quiet=True)
-                strict = compare or resolved.recipe.train.cuda_graph is True  # as training would
-                step = _framework_step(m, LossLog(None, quiet, iters + warmup, 0), strict)
-            result.ms, result.data_ms = _time(step, data, device, warmup, iters)
-            if device.type == "cuda":
-                result.peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
-            else:
-                result.peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        except Exception as exc:  # one setting failing (e.g. cudagraphs) must not lose the others
-            result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-            traceback.print_exc()
-        # One line per setting as it finishes: a long --compare cut short keeps what it measured.
-        done = result.error or f"{result.ms:.2f} ms/it, peak {result.peak_mb:.0f} MB"
-        console.print(f"  {name}: {done}", markup=False)
-        results.append(result)
-        del data
-        gc.collect()
-        torch._dynamo.reset()
-    return results
+    results = {name: Result(name) for name, _ in rows}
+    # Rounds take turns (reference, settings, reference, ...) so that a machine that slows down
+    # or speeds up part-way shifts every setting alike instead of biasing one ratio.
+    for round_ in range(1, rounds + 1):
+        for name, speed in rows:
+            result = results[name]
+            if result.error:
+                continue
+            label = name if rounds == 1 else f"{name} (round {round_}/{rounds})"
+            console.print(f"timing {label} ...", markup=False)
+            try:
+                ms, result.data_ms, result.peak_mb = _measure(
+                    resolved, loaded, device, speed, warmup, iters, synthetic, compare
+                )
+                result.rounds.append(ms)
+            except Exception as exc:  # one setting failing (e.g. capture) must not lose the rest
+                result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+                traceback.print_exc()
+            # A line per setting as it finishes: a long --compare cut short keeps what it timed.
+            done = result.error or f"{result.rounds[-1]:.2f} ms/it, peak {result.peak_mb:.0f} MB"
+            console.print(f"  {label}: {done}", markup=False)
+            gc.collect()
+            torch._dynamo.reset()
+    return list(results.values())
+
+
+def _measure(
+    resolved: Resolved,
+    loaded: Loaded,
+    device: torch.device,
+    speed: Speed | None,
+    warmup: int,
+    iters: int,
+    synthetic: bool,
+    compare: bool,
+) -> tuple[float, float, float]:
+    """One setting timed once: median ms per iteration, median data wait, peak MB."""
+    torch.manual_seed(0)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    fmt = speed.memory_format if speed else torch.contiguous_format
+    data = batches(resolved, loaded, device, synthetic, fmt)
+    if speed is None:
+        step = _reference_step(resolved, loaded, device)
+    else:
+        m = build_cyclegan(resolved, loaded.registry, device, speed)
+        quiet = Console(quiet=True)
+        strict = compare or resolved.recipe.train.cuda_graph is True  # as training would
+        step = _framework_step(m, LossLog(None, quiet, iters + warmup, 0), strict)
+    ms, data_ms = _time(step, data, device, warmup, iters)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return ms, data_ms, peak
+
+
+def _ratio(reference: Result | None, r: Result) -> str:
+    """How many times faster than the reference loop: the median of the rounds' ratios, each
+    round's setting against the reference timed beside it."""
+    if reference is None or reference.error or not reference.rounds:
+        return "-"
+    pairs = list(zip(reference.rounds, r.rounds, strict=False))
+    return f"{statistics.median(ref / ms for ref, ms in pairs):.2f}"
 
 
 def report(
     results: list[Result], flops: float, peak_tflops: float, batch: int, header: dict[str, str]
 ) -> tuple[list[str], list[list[str]]]:
     """Column names and rows; ratios are to the reference loop's row when there is one."""
-    reference = next((r.ms for r in results if r.setting.startswith("reference")), float("nan"))
+    reference = next((r for r in results if r.setting.startswith("reference")), None)
     columns = [
-        "setting", "ms/it", "it/s", "img/s", "TFLOP/s", "% peak", "x ref", "data ms",
-        "peak MB", f"h for {PAPER_ITERATIONS:,} it",
+        "setting", "ms/it", "spread %", "it/s", "img/s", "TFLOP/s", "% peak", "x ref",
+        "data ms", "peak MB", f"h for {PAPER_ITERATIONS:,} it",
     ]  # fmt: skip
     rows = []
     for r in results:
@@ -291,11 +333,12 @@ def report(
             [
                 r.setting,
                 f"{r.ms:.2f}",
+                f"{r.spread:.1f}" if len(r.rounds) > 1 else "-",
                 f"{1e3 / r.ms:.1f}",
                 f"{2 * batch * 1e3 / r.ms:.1f}",  # a and b images per iteration
                 f"{tflops:.2f}",
                 f"{100 * tflops / peak_tflops:.1f}",
-                f"{reference / r.ms:.2f}" if reference == reference else "-",  # nan: no reference
+                _ratio(reference, r),
                 f"{r.data_ms:.2f}",
                 f"{r.peak_mb:.0f}",
                 f"{PAPER_ITERATIONS * r.ms / 3.6e6:.2f}",

@@ -366,6 +366,14 @@ def components(kind: str | None) -> None:
     help="Also time the eager fp32 reference loop and each speed setting.",
 )
 @click.option(
+    "--rounds",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Time every setting this many times, taking turns, and report the median and the "
+    "spread (for noisy machines; each round rebuilds and, if asked, recompiles).",
+)
+@click.option(
     "--only",
     metavar="NAME,NAME",
     help="With --compare: time only these settings (names as in the table).",
@@ -388,6 +396,7 @@ def bench(
     iters: int,
     warmup: int,
     compare: bool,
+    rounds: int,
     only: str | None,
     synthetic: bool,
     overrides: tuple[str, ...],
@@ -415,7 +424,7 @@ def bench(
     peak = benchmark.matmul_peak(dev, torch.bfloat16 if dev.type == "cuda" else torch.float32)
     names = [n.strip() for n in only.split(",")] if only else None
     results = benchmark.run(
-        resolved, loaded, dev, compare, warmup, iters, synthetic, console, only=names
+        resolved, loaded, dev, compare, warmup, iters, synthetic, console, names, rounds
     )
     cfg = resolved.recipe.train
     size = getattr(resolved.options["data"], "crop_size", "?")
@@ -428,7 +437,8 @@ def bench(
         + ("synthetic tensors" if synthetic else "the recipe's data"),
         "work": f"{flops / 1e12:.3f} TFLOP per iteration (torch.utils.flop_counter)",
         "peak": f"{peak:.1f} TFLOP/s measured {'bf16' if dev.type == 'cuda' else 'fp32'} matmul",
-        "timing": f"median of {iters} iterations after {warmup} warm-up",
+        "timing": f"median of {iters} iterations after {warmup} warm-up"
+        + (f"; median of {rounds} rounds taken in turn" if rounds > 1 else ""),
     }
     columns, rows = benchmark.report(results, flops, peak, cfg.batch_size, header)
     table = Table(*columns, title="cgfw bench")

@@ -23,15 +23,36 @@ def test_compare_times_the_reference_and_each_setting(cli, tiny_recipe: Path) ->
     assert "TFLOP per iteration" in text and "median of 3 iterations after 1 warm-up" in text
     table = rows(text)
     assert list(table) == SETTINGS.split(",")
-    for setting, (ms, it_s, img_s, tflops, _, ratio, _, _, hours) in table.items():
+    for setting, (ms, spread, it_s, img_s, tflops, _, _, _, _, hours) in table.items():
         assert float(ms) > 0 and float(tflops) > 0, setting
+        assert spread == "-"  # one round: no spread to show
         assert float(it_s) == pytest.approx(1e3 / float(ms), rel=0.05)
         assert float(img_s) == pytest.approx(2 * 2 * float(it_s), rel=0.05)  # batch 2, a and b
         assert float(hours) == pytest.approx(266_800 * float(ms) / 3.6e6, rel=0.01)
-        assert float(ratio) > 0
-    assert table["reference (eager fp32)"][5] == "1.00"
+    reference_ms = float(table["reference (eager fp32)"][0])
+    for setting, row in table.items():  # one round: the ratio is the two medians'
+        assert float(row[6]) == pytest.approx(reference_ms / float(row[0]), abs=0.01), setting
+    assert table["reference (eager fp32)"][6] == "1.00"
     for setting in SETTINGS.split(","):  # one line per setting as it finishes
         assert f"  {setting}: " in result.output
+
+
+def test_rounds_take_turns_and_report_a_spread(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tiny_recipe.parent / "bench.md"
+    args = ["--compare", "--only", "reference (eager fp32),cgfw fp32", "--synthetic"]
+    args += ["--iters", "2", "--warmup", "1", "--rounds", "2", "--output", str(out)]
+    result = cli("bench", tiny_recipe, *args)
+    assert result.exit_code == 0, result.output
+    timed = [
+        line.removeprefix("timing ").split(" (round")[0]
+        for line in result.output.splitlines()
+        if line.startswith("timing ")
+    ]
+    assert timed == ["reference (eager fp32)", "cgfw fp32"] * 2  # in turn, not one after another
+    text = out.read_text()
+    assert "median of 2 rounds taken in turn" in text
+    for setting, row in rows(text).items():
+        assert float(row[1]) >= 0, setting  # a spread, in %
 
 
 def test_bench_without_compare_times_the_recipe_as_written(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
