@@ -84,6 +84,10 @@ class GraphedStep:
         if self.eager:
             return self.step(m, real_a, real_b)
         shapes = (tuple(real_a.shape), tuple(real_b.shape))
+        if self.graph is None and shapes not in self.runs:
+            # A new shape may make torch.compile recompile (dynamic sizes) for the others too:
+            # every shape warms up again before it is captured.
+            self.runs = dict.fromkeys(self.runs, 0)
         if self.graph is None and not ready(self.runs, shapes):
             self.runs[shapes] = self.runs.get(shapes, 0) + 1
             # Warm-up on a side stream, as CUDA graph capture requires.
@@ -109,34 +113,37 @@ class GraphedStep:
         flags = [(p, p.requires_grad) for net in m.networks().values() for p in net.parameters()]
         graph, pool = torch.cuda.CUDAGraph(), torch.cuda.graph_pool_handle()
         here = torch.cuda.current_stream(m.device)
+        broke: Exception | None = None  # what the step raised, if it did
         try:
             # The outer stream context puts `here` back even if ending the capture raises,
             # which torch.cuda.graph alone would leave on its capture stream.
             with torch.cuda.stream(here), torch.cuda.graph(graph, pool=pool):
-                self.outputs = self.step(m, *self.static)
+                try:
+                    self.outputs = self.step(m, *self.static)
+                except Exception as exc:
+                    broke = exc
+                    raise
         except Exception as exc:
             for p, flag in flags:  # the step stopped part-way: as it found them
                 p.requires_grad_(flag)
             _release(m.device, pool)
             self.static, self.outputs, self.eager = None, {}, True
-            self._report(exc)
+            # Ending an invalidated capture raises a generic error: name what broke it.
+            self._report(broke or exc, exc)
             return
         self.graph = graph
 
-    def _report(self, exc: BaseException) -> None:
-        # Ending an invalidated capture raises a generic error; the first one says what broke it.
-        first = exc
-        while first.__context__ is not None:
-            first = first.__context__
+    def _report(self, first: Exception, raised: Exception) -> None:
+        """`first`: what broke the capture; `raised`: what reached us (with its chain)."""
         line = (str(first).strip().splitlines() or [""])[0][:200]
         cause = f"{type(first).__name__}: {line}"
-        log.debug("CUDA graph capture failed", exc_info=exc)
+        log.debug("CUDA graph capture failed", exc_info=raised)
         if self.strict:
             raise CgfwError(
                 f"train.cuda_graph: capturing the training iteration as a CUDA graph failed "
                 f'({cause}); set train.cuda_graph = false, or "auto" to fall back to eager '
                 "steps"
-            ) from exc
+            ) from raised
         log.warning(
             "train.cuda_graph = auto: capturing the training iteration as a CUDA graph failed "
             "(%s); training on with eager steps (set train.cuda_graph = false to skip the try)",
@@ -146,10 +153,15 @@ class GraphedStep:
 
 def _release(device: torch.device, pool: tuple[int, int]) -> None:
     """Give a failed capture's memory back: torch skips this when ending the capture raises.
-    Private torch API, so best effort: what it cannot free stays allocated, and that is all."""
+    Private torch API (renamed in torch 2.8), so best effort: what it cannot free stays
+    allocated, and that is all. (The pinned host allocator's routing is not undone: no binding.)"""
     index = device.index if device.index is not None else torch.cuda.current_device()
+    end = getattr(torch._C, "_cuda_endAllocateToPool", None) or getattr(
+        torch._C, "_cuda_endAllocateCurrentStreamToPool", None
+    )
     try:
-        torch._C._cuda_endAllocateToPool(index, pool)  # type: ignore[attr-defined]
+        if end is not None:
+            end(index, pool)
         torch._C._cuda_releasePool(index, pool)  # type: ignore[attr-defined]
     except Exception:  # a cleanup that cannot run must not hide the real error
         log.debug("could not release the failed capture's memory pool", exc_info=True)

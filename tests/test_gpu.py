@@ -107,8 +107,14 @@ def test_a_step_that_cannot_be_captured(loaded: Loaded, tiny_recipe: Path, stric
     m = build_cyclegan(load(str(tiny_recipe), loaded.registry), loaded.registry, CUDA, speed)
     frozen = next(m.g_ab.parameters())
     frozen.requires_grad_(False)  # a plugin's deliberately fixed weight stays fixed
-    # A host sync inside d_b while the step has the discriminators frozen: capture refuses it.
-    m.d_b.register_forward_hook(lambda net, args, out: out.sum().item())
+
+    def sync_while_capturing(net: torch.nn.Module, args: object, out: torch.Tensor) -> None:
+        # A host sync inside d_b while the step has the discriminators frozen: capture refuses
+        # it. (The hook returns None, so d_b's output is unchanged.)
+        if torch.cuda.is_current_stream_capturing():
+            out.sum().item()
+
+    m.d_b.register_forward_hook(sync_while_capturing)
     step = GraphedStep(m, cyclegan_step, strict)
     a, b = (torch.rand(2, 3, 32, 32, device=CUDA) * 2 - 1 for _ in range(2))
     for _ in range(WARMUP):

@@ -1,7 +1,6 @@
 """GraphedStep's bookkeeping on the CPU, with CUDA's stream and graph calls stood in for: when it
 captures, and what a failed capture leaves behind (tests/test_gpu.py runs the real thing)."""
 
-import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,31 +18,48 @@ from cgfw.step import cyclegan_step
 
 class FakeCuda:
     """Stands in for the torch.cuda calls GraphedStep makes. A capture runs its body (a real one
-    would only record it) and, like CUDA, fails on leaving when the body failed."""
+    would only record it); like torch, it fails on leaving when the body failed, and then leaves
+    its capture stream current."""
+
+    class Stream:
+        def wait_stream(self, _: Any) -> None:
+            pass
 
     def __init__(self) -> None:
+        self.default = self.current = FakeCuda.Stream()
         self.capturing = False
         self.captures = self.replays = 0
         self.released: list[Any] = []
 
-    class Stream:
-        def __init__(self, *_: Any) -> None:
-            pass
+    def current_stream(self, *_: Any) -> Any:
+        return self.current
 
-        def wait_stream(self, _: Any) -> None:
-            pass
+    def stream(self, stream: Any) -> Any:
+        fake = self
+
+        class Context:  # like torch.cuda.stream: restores on exit, also when the body raised
+            def __enter__(self) -> None:
+                self.before, fake.current = fake.current, stream
+
+            def __exit__(self, *_: Any) -> None:
+                fake.current = self.before
+
+        return Context()
 
     def graph(self, cuda_graph: Any, pool: Any) -> Any:
         fake = self
 
         class Capture:
             def __enter__(self) -> None:
+                self.before = fake.current
+                fake.current = FakeCuda.Stream()
                 fake.capturing, fake.captures = True, fake.captures + 1
 
             def __exit__(self, kind: Any, *_: Any) -> None:
                 fake.capturing = False
-                if kind is not None:
+                if kind is not None:  # capture_end raises before the stream is restored
                     raise RuntimeError("operation failed due to a previous error during capture")
+                fake.current = self.before
 
         return Capture()
 
@@ -57,9 +73,9 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeCuda:
     cuda = torch.cuda
     monkeypatch.setattr(graphs, "check_graphable", lambda m: None)
     monkeypatch.setattr(graphs, "_release", lambda device, pool: fake.released.append(pool))
-    monkeypatch.setattr(cuda, "Stream", FakeCuda.Stream)
-    monkeypatch.setattr(cuda, "current_stream", lambda *_: FakeCuda.Stream())
-    monkeypatch.setattr(cuda, "stream", lambda *_: contextlib.nullcontext())
+    monkeypatch.setattr(cuda, "Stream", lambda *_: FakeCuda.Stream())
+    monkeypatch.setattr(cuda, "current_stream", fake.current_stream)
+    monkeypatch.setattr(cuda, "stream", fake.stream)
     monkeypatch.setattr(cuda, "graph_pool_handle", lambda: (0, 7))
     monkeypatch.setattr(cuda, "graph", fake.graph)
     graph_class = type("FakeGraph", (), {"replay": lambda self: fake.replay()})
@@ -102,7 +118,10 @@ def test_a_failed_capture_leaves_the_run_as_it_was(
 
     def refuse_while_capturing(*_: Any) -> None:
         if fake.capturing:  # runs with the discriminators frozen, part-way through the step
-            raise RuntimeError("operation not permitted when stream is capturing")
+            try:
+                {}["cache miss"]  # an error handled on the way must not be the one named
+            except KeyError:
+                raise RuntimeError("operation not permitted when stream is capturing") from None
 
     m.d_b.register_forward_hook(refuse_while_capturing)
     step = graphs.GraphedStep(m, cyclegan_step, strict)
@@ -121,5 +140,6 @@ def test_a_failed_capture_leaves_the_run_as_it_was(
         assert int(adam) == graphs.WARMUP + 2  # the failed iteration ran once, eagerly
         assert fake.captures == 1 and fake.replays == 0
     assert step.eager and fake.released == [(0, 7)]
+    assert fake.current is fake.default  # not left on the capture stream
     assert not frozen.requires_grad
     assert all(p.requires_grad for net in (m.d_a, m.d_b) for p in net.parameters())
