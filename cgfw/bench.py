@@ -27,7 +27,7 @@ from cgfw.model import CycleGAN, Speed, build_cyclegan, build_network
 from cgfw.plugins import Loaded
 from cgfw.recipe import Resolved
 from cgfw.step import cyclegan_step
-from cgfw.trainer import LossLog, build_dataset, make_step, train_iteration
+from cgfw.trainer import LossLog, build_dataset, make_step, run_speed, train_iteration
 
 PAPER_ITERATIONS = 266_800  # horse2zebra, 200 epochs of 1,334 iterations
 
@@ -239,7 +239,7 @@ def run(
 ) -> list[Result]:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    own = Speed.resolve(resolved.recipe.train, device)
+    own = run_speed(resolved, loaded, device)  # what `cgfw run` would use here
     rows = settings(device, compare) or [(f"recipe ({own.precision}, compile {own.compile})", own)]
     if only:
         unknown = sorted(set(only) - {name for name, _ in rows})
@@ -248,10 +248,10 @@ def run(
             raise CgfwError(f"--only: unknown setting(s) {unknown}; known: {known}")
         rows = [(name, speed) for name, speed in rows if name in only]
     results = {name: Result(name) for name, _ in rows}
-    # Rounds take turns (reference, settings, reference, ...) so that a machine that slows down
-    # or speeds up part-way shifts every setting alike instead of biasing one ratio.
+    # Rounds take turns, every other one in reverse order, so that a machine that slows down or
+    # speeds up part-way shifts the settings alike instead of biasing one ratio.
     for round_ in range(1, rounds + 1):
-        for name, speed in rows:
+        for name, speed in rows if round_ % 2 else rows[::-1]:
             result = results[name]
             if result.error:
                 continue
@@ -307,11 +307,14 @@ def _measure(
 
 def _ratio(reference: Result | None, r: Result) -> str:
     """How many times faster than the reference loop: the median of the rounds' ratios, each
-    round's setting against the reference timed beside it."""
+    round's setting against the reference timed beside it, and their range."""
     if reference is None or reference.error or not reference.rounds:
         return "-"
-    pairs = list(zip(reference.rounds, r.rounds, strict=False))
-    return f"{statistics.median(ref / ms for ref, ms in pairs):.2f}"
+    if r is reference:
+        return "1.00"
+    ratios = [ref / ms for ref, ms in zip(reference.rounds, r.rounds, strict=True)]
+    median = f"{statistics.median(ratios):.2f}"
+    return median if len(ratios) == 1 else f"{median} ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
 def report(

@@ -438,7 +438,12 @@ def bench(
         "work": f"{flops / 1e12:.3f} TFLOP per iteration (torch.utils.flop_counter)",
         "peak": f"{peak:.1f} TFLOP/s measured {'bf16' if dev.type == 'cuda' else 'fp32'} matmul",
         "timing": f"median of {iters} iterations after {warmup} warm-up"
-        + (f"; median of {rounds} rounds taken in turn" if rounds > 1 else ""),
+        + (
+            f"; median of {rounds} rounds taken in turn (x ref: the median of each round's "
+            "ratio, with their range)"
+            if rounds > 1
+            else ""
+        ),
     }
     columns, rows = benchmark.report(results, flops, peak, cfg.batch_size, header)
     table = Table(*columns, title="cgfw bench")

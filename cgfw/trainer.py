@@ -117,6 +117,21 @@ def translate_samples(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> Tensor:
     return sample_grid(rows)
 
 
+def run_speed(resolved: Resolved, loaded: Loaded, device: torch.device, world: int = 1) -> Speed:
+    """The recipe's speed settings made concrete for this device. train.cuda_graph = true on a
+    run that cannot be captured is an error; "auto" then quietly means eager steps."""
+    cfg = resolved.recipe.train
+    speed = Speed.resolve(cfg, device)
+    if speed.cuda_graph:
+        buffer = loaded.registry.get("buffer", resolved.recipe.buffer.name).factory
+        reason = obstacle(speed, device, world, buffer)
+        if reason and cfg.cuda_graph is True:
+            raise CgfwError(f"train.cuda_graph {reason}; set train.cuda_graph = false")
+        if reason:
+            speed = dataclasses.replace(speed, cuda_graph=False)
+    return speed
+
+
 def make_step(
     m: CycleGAN, strict: bool = True
 ) -> Callable[[CycleGAN, Tensor, Tensor], dict[str, Tensor]]:
@@ -306,14 +321,7 @@ def train(
         raise CgfwError(
             f"train.batch_size {cfg.batch_size} must be divisible by the {group.world} processes"
         )
-    speed = Speed.resolve(cfg, device)
-    if speed.cuda_graph:
-        buffer = loaded.registry.get("buffer", recipe.buffer.name).factory
-        reason = obstacle(speed, device, group.world, buffer)
-        if reason and cfg.cuda_graph is True:
-            raise CgfwError(f"train.cuda_graph {reason}; set train.cuda_graph = false")
-        if reason:  # "auto": quietly the eager step
-            speed = dataclasses.replace(speed, cuda_graph=False)
+    speed = run_speed(resolved, loaded, device, group.world)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest conv kernels
     torch.manual_seed(recipe.run.seed)  # the same initial weights in every process

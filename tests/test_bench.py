@@ -48,11 +48,17 @@ def test_rounds_take_turns_and_report_a_spread(cli, tiny_recipe: Path) -> None: 
         for line in result.output.splitlines()
         if line.startswith("timing ")
     ]
-    assert timed == ["reference (eager fp32)", "cgfw fp32"] * 2  # in turn, not one after another
+    reference, fp32 = "reference (eager fp32)", "cgfw fp32"
+    assert timed == [reference, fp32, fp32, reference]  # in turn, every other round reversed
     text = out.read_text()
     assert "median of 2 rounds taken in turn" in text
-    for setting, row in rows(text).items():
+    table = rows(text)
+    for setting, row in table.items():
         assert float(row[1]) >= 0, setting  # a spread, in %
+    assert table[reference][6] == "1.00"
+    median, low_high = table[fp32][6].split(" ")  # "0.98 (0.95-1.01)": median and range
+    low, high = (float(x) for x in low_high.strip("()").split("-"))
+    assert low <= float(median) <= high
 
 
 def test_bench_without_compare_times_the_recipe_as_written(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
