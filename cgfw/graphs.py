@@ -47,8 +47,9 @@ def obstacle(speed: Speed, device: torch.device, world: int, buffer: object) -> 
     return None
 
 
-def check_graphable(m: CycleGAN) -> None:
-    reason = obstacle(m.speed, m.device, m.group.world, m.pool_a)
+def check_graphable(speed: Speed, device: torch.device, world: int, buffer: object) -> None:
+    """The error for a run that asked for train.cuda_graph = true and cannot have it."""
+    reason = obstacle(speed, device, world, buffer)
     if reason:
         raise CgfwError(f"train.cuda_graph {reason}; set train.cuda_graph = false")
 
@@ -71,8 +72,8 @@ class GraphedStep:
     trains on with eager steps, starting with the iteration whose capture failed."""
 
     def __init__(self, m: CycleGAN, step: Step, strict: bool = True) -> None:
-        check_graphable(m)
-        self.m, self.step, self.strict = m, step, strict
+        check_graphable(m.speed, m.device, m.group.world, m.pool_a)
+        self.step, self.strict = step, strict
         self.runs: dict[Shapes, int] = {}  # eager runs per batch shape before the capture
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static: tuple[Tensor, Tensor] | None = None
@@ -83,20 +84,20 @@ class GraphedStep:
     def __call__(self, m: CycleGAN, real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
         if self.eager:
             return self.step(m, real_a, real_b)
-        shapes = (tuple(real_a.shape), tuple(real_b.shape))
-        if self.graph is None and shapes not in self.runs:
-            # A new shape may make torch.compile recompile (dynamic sizes) for the others too:
-            # every shape warms up again before it is captured.
-            self.runs = dict.fromkeys(self.runs, 0)
-        if self.graph is None and not ready(self.runs, shapes):
-            self.runs[shapes] = self.runs.get(shapes, 0) + 1
-            # Warm-up on a side stream, as CUDA graph capture requires.
-            self.side.wait_stream(torch.cuda.current_stream(m.device))
-            with torch.cuda.stream(self.side):
-                terms = self.step(m, real_a, real_b)
-            torch.cuda.current_stream(m.device).wait_stream(self.side)
-            return terms
         if self.graph is None:
+            shapes = (tuple(real_a.shape), tuple(real_b.shape))
+            if shapes not in self.runs:
+                # A new shape may make torch.compile recompile (dynamic sizes) for the others
+                # too: every shape warms up again before it is captured.
+                self.runs = dict.fromkeys(self.runs, 0)
+            if not ready(self.runs, shapes):
+                self.runs[shapes] = self.runs.get(shapes, 0) + 1
+                # Warm-up on a side stream, as CUDA graph capture requires.
+                self.side.wait_stream(torch.cuda.current_stream(m.device))
+                with torch.cuda.stream(self.side):
+                    terms = self.step(m, real_a, real_b)
+                torch.cuda.current_stream(m.device).wait_stream(self.side)
+                return terms
             self._capture(m, real_a, real_b)
             if self.eager:  # the capture failed; nothing captured ran, so run this iteration
                 return self.step(m, real_a, real_b)

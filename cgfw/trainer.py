@@ -35,7 +35,7 @@ from cgfw.data import KeyBatches, epoch_keys, iters_per_epoch, train_loader
 from cgfw.distributed import Group
 from cgfw.errors import CgfwError, TrainingStopped
 from cgfw.evaluation import build_metric, evaluate, flat_metrics
-from cgfw.graphs import GraphedStep, obstacle
+from cgfw.graphs import GraphedStep, check_graphable, obstacle
 from cgfw.model import CycleGAN, Speed, build_cyclegan
 from cgfw.plugins import Loaded
 from cgfw.recipe import Resolved
@@ -124,10 +124,9 @@ def run_speed(resolved: Resolved, loaded: Loaded, device: torch.device, world: i
     speed = Speed.resolve(cfg, device)
     if speed.cuda_graph:
         buffer = loaded.registry.get("buffer", resolved.recipe.buffer.name).factory
-        reason = obstacle(speed, device, world, buffer)
-        if reason and cfg.cuda_graph is True:
-            raise CgfwError(f"train.cuda_graph {reason}; set train.cuda_graph = false")
-        if reason:
+        if cfg.cuda_graph is True:
+            check_graphable(speed, device, world, buffer)
+        elif obstacle(speed, device, world, buffer):
             speed = dataclasses.replace(speed, cuda_graph=False)
     return speed
 

@@ -71,7 +71,7 @@ class FakeCuda:
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeCuda:
     fake = FakeCuda()
     cuda = torch.cuda
-    monkeypatch.setattr(graphs, "check_graphable", lambda m: None)
+    monkeypatch.setattr(graphs, "check_graphable", lambda *_: None)
     monkeypatch.setattr(graphs, "_release", lambda device, pool: fake.released.append(pool))
     monkeypatch.setattr(cuda, "Stream", lambda *_: FakeCuda.Stream())
     monkeypatch.setattr(cuda, "current_stream", fake.current_stream)
