@@ -26,7 +26,13 @@ def register_generators(register: Any) -> None:
     """Generators: ``factory(options) -> nn.Module`` mapping (N, 3, H, W) in [-1, 1] to the same
     shape, for the sizes it documents (the paper's ResNet: multiples of 4; a U-Net: multiples of
     2 ** depth). Before training, cgfw calls it once on a sample and names the plugin if the
-    shape is wrong or it raises; raise a ``cgfw.errors.CgfwError`` to say what size to use."""
+    shape is wrong or it raises; raise a ``cgfw.errors.CgfwError`` to say what size to use.
+
+    Networks of both kinds are called on several same-shaped inputs stacked along the batch (a
+    generator's translation with its identity image, a discriminator's real with its pooled
+    fake images), which is exact where each sample is computed on its own. Batch norm is
+    detected and turns this off; a module that mixes samples in another way (minibatch
+    statistics) sets the class attribute ``mixes_samples = True``."""
 
 
 @hookspec

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from cgfw.distributed import Group
 from cgfw.errors import CgfwError
@@ -87,6 +88,9 @@ class CycleGAN:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     speed: Speed = Speed("fp32", False, "off")
     group: Group = field(default_factory=Group)
+    # Every network treats each sample on its own (no batch norm), so the step may run one
+    # network once on several inputs stacked along the batch.
+    per_sample: bool = True
     # Scales fp16 losses so small gradients survive; a no-op pass-through otherwise.
     scaler: torch.amp.GradScaler = field(
         default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False)
@@ -179,6 +183,11 @@ def _load_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
                     opt.state[p]["step"] = step.to(p.device, torch.float32)
 
 
+def _mixes_samples(module: nn.Module) -> bool:
+    """Batch norm (in training), or a plugin's module that says so (cgfw/hookspecs.py)."""
+    return isinstance(module, _BatchNorm) or bool(getattr(module, "mixes_samples", False))
+
+
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
@@ -241,7 +250,9 @@ def build_cyclegan(
         group.broadcast_parameters(net)
         if speed.compile != "off":
             # In place, so state_dict keys stay those of the plain module.
-            net.compile(mode=None if speed.compile == "default" else speed.compile)
+            # dynamic=False: each batch shape the step uses (one and two images per call) gets
+            # kernels of its own, rather than slower ones for any shape.
+            net.compile(mode=None if speed.compile == "default" else speed.compile, dynamic=False)
         return net
 
     g_ab, g_ba = network("generator"), network("generator")
@@ -254,6 +265,7 @@ def build_cyclegan(
         adam |= {"capturable": True, "lr": torch.tensor(r.optimizer.lr, device=device)}
     opt_g = torch.optim.Adam([*g_ab.parameters(), *g_ba.parameters()], **adam)
     opt_d = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], **adam)
+    nets = (g_ab, g_ba, d_a, d_b)
     return CycleGAN(
         g_ab=g_ab,
         g_ba=g_ba,
@@ -274,4 +286,5 @@ def build_cyclegan(
         speed=speed,
         group=group,
         scaler=torch.amp.GradScaler(device.type, enabled=speed.precision == "fp16"),
+        per_sample=not any(_mixes_samples(x) for net in nets for x in net.modules()),
     )

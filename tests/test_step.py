@@ -154,3 +154,51 @@ def test_a_cycle_that_is_off_skips_its_reconstruction(loaded, tiny_recipe) -> No
     m.g_ba.register_forward_hook(lambda *_: calls.append("g_ba"))
     cyclegan_step(m, *batch())
     assert calls == ["g_ab", "g_ba", "g_ba"]  # fake_b, fake_a, rec_a; no rec_b = g_ab(fake_a)
+
+
+def step_twice(m: CycleGAN) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+    """The second step's terms, and what each network then makes of an image. (Not the weights:
+    a conv bias just before instance norm gets a gradient of rounding noise only, which Adam
+    scales up to full-size steps that change no output.)"""
+    torch.manual_seed(1)  # the image pools draw from torch's generator
+    cyclegan_step(m, *batch())
+    terms = cyclegan_step(m, *batch())  # the second sees the first's pooled fakes
+    with torch.no_grad():
+        return terms, [net(batch()[0]) for net in m.networks().values()]
+
+
+def test_calls_on_stacked_inputs_train_as_separate_calls_would(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    together = tiny(loaded, tiny_recipe)
+    apart = tiny(loaded, tiny_recipe)
+    apart.per_sample = False
+    calls = []
+    together.g_ab.register_forward_hook(lambda _, args, __: calls.append(len(args[0])))
+    together.d_b.register_forward_hook(lambda _, args, __: calls.append(-len(args[0])))
+    terms, outputs = step_twice(together)
+    # g_ab: fake_b with idt_b, then rec_b; d_b: fake_b for G, then real_b with a pooled fake.
+    assert calls[:4] == [4, -2, 2, -4]
+    expected_terms, expected_outputs = step_twice(apart)
+    assert terms.keys() == expected_terms.keys()
+    for name, value in terms.items():
+        assert torch.allclose(value, expected_terms[name], rtol=1e-5, atol=1e-6), name
+    for got, want in zip(outputs, expected_outputs, strict=True):
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_keeps_each_call_apart(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    # Batch statistics would mix the stacked inputs: the step must call the network per input.
+    m = tiny(loaded, tiny_recipe, "generator.norm='batch'")
+    assert not m.per_sample
+    calls = []
+    m.g_ab.register_forward_hook(lambda _, args, __: calls.append(len(args[0])))
+    cyclegan_step(m, *batch())
+    assert calls == [2, 2, 2]  # fake_b, rec_b, idt_b: one batch of two images each
+    assert tiny(loaded, tiny_recipe).per_sample
+
+
+def test_a_module_that_says_it_mixes_samples_keeps_each_call_apart(
+    loaded, tiny_recipe, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    # As a plugin's minibatch-statistics layer would declare itself (cgfw/hookspecs.py).
+    monkeypatch.setattr(torch.nn.LeakyReLU, "mixes_samples", True, raising=False)  # in d only
+    assert not tiny(loaded, tiny_recipe).per_sample
