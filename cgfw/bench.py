@@ -128,6 +128,22 @@ def batches(
         )
 
 
+def loader_rate(resolved: Resolved, loaded: Loaded, device: torch.device, count: int) -> float:
+    """Batches per second the recipe's loader brings to the device when nothing else runs: a
+    step faster than this would wait for data."""
+    data = batches(resolved, loaded, device, False, torch.contiguous_format)
+    # Drain what the workers prefetch while they start (4 batches each), so that what is timed
+    # is how fast they make batches, not how fast a full queue empties.
+    for _ in range(8 * resolved.recipe.train.num_workers + 2):
+        next(data)
+    t0 = time.perf_counter()
+    for _ in range(count):
+        next(data)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return count / (time.perf_counter() - t0)
+
+
 def _time(
     step: Step, data: Iterator[tuple[Tensor, Tensor]], device: torch.device, warmup: int, iters: int
 ) -> tuple[float, float]:

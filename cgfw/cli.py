@@ -423,10 +423,13 @@ def bench(
     del data
     peak = benchmark.matmul_peak(dev, torch.bfloat16 if dev.type == "cuda" else torch.float32)
     names = [n.strip() for n in only.split(",")] if only else None
+    cfg = resolved.recipe.train
+    if not synthetic:
+        console.print("timing the data loader alone ...")
+        rate = benchmark.loader_rate(resolved, loaded, dev, count=200)
     results = benchmark.run(
         resolved, loaded, dev, compare, warmup, iters, synthetic, console, names, rounds
     )
-    cfg = resolved.recipe.train
     size = getattr(resolved.options["data"], "crop_size", "?")
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "CPU"
     header = {
@@ -436,6 +439,10 @@ def bench(
         "images": f"{size} px, batch {cfg.batch_size}, "
         + ("synthetic tensors" if synthetic else "the recipe's data"),
         "work": f"{flops / 1e12:.3f} TFLOP per iteration (torch.utils.flop_counter)",
+        "data": "synthetic: no loader"
+        if synthetic
+        else f"the loader alone brings {rate:.1f} batches/s to the device "
+        f"({cfg.num_workers} workers): a step faster than this waits for data",
         "peak": f"{peak:.1f} TFLOP/s measured {'bf16' if dev.type == 'cuda' else 'fp32'} matmul",
         "timing": f"median of {iters} iterations after {warmup} warm-up"
         + (

@@ -72,3 +72,13 @@ def test_unknown_setting_names_the_known_ones(cli, tiny_recipe: Path) -> None:  
     assert result.exit_code == 2
     assert "--only: unknown setting(s) ['cgfw fp64']" in result.output
     assert "reference (eager fp32)" in result.output
+
+
+def test_the_recipes_data_is_timed_with_the_loader_alone(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tiny_recipe.parent / "bench.md"
+    result = cli("bench", tiny_recipe, "--iters", "2", "--warmup", "1", "--output", out)
+    assert result.exit_code == 0, result.output
+    line = next(x for x in out.read_text().splitlines() if x.startswith("- data: "))
+    rate = float(line.split("brings ")[1].split(" ")[0])
+    assert rate > 0 and "(0 workers)" in line
+    assert float(rows(out.read_text())["recipe (fp32, compile off)"][8]) >= 0  # data ms
