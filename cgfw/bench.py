@@ -53,26 +53,38 @@ class Result:
         return 100 * (max(self.rounds) - min(self.rounds)) / self.ms if self.rounds else 0.0
 
 
-def settings(device: torch.device, compare: bool) -> list[tuple[str, Speed | None]]:
-    """`None` marks the reference loop."""
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    speed: Speed | None  # None: the reference loop
+    # False: each network called once per input, as the reference loop does, so that the two
+    # rows differ only by the framework around the step (the overhead the issue bounds).
+    stacked: bool = True
+
+
+def settings(device: torch.device, compare: bool) -> list[Setting]:
     if not compare:
         return []
-    rows: list[tuple[str, Speed | None]] = [
-        ("reference (eager fp32)", None),
-        ("cgfw fp32", Speed("fp32", False, "off")),
-        ("cgfw bf16", Speed("bf16", False, "off")),
-        ("cgfw bf16 + channels_last", Speed("bf16", True, "off")),
-        ("cgfw bf16 + compile", Speed("bf16", False, "default")),
+    rows = [
+        Setting("reference (eager fp32)", None),
+        Setting("cgfw fp32 (calls apart)", Speed("fp32", False, "off"), stacked=False),
+        Setting("cgfw fp32", Speed("fp32", False, "off")),
+        Setting("cgfw bf16", Speed("bf16", False, "off")),
+        Setting("cgfw bf16 + channels_last", Speed("bf16", True, "off")),
+        Setting("cgfw bf16 + compile", Speed("bf16", False, "default")),
     ]
     if device.type == "cuda":
         # compile = "reduce-overhead" (torch's own CUDA graphs per network) is left out: both
         # runs that timed it found it far slower than capturing the whole iteration
         # (docs/benchmarks.md), and its compilation would lengthen every --compare.
         rows += [
-            ("cgfw fp16", Speed("fp16", False, "off")),
-            ("cgfw fp32 + cuda_graph", Speed("fp32", False, "off", cuda_graph=True)),
-            ("cgfw bf16 + cuda_graph", Speed("bf16", False, "off", cuda_graph=True)),
-            ("cgfw bf16 + compile + cuda_graph", Speed("bf16", False, "default", cuda_graph=True)),
+            Setting("cgfw fp16", Speed("fp16", False, "off")),
+            Setting("cgfw fp32 + cuda_graph", Speed("fp32", False, "off", cuda_graph=True)),
+            Setting("cgfw bf16 + cuda_graph", Speed("bf16", False, "off", cuda_graph=True)),
+            Setting(
+                "cgfw bf16 + compile + cuda_graph",
+                Speed("bf16", False, "default", cuda_graph=True),
+            ),
         ]
     return rows
 
@@ -128,7 +140,9 @@ def batches(
         )
 
 
-def loader_rate(resolved: Resolved, loaded: Loaded, device: torch.device, count: int) -> float:
+def loader_rate(
+    resolved: Resolved, loaded: Loaded, device: torch.device, seconds: float = 3.0
+) -> float:
     """Batches per second the recipe's loader brings to the device when nothing else runs: a
     step faster than this would wait for data."""
     data = batches(resolved, loaded, device, False, torch.contiguous_format)
@@ -136,12 +150,16 @@ def loader_rate(resolved: Resolved, loaded: Loaded, device: torch.device, count:
     # is how fast they make batches, not how fast a full queue empties.
     for _ in range(8 * resolved.recipe.train.num_workers + 2):
         next(data)
-    t0 = time.perf_counter()
-    for _ in range(count):
+    count, t0 = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - t0) < seconds or count < 20:  # a few seconds' worth
         next(data)
+        count += 1
+        if device.type == "cuda" and count % 20 == 0:
+            torch.cuda.synchronize(device)  # batches arrived, not just queued copies
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return count / (time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+    return count / elapsed
 
 
 def _time(
@@ -190,25 +208,38 @@ def count_flops(
     return float(counter.get_total_flops())
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
-    """Measured dense matmul TFLOP/s: the ceiling we report shares against."""
-    n = 8192 if device.type == "cuda" else 2048
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
+def _rate(run: Callable[[], Any], flops: float, device: torch.device, reps: int) -> float:
+    """TFLOP/s of `run`, best of three timings of `reps` calls: a ceiling, not an average."""
     for _ in range(3):
-        a @ b
-    reps = 20 if device.type == "cuda" else 5
+        run()
     best = float("inf")
-    for _ in range(3):  # best of three: a matmul peak is a ceiling, not an average
+    for _ in range(3):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
         for _ in range(reps):
-            a @ b
+            run()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 * reps / best / 1e12
+    return flops * reps / best / 1e12
+
+
+def device_peak(device: torch.device, dtype: torch.dtype) -> float:
+    """The ceiling "% peak" is reported against: measured TFLOP/s of the faster of a large dense
+    matmul and a dense 3x3 convolution (a residual block's, at batch 8). On a GPU the matmul
+    wins; on some CPUs oneDNN's convolutions run twice as fast as torch's matmul, and a matmul
+    ceiling alone would put a CycleGAN step above 100 %."""
+    n = 8192 if device.type == "cuda" else 2048
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    reps = 20 if device.type == "cuda" else 5
+    matmul = _rate(lambda: a @ b, 2 * n**3, device, reps)
+    x = torch.randn(8, 256, 64, 64, device=device, dtype=dtype)
+    w = torch.randn(256, 256, 3, 3, device=device, dtype=dtype)
+    conv_flops = 2 * 256 * 256 * 9 * 8 * 64 * 64
+    conv = _rate(lambda: torch.nn.functional.conv2d(x, w, padding=1), conv_flops, device, reps)
+    return max(matmul, conv)
 
 
 def _framework_step(m: CycleGAN, log: LossLog, strict: bool = True) -> Step:
@@ -256,26 +287,28 @@ def run(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     own = run_speed(resolved, loaded, device)  # what `cgfw run` would use here
-    rows = settings(device, compare) or [(f"recipe ({own.precision}, compile {own.compile})", own)]
+    rows = settings(device, compare) or [
+        Setting(f"recipe ({own.precision}, compile {own.compile})", own)
+    ]
     if only:
-        unknown = sorted(set(only) - {name for name, _ in rows})
+        unknown = sorted(set(only) - {row.name for row in rows})
         if unknown:
-            known = ", ".join(name for name, _ in rows)
+            known = ", ".join(row.name for row in rows)
             raise CgfwError(f"--only: unknown setting(s) {unknown}; known: {known}")
-        rows = [(name, speed) for name, speed in rows if name in only]
-    results = {name: Result(name) for name, _ in rows}
+        rows = [row for row in rows if row.name in only]
+    results = {row.name: Result(row.name) for row in rows}
     # Rounds take turns, every other one in reverse order, so that a machine that slows down or
     # speeds up part-way shifts the settings alike instead of biasing one ratio.
     for round_ in range(1, rounds + 1):
-        for name, speed in rows if round_ % 2 else rows[::-1]:
-            result = results[name]
+        for row in rows if round_ % 2 else rows[::-1]:
+            name, result = row.name, results[row.name]
             if result.error:
                 continue
             label = name if rounds == 1 else f"{name} (round {round_}/{rounds})"
             console.print(f"timing {label} ...", markup=False)
             try:
                 ms, result.data_ms, result.peak_mb = _measure(
-                    resolved, loaded, device, speed, warmup, iters, synthetic, compare
+                    resolved, loaded, device, row, warmup, iters, synthetic, compare
                 )
                 result.rounds.append(ms)
             except Exception as exc:  # one setting failing (e.g. capture) must not lose the rest
@@ -293,13 +326,14 @@ def _measure(
     resolved: Resolved,
     loaded: Loaded,
     device: torch.device,
-    speed: Speed | None,
+    setting: Setting,
     warmup: int,
     iters: int,
     synthetic: bool,
     compare: bool,
 ) -> tuple[float, float, float]:
     """One setting timed once: median ms per iteration, median data wait, peak MB."""
+    speed = setting.speed
     torch.manual_seed(0)
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -310,6 +344,7 @@ def _measure(
         step = _reference_step(resolved, loaded, device)
     else:
         m = build_cyclegan(resolved, loaded.registry, device, speed)
+        m.per_sample &= setting.stacked
         quiet = Console(quiet=True)
         strict = compare or resolved.recipe.train.cuda_graph is True  # as training would
         step = _framework_step(m, LossLog(None, quiet, iters + warmup, 0), strict)
@@ -355,7 +390,7 @@ def report(
                 f"{r.spread:.1f}" if len(r.rounds) > 1 else "-",
                 f"{1e3 / r.ms:.1f}",
                 f"{2 * batch * 1e3 / r.ms:.1f}",  # a and b images per iteration
-                f"{tflops:.2f}",
+                f"{tflops:.3g}",  # 3 digits: a tiny model on a CPU does 0.00x
                 f"{100 * tflops / peak_tflops:.1f}",
                 _ratio(reference, r),
                 f"{r.data_ms:.2f}",

@@ -421,12 +421,12 @@ def bench(
     data = benchmark.batches(resolved, loaded, dev, synthetic, torch.contiguous_format)
     flops = benchmark.count_flops(resolved, loaded, dev, data)
     del data
-    peak = benchmark.matmul_peak(dev, torch.bfloat16 if dev.type == "cuda" else torch.float32)
+    peak = benchmark.device_peak(dev, torch.bfloat16 if dev.type == "cuda" else torch.float32)
     names = [n.strip() for n in only.split(",")] if only else None
     cfg = resolved.recipe.train
     if not synthetic:
         console.print("timing the data loader alone ...")
-        rate = benchmark.loader_rate(resolved, loaded, dev, count=200)
+        rate = benchmark.loader_rate(resolved, loaded, dev)
     results = benchmark.run(
         resolved, loaded, dev, compare, warmup, iters, synthetic, console, names, rounds
     )
@@ -443,7 +443,8 @@ def bench(
         if synthetic
         else f"the loader alone brings {rate:.1f} batches/s to the device "
         f"({cfg.num_workers} workers): a step faster than this waits for data",
-        "peak": f"{peak:.1f} TFLOP/s measured {'bf16' if dev.type == 'cuda' else 'fp32'} matmul",
+        "peak": f"{peak:.1f} TFLOP/s measured, the faster of a "
+        f"{'bf16' if dev.type == 'cuda' else 'fp32'} matmul and 3x3 convolution",
         "timing": f"median of {iters} iterations after {warmup} warm-up"
         + (
             f"; median of {rounds} rounds taken in turn (x ref: the median of each round's "

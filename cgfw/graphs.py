@@ -87,8 +87,8 @@ class GraphedStep:
         if self.graph is None:
             shapes = (tuple(real_a.shape), tuple(real_b.shape))
             if shapes not in self.runs:
-                # A new shape may make torch.compile recompile (dynamic sizes) for the others
-                # too: every shape warms up again before it is captured.
+                # Every shape warms up again after a new one, in case its compilation changed
+                # what the others run (a few eager steps; with dynamic=False it should not).
                 self.runs = dict.fromkeys(self.runs, 0)
             if not ready(self.runs, shapes):
                 self.runs[shapes] = self.runs.get(shapes, 0) + 1

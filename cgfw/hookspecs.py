@@ -28,17 +28,16 @@ def register_generators(register: Any) -> None:
     2 ** depth). Before training, cgfw calls it once on a sample and names the plugin if the
     shape is wrong or it raises; raise a ``cgfw.errors.CgfwError`` to say what size to use.
 
-    Networks of both kinds are called on several same-shaped inputs stacked along the batch (a
+    Generators and discriminators get same-sized inputs stacked along the batch in one call (a
     generator's translation with its identity image, a discriminator's real with its pooled
-    fake images), which is exact where each sample is computed on its own. Batch norm is
-    detected and turns this off; a module that mixes samples in another way (minibatch
-    statistics) sets the class attribute ``mixes_samples = True``."""
+    fake images): see "Stacked calls" in docs/plugins.md, and ``mixes_samples``."""
 
 
 @hookspec
 def register_discriminators(register: Any) -> None:
     """Discriminators: ``factory(options) -> nn.Module`` mapping (N, 3, H, W) to raw scores
-    (logits) of shape (N, 1, h, w); one score per patch."""
+    (logits) of shape (N, 1, h, w); one score per patch. Called on stacked inputs as
+    generators are (see register_generators)."""
 
 
 @hookspec

@@ -11,6 +11,9 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _SpectralNorm
+from torch.nn.utils.spectral_norm import SpectralNorm
 
 from cgfw.distributed import Group
 from cgfw.errors import CgfwError
@@ -184,8 +187,29 @@ def _load_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
 
 
 def _mixes_samples(module: nn.Module) -> bool:
-    """Batch norm (in training), or a plugin's module that says so (cgfw/hookspecs.py)."""
-    return isinstance(module, _BatchNorm) or bool(getattr(module, "mixes_samples", False))
+    """Whether one call on stacked inputs would compute or keep something other than a call
+    per input does: batch statistics (batch norm), running averages updated per call (any norm
+    with track_running_stats), spectral norm's power iteration per call, or a plugin's module
+    that says so (cgfw/hookspecs.py). Dropout draws other masks but from the same distribution,
+    so it does not count."""
+    if isinstance(module, _BatchNorm) or getattr(module, "track_running_stats", False):
+        return True
+    if any(isinstance(hook, SpectralNorm) for hook in module._forward_pre_hooks.values()):
+        return True  # torch.nn.utils.spectral_norm
+    if parametrize.is_parametrized(module):  # torch.nn.utils.parametrizations.spectral_norm
+        chains = module.parametrizations.values()  # type: ignore[union-attr,operator]
+        if any(isinstance(p, _SpectralNorm) for chain in chains for p in chain):
+            return True
+    return bool(getattr(module, "mixes_samples", False))
+
+
+def _allow_variants(count: int) -> None:
+    """Compiled modules share one compiled function (nn.Module's call), and with it torch's
+    limit of 8 compiled variants, past which every call runs uncompiled. Two kinds of network at
+    two batch sizes each (N and 2N), and again for an epoch's short last batch, make 8 already."""
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, name, max(getattr(config, name), count))
 
 
 def count_parameters(net: nn.Module) -> int:
@@ -250,9 +274,10 @@ def build_cyclegan(
         group.broadcast_parameters(net)
         if speed.compile != "off":
             # In place, so state_dict keys stay those of the plain module.
-            # dynamic=False: each batch shape the step uses (one and two images per call) gets
-            # kernels of its own, rather than slower ones for any shape.
+            # dynamic=False: each batch shape the step uses (N and 2N images per call, and a
+            # short last batch) gets kernels of its own, rather than slower ones for any shape.
             net.compile(mode=None if speed.compile == "default" else speed.compile, dynamic=False)
+            _allow_variants(32)
         return net
 
     g_ab, g_ba = network("generator"), network("generator")

@@ -11,13 +11,17 @@ from cgfw.model import CycleGAN
 
 
 def _together(m: CycleGAN, net: nn.Module, *inputs: Tensor) -> Sequence[Tensor]:
-    """`net(x)` for each same-shaped input. Where every network treats each sample on its own
-    (instance norm, not batch norm: `m.per_sample`), as one call on the inputs stacked along the
-    batch: the same outputs and gradients, with kernels twice the size, which at batch 1 keep
-    more of a GPU busy."""
-    if not m.per_sample:
+    """`net(x)` for each input. Where the networks treat each sample on its own (`m.per_sample`:
+    instance norm, not batch norm) and the images share a size, as one call on the inputs
+    stacked along the batch: the same outputs and gradients up to rounding, with kernels twice
+    the size, which at batch 1 keep more of a GPU busy."""
+    if not m.per_sample or any(x.shape[1:] != inputs[0].shape[1:] for x in inputs):
         return [net(x) for x in inputs]
-    return net(torch.cat(inputs)).split([len(x) for x in inputs])
+    # One memory format for all (the image pool returns contiguous fakes), or cat drops it.
+    fmt = m.speed.memory_format
+    return net(torch.cat([x.contiguous(memory_format=fmt) for x in inputs])).split(
+        [len(x) for x in inputs]
+    )
 
 
 def _requires_grad(nets: list[nn.Module], flag: bool) -> None:

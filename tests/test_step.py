@@ -1,8 +1,10 @@
 """The CycleGAN step: which terms exist, their weights, and who gets updated."""
 
+import pytest
 import torch
+from torch import nn
 
-from cgfw.model import CycleGAN, build_cyclegan
+from cgfw.model import CycleGAN, Speed, _mixes_samples, build_cyclegan
 from cgfw.plugins import Loaded
 from cgfw.recipe import load
 from cgfw.step import cyclegan_step
@@ -192,7 +194,7 @@ def test_batch_norm_keeps_each_call_apart(loaded, tiny_recipe) -> None:  # type:
     calls = []
     m.g_ab.register_forward_hook(lambda _, args, __: calls.append(len(args[0])))
     cyclegan_step(m, *batch())
-    assert calls == [2, 2, 2]  # fake_b, rec_b, idt_b: one batch of two images each
+    assert calls == [2, 2, 2]  # fake_b, idt_b, rec_b: one batch of two images each
     assert tiny(loaded, tiny_recipe).per_sample
 
 
@@ -202,3 +204,44 @@ def test_a_module_that_says_it_mixes_samples_keeps_each_call_apart(
     # As a plugin's minibatch-statistics layer would declare itself (cgfw/hookspecs.py).
     monkeypatch.setattr(torch.nn.LeakyReLU, "mixes_samples", True, raising=False)  # in d only
     assert not tiny(loaded, tiny_recipe).per_sample
+
+
+@pytest.mark.parametrize(
+    ("module", "mixes"),
+    [
+        (nn.InstanceNorm2d(4), False),  # the paper's: statistics of each sample, nothing kept
+        (nn.Dropout(), False),
+        (nn.BatchNorm2d(4), True),
+        (nn.BatchNorm2d(4, track_running_stats=False), True),  # still the batch's statistics
+        (nn.InstanceNorm2d(4, track_running_stats=True), True),  # averages updated per call
+        (nn.utils.spectral_norm(nn.Conv2d(3, 4, 3)), True),  # a power iteration per call
+        (nn.utils.parametrizations.spectral_norm(nn.Conv2d(3, 4, 3)), True),
+    ],
+)
+def test_which_modules_keep_calls_apart(module: nn.Module, mixes: bool) -> None:
+    assert _mixes_samples(module) is mixes
+
+
+def test_a_and_b_images_of_different_sizes_are_called_apart(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    # A third-party dataset may give A and B images of different sizes; stacking cannot.
+    real_a, real_b = batch()
+    real_b = torch.nn.functional.interpolate(real_b, size=(32, 48))
+    together, apart = tiny(loaded, tiny_recipe), tiny(loaded, tiny_recipe)
+    apart.per_sample = False
+    torch.manual_seed(1)
+    terms = cyclegan_step(together, real_a, real_b)
+    torch.manual_seed(1)
+    expected = cyclegan_step(apart, real_a, real_b)
+    for name, value in terms.items():
+        assert torch.allclose(value, expected[name], rtol=1e-5, atol=1e-6), name
+
+
+def test_stacked_inputs_keep_channels_last(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    m = tiny(loaded, tiny_recipe, "train.channels_last=true")
+    m.speed = Speed("fp32", True, "off")  # as build_cyclegan gets it from run_speed
+    seen = []
+    m.d_b.register_forward_hook(lambda _, args, __: seen.append(args[0]))
+    real_a, real_b = (x.contiguous(memory_format=torch.channels_last) for x in batch())
+    cyclegan_step(m, real_a, real_b)
+    stacked = seen[-1]  # real_b with the pool's (contiguous) fakes
+    assert len(stacked) == 4 and stacked.is_contiguous(memory_format=torch.channels_last)
