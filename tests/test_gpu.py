@@ -82,6 +82,28 @@ def test_cuda_graph_replays_train_like_eager_steps(
             assert r[name] == pytest.approx(e[name], rel=rel, abs=1e-5), (i, name)
 
 
+def test_stacked_calls_train_as_separate_calls_on_cuda(loaded: Loaded, tiny_recipe: Path) -> None:
+    """The replayed graph of the stacked step (the default) against eager separate calls."""
+    from cgfw.graphs import GraphedStep
+
+    def run(stacked: bool) -> list[dict[str, float]]:
+        torch.manual_seed(0)
+        speed = Speed("fp32", False, "off", cuda_graph=stacked)
+        m = build_cyclegan(load(str(tiny_recipe), loaded.registry), loaded.registry, CUDA, speed)
+        m.per_sample = stacked
+        step = GraphedStep(m, cyclegan_step) if stacked else cyclegan_step
+        g = torch.Generator().manual_seed(0)
+        history = []
+        for _ in range(6):
+            a, b = ((torch.rand(2, 3, 32, 32, generator=g) * 2 - 1).to(CUDA) for _ in range(2))
+            history.append({k: v.item() for k, v in step(m, a, b).items()})
+        return history
+
+    for i, (apart, stacked) in enumerate(zip(run(False), run(True), strict=True)):
+        for name in apart:
+            assert stacked[name] == pytest.approx(apart[name], rel=1e-3, abs=1e-5), (i, name)
+
+
 @pytest.mark.parametrize("compile_mode", ["off", "default"])
 def test_cuda_graph_run_end_to_end_and_resume(cli, tiny_recipe: Path, compile_mode: str) -> None:  # type: ignore[no-untyped-def]
     args = ["--device", "cuda", "--set", "train.cuda_graph=true", "--set", "train.max_iters=12"]
