@@ -105,3 +105,16 @@ def test_the_loader_rate_is_how_fast_batches_are_made_not_how_fast_a_queue_empti
     resolved = load(str(tiny_recipe), loaded.registry)  # train.num_workers = 0
     rate = bench.loader_rate(resolved, loaded, torch.device("cpu"), seconds=0.2)
     assert 0 < rate <= 50  # counting the two ready batches would give about 55
+
+
+def test_setting_names_can_be_given_to_only() -> None:
+    import torch
+
+    from cgfw.bench import settings
+
+    for device in ("cpu", "cuda"):
+        names = [s.name for s in settings(torch.device(device), compare=True)]
+        assert len(set(names)) == len(names) and not any("," in n for n in names)  # --only splits
+        assert names[0] == "reference (eager fp32)"
+    cuda = [s.name for s in settings(torch.device("cuda"), compare=True)]
+    assert cuda[1] == "cgfw bf16 + cuda_graph"  # the defaults on a GPU, timed first after it
