@@ -19,6 +19,9 @@ timeout 120 python3 -m pip install -q --no-deps --no-build-isolation -e . >/tmp/
 export PYTHONUNBUFFERED=1
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } | tee "$OUT/machine.txt"
+# Without CUDA the gpu tests would all skip and the bench would time the CPU: stop instead.
+python3 -c "import sys, torch; sys.exit(not torch.cuda.is_available())" \
+    || { echo "torch sees no CUDA device: nothing to check here"; exit 3; }
 
 # Output goes to files, not through a pipe: worker processes torch.compile leaves behind would
 # hold a pipe open after `timeout` ends pytest. A hung test dumps every thread's stack after 60 s.
