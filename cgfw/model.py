@@ -91,7 +91,7 @@ class CycleGAN:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     speed: Speed = Speed("fp32", False, "off")
     group: Group = field(default_factory=Group)
-    # Every network treats each sample on its own (no batch norm), so the step may run one
+    # No module mixes samples or keeps per-call state (_mixes_samples), so the step may run a
     # network once on several inputs stacked along the batch.
     per_sample: bool = True
     # Scales fp16 losses so small gradients survive; a no-op pass-through otherwise.
