@@ -424,9 +424,14 @@ def bench(
     peak = benchmark.device_peak(dev, torch.bfloat16 if dev.type == "cuda" else torch.float32)
     names = [n.strip() for n in only.split(",")] if only else None
     cfg = resolved.recipe.train
+    loader = "synthetic: no loader"
     if not synthetic:
         console.print("timing the data loader alone ...")
         rate = benchmark.loader_rate(resolved, loaded, dev)
+        loader = (
+            f"the loader alone brings {rate:.1f} batches/s to the device "
+            f"({cfg.num_workers} workers): a step faster than this waits for data"
+        )
     results = benchmark.run(
         resolved, loaded, dev, compare, warmup, iters, synthetic, console, names, rounds
     )
@@ -439,10 +444,7 @@ def bench(
         "images": f"{size} px, batch {cfg.batch_size}, "
         + ("synthetic tensors" if synthetic else "the recipe's data"),
         "work": f"{flops / 1e12:.3f} TFLOP per iteration (torch.utils.flop_counter)",
-        "data": "synthetic: no loader"
-        if synthetic
-        else f"the loader alone brings {rate:.1f} batches/s to the device "
-        f"({cfg.num_workers} workers): a step faster than this waits for data",
+        "data": loader,
         "peak": f"{peak:.1f} TFLOP/s measured, the faster of a "
         f"{'bf16' if dev.type == 'cuda' else 'fp32'} matmul and 3x3 convolution",
         "timing": f"median of {iters} iterations after {warmup} warm-up"

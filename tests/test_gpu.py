@@ -55,53 +55,48 @@ def test_fused_adam_on_cuda(loaded: Loaded, tiny_recipe: Path) -> None:
     assert m.opt_g.defaults["fused"] is True
 
 
+def losses(
+    loaded: Loaded, tiny_recipe: Path, speed: Speed, iters: int, stacked: bool = True
+) -> list[dict[str, float]]:
+    """Each iteration's loss terms on the same random 32 px batches, the step replayed as a CUDA
+    graph where `speed` says so; `stacked` False calls each network once per input."""
+    from cgfw.graphs import GraphedStep
+
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    m = build_cyclegan(load(str(tiny_recipe), loaded.registry), loaded.registry, CUDA, speed)
+    m.per_sample &= stacked
+    step = GraphedStep(m, cyclegan_step) if speed.cuda_graph else cyclegan_step
+    g = torch.Generator().manual_seed(0)
+    history = []
+    for _ in range(iters):
+        a, b = ((torch.rand(2, 3, 32, 32, generator=g) * 2 - 1).to(CUDA) for _ in range(2))
+        history.append({k: v.item() for k, v in step(m, a, b).items()})
+    return history
+
+
+def assert_close(got: list[dict[str, float]], want: list[dict[str, float]], rel: float) -> None:
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
+        for name in w:
+            assert g[name] == pytest.approx(w[name], rel=rel, abs=1e-5), (i, name)
+
+
 @pytest.mark.parametrize(("compile_mode", "rel"), [("off", 1e-3), ("default", 1e-2)])
 def test_cuda_graph_replays_train_like_eager_steps(
     loaded: Loaded, tiny_recipe: Path, compile_mode: str, rel: float
 ) -> None:
     """Ten iterations (pool not yet full, no dropout): replayed graph == eager, closely; with
     compiled networks inside the graph too (inductor's fused kernels round differently)."""
-    from cgfw.graphs import GraphedStep
-
-    def run(graph: bool) -> list[dict[str, float]]:
-        torch.manual_seed(0)
-        torch._dynamo.reset()
-        speed = Speed("fp32", False, compile_mode if graph else "off", cuda_graph=graph)
-        m = build_cyclegan(load(str(tiny_recipe), loaded.registry), loaded.registry, CUDA, speed)
-        step = GraphedStep(m, cyclegan_step) if graph else cyclegan_step
-        g = torch.Generator().manual_seed(0)
-        history = []
-        for _ in range(10):
-            a, b = ((torch.rand(2, 3, 32, 32, generator=g) * 2 - 1).to(CUDA) for _ in range(2))
-            history.append({k: v.item() for k, v in step(m, a, b).items()})
-        return history
-
-    eager, graphed = run(False), run(True)
-    for i, (e, r) in enumerate(zip(eager, graphed, strict=True)):
-        for name in e:
-            assert r[name] == pytest.approx(e[name], rel=rel, abs=1e-5), (i, name)
+    eager = losses(loaded, tiny_recipe, Speed("fp32", False, "off"), 10)
+    graphed = losses(loaded, tiny_recipe, Speed("fp32", False, compile_mode, cuda_graph=True), 10)
+    assert_close(graphed, eager, rel)
 
 
 def test_stacked_calls_train_as_separate_calls_on_cuda(loaded: Loaded, tiny_recipe: Path) -> None:
     """The replayed graph of the stacked step (the default) against eager separate calls."""
-    from cgfw.graphs import GraphedStep
-
-    def run(stacked: bool) -> list[dict[str, float]]:
-        torch.manual_seed(0)
-        speed = Speed("fp32", False, "off", cuda_graph=stacked)
-        m = build_cyclegan(load(str(tiny_recipe), loaded.registry), loaded.registry, CUDA, speed)
-        m.per_sample = stacked
-        step = GraphedStep(m, cyclegan_step) if stacked else cyclegan_step
-        g = torch.Generator().manual_seed(0)
-        history = []
-        for _ in range(6):
-            a, b = ((torch.rand(2, 3, 32, 32, generator=g) * 2 - 1).to(CUDA) for _ in range(2))
-            history.append({k: v.item() for k, v in step(m, a, b).items()})
-        return history
-
-    for i, (apart, stacked) in enumerate(zip(run(False), run(True), strict=True)):
-        for name in apart:
-            assert stacked[name] == pytest.approx(apart[name], rel=1e-3, abs=1e-5), (i, name)
+    apart = losses(loaded, tiny_recipe, Speed("fp32", False, "off"), 6, stacked=False)
+    stacked = losses(loaded, tiny_recipe, Speed("fp32", False, "off", cuda_graph=True), 6)
+    assert_close(stacked, apart, 1e-3)
 
 
 @pytest.mark.parametrize("compile_mode", ["off", "default"])

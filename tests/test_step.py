@@ -169,6 +169,12 @@ def step_twice(m: CycleGAN) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]
         return terms, [net(batch()[0]) for net in m.networks().values()]
 
 
+def assert_same_terms(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
+    assert got.keys() == want.keys()
+    for name, value in got.items():
+        assert torch.allclose(value, want[name], rtol=1e-5, atol=1e-6), name
+
+
 def test_calls_on_stacked_inputs_train_as_separate_calls_would(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
     together = tiny(loaded, tiny_recipe)
     apart = tiny(loaded, tiny_recipe)
@@ -180,9 +186,7 @@ def test_calls_on_stacked_inputs_train_as_separate_calls_would(loaded, tiny_reci
     # g_ab: fake_b with idt_b, then rec_b; d_b: fake_b for G, then real_b with a pooled fake.
     assert calls[:4] == [4, -2, 2, -4]
     expected_terms, expected_outputs = step_twice(apart)
-    assert terms.keys() == expected_terms.keys()
-    for name, value in terms.items():
-        assert torch.allclose(value, expected_terms[name], rtol=1e-5, atol=1e-6), name
+    assert_same_terms(terms, expected_terms)
     for got, want in zip(outputs, expected_outputs, strict=True):
         assert torch.allclose(got, want, rtol=1e-4, atol=1e-5)
 
@@ -231,9 +235,7 @@ def test_a_and_b_images_of_different_sizes_are_called_apart(loaded, tiny_recipe)
     torch.manual_seed(1)
     terms = cyclegan_step(together, real_a, real_b)
     torch.manual_seed(1)
-    expected = cyclegan_step(apart, real_a, real_b)
-    for name, value in terms.items():
-        assert torch.allclose(value, expected[name], rtol=1e-5, atol=1e-6), name
+    assert_same_terms(terms, cyclegan_step(apart, real_a, real_b))
 
 
 def test_stacked_inputs_keep_channels_last(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
