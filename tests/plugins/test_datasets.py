@@ -1,10 +1,14 @@
+from collections import Counter
+from itertools import islice
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
-from cgfw.data import epoch_keys, item_generator
+from cgfw.data import KeyBatches, item_generator, iters_per_epoch
 from cgfw.errors import CgfwError
+from cgfw.plugins import Loaded
 from cgfw_paper.datasets import EmojiOptions, FolderOptions, augment, emoji, folder
 from tests.conftest import make_folder_dataset
 
@@ -34,9 +38,31 @@ def test_folder_items_are_a_function_of_their_key(folder_dataset: Path) -> None:
     assert len(partners) > 1  # B is drawn at random for each A
 
 
-def test_folder_reads_all_of_a_each_epoch(folder_dataset: Path) -> None:
-    keys = epoch_keys(5, run_seed=0, epoch=1)
-    assert sorted(i % 3 for i, _ in keys) == [0, 0, 1, 1, 2]
+@pytest.mark.parametrize("counts", [{"trainA": 5, "trainB": 3}, {"trainA": 3, "trainB": 5}])
+def test_folder_reads_all_of_a_each_epoch(
+    tmp_path: Path, loaded: Loaded, monkeypatch: pytest.MonkeyPatch, counts: dict[str, int]
+) -> None:
+    """The registered dataset, fed one epoch of the trainer's batches: every A image is read,
+    each as often as any other (once when A is the larger domain), whatever B is drawn."""
+    root = make_folder_dataset(tmp_path / "h2z", counts)
+    options = {"root": str(root), "load_size": 36, "crop_size": 32}
+    ds = loaded.registry.get("dataset", "folder").build(options, "train")
+    reads: list[Path] = []
+    decode = ds.load
+
+    def load(item: Path) -> Image.Image:
+        reads.append(item)
+        return decode(item)
+
+    monkeypatch.setattr(ds, "load", load)
+    batches = KeyBatches(len(ds), batch_size=2, run_seed=0)
+    for batch in islice(batches, iters_per_epoch(len(ds), 2)):
+        for key in batch:
+            ds[key]
+    a_reads = Counter(item for item in reads if item in ds.a)
+    assert set(a_reads) == set(ds.a) and len(ds.a) == counts["trainA"]
+    assert sum(a_reads.values()) == len(ds) == max(counts.values())
+    assert max(a_reads.values()) - min(a_reads.values()) <= 1, a_reads
 
 
 def test_missing_root_says_how_to_get_the_data(tmp_path: Path) -> None:
