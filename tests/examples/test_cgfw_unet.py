@@ -16,7 +16,10 @@ import pytest
 import torch
 from click.testing import Result
 
+from cgfw import checkpoint
+from cgfw.model import build_network
 from cgfw.plugins import load_plugins
+from cgfw.recipe import load
 from tests.conftest import run_dirs
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cgfw-unet"
@@ -135,3 +138,22 @@ def test_ablation_severs_the_skip_connections(
     assert "skips = false" in (parent / "no-unet_skips" / "recipe.toml").read_text()
     table = json.loads((parent / "ablation.json").read_text())
     assert all(table[label]["g_total"] > 0 for label in ("base", "no-unet_skips"))
+    # The trained generators: with the bottleneck zeroed, only skip connections can carry the
+    # input to the output; without them the output is the same for any input.
+    from cgfw_unet import UnetSkipConnectionBlock
+
+    registry = load_plugins().registry
+    depends = {}
+    for label in ("base", "no-unet_skips"):
+        resolved = load(str(parent / label / "recipe.toml"), registry)
+        net = build_network(resolved, registry, "generator")
+        state = checkpoint.load(parent / label / "checkpoints" / "latest.pt")
+        net.load_state_dict(state["model"]["networks"]["g_ab"])
+        *_, innermost = (m for m in net.modules() if isinstance(m, UnetSkipConnectionBlock))
+        innermost.register_forward_hook(lambda _m, _i, out: torch.zeros_like(out))
+        g = torch.Generator().manual_seed(0)
+        x = torch.rand(2, 3, 128, 128, generator=g) * 2 - 1
+        with torch.no_grad():
+            y = net.eval()(x)
+        depends[label] = not torch.equal(y[0], y[1])
+    assert depends == {"base": True, "no-unet_skips": False}
