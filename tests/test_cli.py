@@ -185,6 +185,14 @@ def test_ablate_jobs_runs_variants_in_parallel_processes(cli, tiny_recipe: Path)
     assert all(table[label]["g_total"] > 0 for label in table)
     assert 'name = "none"' in (parent / "no-pool" / "recipe.toml").read_text()
     assert (parent / "no-pool" / "log.txt").is_file()
+    # A run's lock file keeps the pid of the process that ran it; its variant.toml is written
+    # as that process is started and its final_losses.json as it finishes.
+    runs = [parent / label for label in table]
+    pids = {int((d / ".lock").read_text()) for d in runs}
+    assert len(pids) == 2 and os.getpid() not in pids
+    started = [(d / "variant.toml").stat().st_mtime_ns for d in runs]
+    finished = [(d / "final_losses.json").stat().st_mtime_ns for d in runs]
+    assert max(started) < min(finished), "one run finished before the other started"
 
 
 def test_shell_completion_and_version_list_plugins() -> None:
