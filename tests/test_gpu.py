@@ -1,6 +1,7 @@
 """Checks that need a CUDA device; skipped elsewhere. benchmarks/gpu_check.sh runs them."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -50,9 +51,24 @@ def test_low_precision_stays_close_to_fp32_on_cuda(
         assert low[name].item() == pytest.approx(fp32[name].item(), rel=0.05), name
 
 
-def test_fused_adam_on_cuda(loaded: Loaded, tiny_recipe: Path) -> None:
+def test_fused_adam_on_cuda(
+    loaded: Loaded, tiny_recipe: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step updates every parameter of the four networks through torch's fused Adam kernel
+    (one launch for all of them), watched where torch.optim.Adam calls it."""
     m = build_cyclegan(load(str(tiny_recipe), loaded.registry), loaded.registry, CUDA)
-    assert m.opt_g.defaults["fused"] is True
+    fused = torch._fused_adam_
+    stepped: set[int] = set()
+
+    def watch(params: list[torch.Tensor], *args: Any, **kwargs: Any) -> None:
+        stepped.update(id(p) for p in params)
+        fused(params, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "_fused_adam_", watch)
+    g = torch.Generator().manual_seed(0)
+    a, b = ((torch.rand(2, 3, 32, 32, generator=g) * 2 - 1).to(CUDA) for _ in range(2))
+    cyclegan_step(m, a, b)
+    assert stepped == {id(p) for net in m.networks().values() for p in net.parameters()}
 
 
 def losses(
