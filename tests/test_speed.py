@@ -30,11 +30,19 @@ def batch(memory_format: torch.memory_format = torch.contiguous_format) -> list[
     ]
 
 
-def test_auto_precision_is_fp32_on_cpu_and_bf16_on_cuda(loaded: Loaded, tiny_recipe: Path) -> None:
+def test_auto_precision_is_fp32_on_cpu(loaded: Loaded, tiny_recipe: Path) -> None:
     cfg = load(str(tiny_recipe), loaded.registry).recipe.train
     assert Speed.resolve(cfg, CPU) == Speed("fp32", False, "off")
-    if torch.cuda.is_available():
-        assert Speed.resolve(cfg, torch.device("cuda")).precision == "bf16"
+
+
+@pytest.mark.parametrize(("bf16", "precision"), [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_is_bf16_on_cuda_that_has_it(
+    loaded: Loaded, tiny_recipe: Path, monkeypatch: pytest.MonkeyPatch, bf16: bool, precision: str
+) -> None:
+    """Resolving only asks torch whether the GPU has bf16, so no GPU is needed to check it."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *_args, **_kwargs: bf16)
+    cfg = load(str(tiny_recipe), loaded.registry).recipe.train
+    assert Speed.resolve(cfg, torch.device("cuda")).precision == precision
 
 
 @pytest.mark.parametrize(
