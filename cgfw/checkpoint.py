@@ -56,6 +56,8 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     except FileNotFoundError:
         raise CgfwError(f"checkpoint not found: {path}") from None
     except Exception as exc:
+        if not damaged(exc):  # out of memory, a device error: not the file's fault
+            raise
         raise CgfwError(
             f"{path}: not a readable cgfw checkpoint ({refusal_reason(exc)}); give a run "
             "directory or its checkpoints/latest.pt"
@@ -68,6 +70,35 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
             f"({FORMAT}); upgrade cgfw"
         )
     return state
+
+
+# How torch starts its RuntimeErrors about the bytes of a file (the zip container, the legacy
+# format, tensors rebuilt from them). Devices and the allocator raise RuntimeErrors too, and
+# those must surface as they are: a message not listed here does, rather than be blamed on
+# the file.
+READER_ERRORS = (
+    "PytorchStreamReader failed",
+    "[enforce fail at inline_container.cc",
+    "Expected hasRecord(",
+    "Invalid magic number",
+    "Invalid protocol version",
+    "unexpected EOF",
+    "storage has wrong byte size",
+    "record size",
+    "Trying to resize storage",
+)
+
+
+def damaged(exc: Exception) -> bool:
+    """Whether torch.load failed on what the file holds (truncated, overwritten, not a
+    checkpoint, refused by the weights-only unpickler) rather than on memory or a device."""
+    if isinstance(exc, MemoryError):
+        return False
+    if isinstance(exc, RuntimeError):
+        return str(exc).startswith(READER_ERRORS)
+    # The unpickler's own errors and what malformed bytes make it raise: UnpicklingError,
+    # EOFError, UnicodeDecodeError, KeyError, IndexError, struct.error; or an unreadable file.
+    return True
 
 
 def refusal_reason(exc: Exception) -> str:

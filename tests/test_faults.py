@@ -239,6 +239,46 @@ def test_broken_checkpoints_are_clear_errors(tmp_path: Path) -> None:
     torch.save({"weights": torch.ones(2)}, tmp_path / "foreign.pt")
     with pytest.raises(CgfwError, match="not a cgfw checkpoint"):
         checkpoint.load(tmp_path / "foreign.pt")
+    for name, junk in (("empty.pt", b""), ("text.pt", b"hello\n"), ("noise.pt", bytes(range(256)))):
+        (tmp_path / name).write_bytes(junk)
+        with pytest.raises(CgfwError, match=rf"{name}: not a readable cgfw checkpoint"):
+            checkpoint.load(tmp_path / name)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MemoryError(),
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("CUDA error: an illegal memory access was encountered"),
+    ],
+    ids=["memory", "cuda-oom", "cuda-error"],
+)
+def test_memory_and_device_errors_while_loading_a_checkpoint_are_not_blamed_on_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """They surface as they are, with their traceback, instead of "not a readable checkpoint"."""
+    checkpoint.save(tmp_path, {"iteration": 1, "weights": torch.ones(10)})
+
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(torch, "load", fail)
+    with pytest.raises(type(error)) as raised:
+        checkpoint.load(tmp_path / "latest.pt", map_location="cuda")
+    assert raised.value is error
+
+
+def test_a_checkpoint_loaded_onto_a_missing_device_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real device error from torch.load itself: the file is fine, CUDA is not there."""
+    checkpoint.save(tmp_path, {"iteration": 1, "weights": torch.ones(10)})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="deserialize object on a CUDA device") as raised:
+        checkpoint.load(tmp_path / "latest.pt", map_location="cuda")
+    assert not isinstance(raised.value, CgfwError)
+    assert checkpoint.load(tmp_path / "latest.pt")["iteration"] == 1
 
 
 class Payload:
