@@ -12,6 +12,11 @@ class CgfwError(Exception):
     exit_code = 2
 
 
+class MissingSplit(CgfwError):
+    """The dataset has no such split (say, no testA/ and testB/ folders). Only what can do
+    without the split catches it: the sample grids then show training images."""
+
+
 class TrainingStopped(CgfwError):
     """Training cannot go on (a non-finite loss); the last good checkpoint is kept."""
 

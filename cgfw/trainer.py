@@ -95,13 +95,21 @@ def build_dataset(resolved: Resolved, loaded: Loaded, split: str) -> Dataset[Any
 def fixed_samples(
     resolved: Resolved, loaded: Loaded, train_set: Dataset[Any], n: int
 ) -> tuple[Tensor, Tensor]:
-    """The same images every time, from the test split when there is one."""
+    """The same images every time, from the test split when there is one. Only a missing test
+    split falls back to training images; one that fails to load is an error like any other."""
+    from cgfw.errors import MissingSplit
+
     try:
         test_set = build_dataset(resolved, loaded, "test")
-        items = [test_set[i] for i in range(min(n, len(test_set)))]  # type: ignore[arg-type]
-    except CgfwError:
+    except CgfwError as exc:
+        # build_dataset puts the recipe's name on the dataset's error: that one is the context.
+        if not isinstance(exc, MissingSplit) and not isinstance(exc.__context__, MissingSplit):
+            raise
+        log.warning("%s; the sample grids show training images instead", exc)
         keys = epoch_keys(len(train_set), 12345, 0)[:n]  # type: ignore[arg-type]
         items = [train_set[k] for k in keys]
+    else:
+        items = [test_set[i] for i in range(min(n, len(test_set)))]  # type: ignore[arg-type]
     return torch.stack([i["a"] for i in items]), torch.stack([i["b"] for i in items])
 
 

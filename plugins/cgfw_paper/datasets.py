@@ -15,7 +15,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from cgfw.data import item_generator
-from cgfw.errors import CgfwError
+from cgfw.errors import CgfwError, MissingSplit
 from cgfw.hookspecs import hookimpl
 from cgfw.images import IMAGE_SUFFIXES, BadImage, images_in, log, open_rgb, to_tensor, usable
 
@@ -150,7 +150,7 @@ def folder(opts: FolderOptions, split: str) -> FolderDataset:
     for side in ("A", "B"):
         sub = root / f"{split}{side}"
         if not sub.is_dir():
-            raise CgfwError(f"data.root: '{root}' has no {split}{side}/ folder of images")
+            raise MissingSplit(f"data.root: '{root}' has no {split}{side}/ folder of images")
         images = usable(images_in(sub), str(sub))
         if not images:
             raise CgfwError(

@@ -1,4 +1,6 @@
+import logging
 from collections import Counter
+from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
 
@@ -6,9 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from cgfw.data import KeyBatches, item_generator, iters_per_epoch
-from cgfw.errors import CgfwError
-from cgfw.plugins import Loaded
+from cgfw.data import KeyBatches, epoch_keys, item_generator, iters_per_epoch
+from cgfw.errors import CgfwError, MissingSplit
+from cgfw.plugins import Loaded, load_plugins
+from cgfw.recipe import Resolved, load
+from cgfw.trainer import build_dataset, fixed_samples
 from cgfw_paper.datasets import EmojiOptions, FolderOptions, augment, emoji, folder
 from tests.conftest import make_folder_dataset
 
@@ -113,3 +117,64 @@ def test_emoji_paired_training_gives_one_emoji_in_both_styles_with_one_crop() ->
         for side, items in (("a", train.a), ("b", train.b)):
             expected = augment(train.load(items[index]), train.opts, item_generator(seed))
             assert torch.equal(item[side], expected), (index, side)
+
+
+def folder_recipe(loaded: Loaded, tiny_recipe: Path, root: Path) -> Resolved:
+    table = f'data={{name="folder", root="{root}", load_size=36, crop_size=32}}'
+    return load(str(tiny_recipe), loaded.registry, [table])
+
+
+def test_no_test_split_samples_training_images_and_says_so(
+    tmp_path: Path, loaded: Loaded, tiny_recipe: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = make_folder_dataset(tmp_path / "h2z", {"trainA": 3, "trainB": 5})
+    with pytest.raises(MissingSplit, match="no testA/"):
+        folder(FolderOptions(root=str(root)), "test")
+    resolved = folder_recipe(loaded, tiny_recipe, root)
+    train_set = build_dataset(resolved, loaded, "train")
+    with caplog.at_level(logging.WARNING, logger="cgfw"):
+        a, b = fixed_samples(resolved, loaded, train_set, 2)
+    (record,) = caplog.records
+    assert "no testA/" in record.getMessage() and "training images" in record.getMessage()
+    keys = epoch_keys(len(train_set), 12345, 0)[:2]  # type: ignore[arg-type]
+    assert torch.equal(a, torch.stack([train_set[k]["a"] for k in keys]))
+    assert torch.equal(b, torch.stack([train_set[k]["b"] for k in keys]))
+
+
+BROKEN_TEST_SPLIT = """
+    import cgfw
+    from cgfw_paper.datasets import EmojiOptions, emoji
+
+    def broken(opts, split):
+        if split == "test":
+            raise OSError("stale NFS file handle")
+        return emoji(opts, split)
+
+    @cgfw.hookimpl
+    def register_datasets(register):
+        register("broken_test", broken, EmojiOptions, "emoji whose test split fails to load")
+"""
+
+
+@pytest.mark.parametrize("dataset", ["folder", "plugin"])
+def test_a_test_split_that_fails_to_load_is_an_error_not_training_images(
+    tmp_path: Path,
+    tiny_recipe: Path,
+    fake_distribution: Callable[[str, str], Path],
+    caplog: pytest.LogCaptureFixture,
+    dataset: str,
+) -> None:
+    if dataset == "folder":  # testA/ is there but holds no images
+        root = make_folder_dataset(tmp_path / "h2z", {"trainA": 3, "trainB": 3, "testA": 0})
+        loaded = load_plugins()
+        resolved = folder_recipe(loaded, tiny_recipe, root)
+        reason = "holds no usable images"
+    else:
+        fake_distribution("cgfw-broken-test", BROKEN_TEST_SPLIT)
+        loaded = load_plugins()
+        resolved = load(str(tiny_recipe), loaded.registry, ["data.name=broken_test"])
+        reason = "failed to load the test split: OSError: stale NFS file handle"
+    train_set = build_dataset(resolved, loaded, "train")
+    with caplog.at_level(logging.WARNING, logger="cgfw"), pytest.raises(CgfwError, match=reason):
+        fixed_samples(resolved, loaded, train_set, 2)
+    assert not caplog.records
