@@ -8,6 +8,7 @@ import importlib.util
 import itertools
 import resource
 import statistics
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -92,14 +93,17 @@ def settings(device: torch.device, compare: bool) -> list[Setting]:
 def load_reference() -> Any:
     """benchmarks/reference_loop.py of cgfw's own source checkout (never the current folder's:
     running a file found there would run whatever code a downloaded folder carries)."""
-    for root in (Path(cgfw.__file__).resolve().parents[1],):
-        path = root / "benchmarks" / "reference_loop.py"
-        if path.is_file():
-            spec = importlib.util.spec_from_file_location("cgfw_reference_loop", path)
-            assert spec and spec.loader
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            return module
+    name = "cgfw_reference_loop"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(cgfw.__file__).resolve().parents[1] / "benchmarks" / "reference_loop.py"
+    if path.is_file():
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+        return module
     raise CgfwError(
         "--compare needs benchmarks/reference_loop.py, which comes with a cgfw source checkout "
         "installed with pip install -e"
@@ -344,7 +348,7 @@ def _measure(
         step = _reference_step(resolved, loaded, device)
     else:
         m = build_cyclegan(resolved, loaded.registry, device, speed)
-        m.per_sample &= setting.stacked
+        m.stack_calls = setting.stacked
         quiet = Console(quiet=True)
         strict = compare or resolved.recipe.train.cuda_graph is True  # as training would
         step = _framework_step(m, LossLog(None, quiet, iters + warmup, 0), strict)
