@@ -56,7 +56,7 @@ def inductor(**options: Any) -> contextlib.AbstractContextManager[Any]:
 GRAPH = Speed("bf16", False, "off", cuda_graph=True)
 COMPILED_GRAPH = Speed("bf16", False, "default", cuda_graph=True)
 # (name, speed, inductor options, calls stacked): "calls apart" runs each network once per input,
-# as the step did before it stacked same-shaped inputs (CycleGAN.per_sample), to see that gain.
+# as the step did before it stacked same-shaped inputs (train.stack_calls), to see that gain.
 # The fastest setting first: a call cut short by its time limit keeps what finished.
 VARIANTS: list[tuple[str, Speed, dict[str, Any], bool]] = [
     ("bf16 + compile + cuda_graph", COMPILED_GRAPH, {}, True),
@@ -84,7 +84,7 @@ for name, speed, options, stacked in VARIANTS:
         with inductor(**options):
             torch.manual_seed(0)
             m = build_cyclegan(resolved, loaded.registry, dev, speed)
-            m.per_sample &= stacked
+            m.stack_calls = stacked
             step = _framework_step(m, LossLog(None, Console(quiet=True), 10**6, 0))
             batches = data()
             ms, _ = _time(step, batches, dev, 20, 60)

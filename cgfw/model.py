@@ -4,6 +4,7 @@ recipe through the registries (no architecture is named here)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -11,6 +12,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.dropout import _DropoutNd
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.spectral_norm import SpectralNorm
@@ -18,8 +20,10 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 from cgfw.distributed import Group
 from cgfw.errors import CgfwError
 from cgfw.init import init_weights
-from cgfw.recipe import COMPONENT_SECTIONS, Resolved, TrainSection
+from cgfw.recipe import COMPONENT_SECTIONS, Recipe, Resolved, TrainSection
 from cgfw.registry import Registry
+
+log = logging.getLogger("cgfw.train")
 
 
 class Buffer(Protocol):
@@ -42,6 +46,35 @@ class Weights:
     cycle_backward: bool
     identity: float
     paired: float
+
+    @property
+    def terms(self) -> list[str]:
+        """The loss terms the step computes with these weights, by name."""
+        wanted = {
+            "g_ab_gan": self.gan,
+            "g_ba_gan": self.gan,
+            "cycle_a": self.cycle_forward,
+            "cycle_b": self.cycle_backward,
+            "idt_b": self.identity,
+            "idt_a": self.identity,
+            "paired_b": self.paired,
+            "paired_a": self.paired,
+            "d_b": self.gan,
+            "d_a": self.gan,
+        }
+        return [name for name, on in wanted.items() if on]
+
+    @staticmethod
+    def of(recipe: Recipe) -> Weights:
+        losses = recipe.losses
+        return Weights(
+            gan=losses.gan.weight,
+            cycle=losses.cycle.weight,
+            cycle_forward=losses.cycle.forward and losses.cycle.weight > 0,
+            cycle_backward=losses.cycle.backward and losses.cycle.weight > 0,
+            identity=losses.identity.weight * losses.cycle.weight,
+            paired=losses.paired.weight,
+        )
 
 
 @dataclass(frozen=True)
@@ -91,9 +124,12 @@ class CycleGAN:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     speed: Speed = Speed("fp32", False, "off")
     group: Group = field(default_factory=Group)
-    # No module mixes samples or keeps per-call state (_mixes_samples), so the step may run a
-    # network once on several inputs stacked along the batch.
-    per_sample: bool = True
+    # Whether the step may run a network once on several inputs stacked along the batch
+    # (train.stack_calls), and the networks that must not: they mix samples or keep per-call
+    # state, by their modules' types (_mixes_samples) or as measured on the first batch.
+    stack_calls: bool = True
+    apart: list[nn.Module] = field(default_factory=list)
+    stacking_checked: bool = False
     # Scales fp16 losses so small gradients survive; a no-op pass-through otherwise.
     scaler: torch.amp.GradScaler = field(
         default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False)
@@ -130,6 +166,9 @@ class CycleGAN:
         self.scaler.scale(loss).backward()
         self.group.average_gradients([p for g in opt.param_groups for p in g["params"]])
         self.scaler.step(opt)
+
+    def stacks(self, net: nn.Module) -> bool:
+        return self.stack_calls and not any(net is other for other in self.apart)
 
     def networks(self) -> dict[str, nn.Module]:
         return {"g_ab": self.g_ab, "g_ba": self.g_ba, "d_a": self.d_a, "d_b": self.d_b}
@@ -203,6 +242,50 @@ def _mixes_samples(module: nn.Module) -> bool:
     return bool(getattr(module, "mixes_samples", False))
 
 
+@torch.no_grad()
+def check_stacking(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> list[str]:
+    """Once, on the first batch: run each network that may stack on the two batches stacked and
+    apart, in fp32. A network whose outputs differ beyond rounding mixes samples in a way its
+    modules' types do not show (a functional batch norm, minibatch statistics, attention across
+    the batch); it runs its calls apart from then on, and is named. Returns those names.
+
+    Leaves no trace: buffers (running statistics) are restored, random draws are forked, and
+    dropout is off for the comparison (it draws other masks, from the same distribution)."""
+    m.stacking_checked = True
+    if not m.stack_calls or real_a.shape[1:] != real_b.shape[1:]:
+        return []
+    moved = []
+    for name, net in m.networks().items():
+        if not m.stacks(net):
+            continue
+        saved = [b.detach().clone() for b in net.buffers()]
+        dropouts = [x for x in net.modules() if isinstance(x, _DropoutNd) and x.training]
+        devices = [real_a.device] if real_a.device.type == "cuda" else []
+        try:
+            for x in dropouts:
+                x.eval()
+            with torch.random.fork_rng(devices=devices), m.uncompiled():
+                apart = torch.cat([net(real_a).float(), net(real_b).float()])
+                stacked = net(torch.cat([real_a, real_b])).float()
+        finally:
+            for x in dropouts:
+                x.train()
+            for buffer, value in zip(net.buffers(), saved, strict=True):
+                buffer.copy_(value)
+        scale = apart.abs().max().item()
+        if stacked.shape != apart.shape or (stacked - apart).abs().max().item() > 1e-3 * scale:
+            m.apart.append(net)
+            moved.append(name)
+            log.warning(
+                "%s (%s) gives other outputs on inputs stacked along the batch than on each "
+                "input alone: it mixes samples, so its calls run apart (a module attribute "
+                "mixes_samples = True says so up front)",
+                name,
+                type(net).__name__,
+            )
+    return moved
+
+
 def _allow_variants(count: int) -> None:
     """Compiled modules share one compiled function (nn.Module's call), and with it torch's
     limit of 8 compiled variants, past which every call runs uncompiled. Two kinds of network at
@@ -246,22 +329,8 @@ def build_cyclegan(
     r = resolved.recipe
     speed = speed or Speed("fp32", False, "off")
     group = group or Group()
-    losses = r.losses
-    weights = Weights(
-        gan=losses.gan.weight,
-        cycle=losses.cycle.weight,
-        cycle_forward=losses.cycle.forward and losses.cycle.weight > 0,
-        cycle_backward=losses.cycle.backward and losses.cycle.weight > 0,
-        identity=losses.identity.weight * losses.cycle.weight,
-        paired=losses.paired.weight,
-    )
-    if not (
-        weights.gan
-        or weights.cycle_forward
-        or weights.cycle_backward
-        or weights.identity
-        or weights.paired
-    ):
+    weights = Weights.of(r)
+    if not weights.terms:
         raise CgfwError(f"{resolved.source}: every loss term is off; nothing would be trained")
 
     def make(path: str) -> Any:
@@ -311,5 +380,6 @@ def build_cyclegan(
         speed=speed,
         group=group,
         scaler=torch.amp.GradScaler(device.type, enabled=speed.precision == "fp16"),
-        per_sample=not any(_mixes_samples(x) for net in nets for x in net.modules()),
+        stack_calls=r.train.stack_calls,
+        apart=[net for net in nets if any(_mixes_samples(x) for x in net.modules())],
     )

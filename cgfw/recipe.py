@@ -135,6 +135,12 @@ class TrainSection(Strict):
         description="replay each iteration as one captured CUDA graph; auto: on for CUDA when "
         "the run allows it (fp32/bf16, one process, no channels_last, compile off or default)",
     )
+    stack_calls: bool = Field(
+        True,
+        description="run a network once on same-sized inputs stacked along the batch (a "
+        "generator's translation and identity images, a discriminator's real and fake ones); "
+        "false: every call apart, in the authors' order, as their code does",
+    )
     num_workers: int = Field(0, ge=0, description="data-loading worker processes")
     log_every: int = Field(50, ge=1, description="iterations between scalar logs")
     image_every: int = Field(1000, ge=1, description="iterations between sample grids")

@@ -11,17 +11,28 @@ from cgfw.model import CycleGAN
 
 
 def _together(m: CycleGAN, net: nn.Module, *inputs: Tensor) -> Sequence[Tensor]:
-    """`net(x)` for each input. Where the networks treat each sample on its own (`m.per_sample`:
-    instance norm, not batch norm) and the images share a size, as one call on the inputs
-    stacked along the batch: the same outputs and gradients up to rounding, with kernels twice
-    the size, which at batch 1 keep more of a GPU busy."""
-    if not m.per_sample or any(x.shape[1:] != inputs[0].shape[1:] for x in inputs):
+    """`net(x)` for each input. Where `net` treats each sample on its own (`m.stacks`) and the
+    images share a size, as one call on the inputs stacked along the batch: the same outputs and
+    gradients up to rounding, with kernels twice the size, which at batch 1 keep more of a GPU
+    busy."""
+    if not m.stacks(net) or any(x.shape[1:] != inputs[0].shape[1:] for x in inputs):
         return [net(x) for x in inputs]
     # One memory format for all (the image pool returns contiguous fakes), or cat drops it.
     fmt = m.speed.memory_format
     return net(torch.cat([x.contiguous(memory_format=fmt) for x in inputs])).split(
         [len(x) for x in inputs]
     )
+
+
+def _translate(
+    m: CycleGAN, net: nn.Module, x: Tensor, own: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
+    """`net(x)`, and `net(own)` (the identity image) when it can share the call; None when the
+    identity image is off or must wait for its own call."""
+    if own is None or not m.stacks(net) or own.shape[1:] != x.shape[1:]:
+        return net(x), None
+    out, idt = _together(m, net, x, own)
+    return out, idt
 
 
 def _requires_grad(nets: list[nn.Module], flag: bool) -> None:
@@ -39,13 +50,18 @@ def cyclegan_step(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> dict[str, Tens
     m.begin_iteration()
 
     with m.autocast():
-        # 1. Translate A -> B and B -> A. With the identity loss, a generator also gets an image
-        #    of its own target domain, which it should leave alone, in the same call.
+        # 1. Translate A -> B and back, then B -> A and back; a reconstruction only where a
+        #    cycle term uses it. With the identity loss, a generator also gets an image of its
+        #    own target domain, which it should leave alone: in the translation's call if it
+        #    may stack, else after the cycles. That is the authors' order of calls, so with
+        #    every call apart the step computes what their loop does, bit for bit.
+        fake_b, idt_b = _translate(m, m.g_ab, real_a, real_b if w.identity else None)
+        rec_a = m.g_ba(fake_b) if w.cycle_forward else None
+        fake_a, idt_a = _translate(m, m.g_ba, real_b, real_a if w.identity else None)
+        rec_b = m.g_ab(fake_a) if w.cycle_backward else None
         if w.identity:
-            fake_b, idt_b = _together(m, m.g_ab, real_a, real_b)
-            fake_a, idt_a = _together(m, m.g_ba, real_b, real_a)
-        else:
-            fake_b, fake_a = m.g_ab(real_a), m.g_ba(real_b)
+            idt_b = m.g_ab(real_b) if idt_b is None else idt_b
+            idt_a = m.g_ba(real_a) if idt_a is None else idt_a
 
         # 2. Generator losses, with the discriminators frozen (they only pass gradients through).
         _requires_grad([m.d_a, m.d_b], False)
@@ -53,14 +69,11 @@ def cyclegan_step(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> dict[str, Tens
         if w.gan:
             terms["g_ab_gan"] = w.gan * m.gan_loss(m.d_b(fake_b), True, False)
             terms["g_ba_gan"] = w.gan * m.gan_loss(m.d_a(fake_a), True, False)
-        # The cycles back, a reconstruction only where a cycle uses it.
-        if w.cycle_forward:
-            rec_a = m.g_ba(fake_b)
+        if rec_a is not None:
             terms["cycle_a"] = w.cycle * m.cycle_loss(rec_a, real_a)
-        if w.cycle_backward:
-            rec_b = m.g_ab(fake_a)
+        if rec_b is not None:
             terms["cycle_b"] = w.cycle * m.cycle_loss(rec_b, real_b)
-        if w.identity:
+        if idt_b is not None and idt_a is not None:
             terms["idt_b"] = w.identity * m.identity_loss(idt_b, real_b)
             terms["idt_a"] = w.identity * m.identity_loss(idt_a, real_a)
         if w.paired:

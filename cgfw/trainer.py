@@ -36,7 +36,7 @@ from cgfw.distributed import Group
 from cgfw.errors import CgfwError, TrainingStopped
 from cgfw.evaluation import build_metric, evaluate, flat_metrics
 from cgfw.graphs import GraphedStep, check_graphable, obstacle
-from cgfw.model import CycleGAN, Speed, build_cyclegan
+from cgfw.model import CycleGAN, Speed, build_cyclegan, check_stacking
 from cgfw.plugins import Loaded
 from cgfw.recipe import Resolved
 from cgfw.step import cyclegan_step
@@ -159,6 +159,8 @@ def train_iteration(
 ) -> None:
     """What training does with each batch on the device: the step, the non-finite check (one
     host sync) and the loss bookkeeping. `cgfw bench` times exactly this."""
+    if not m.stacking_checked:
+        check_stacking(m, real_a, real_b)
     terms = step(m, real_a, real_b)
     stop_if_nonfinite(terms, iteration, run_dir, group)
     log.add(terms)

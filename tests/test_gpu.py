@@ -81,7 +81,7 @@ def losses(
     torch.manual_seed(0)
     torch._dynamo.reset()
     m = build_cyclegan(load(str(tiny_recipe), loaded.registry), loaded.registry, CUDA, speed)
-    m.per_sample &= stacked
+    m.stack_calls = stacked
     step = GraphedStep(m, cyclegan_step) if speed.cuda_graph else cyclegan_step
     g = torch.Generator().manual_seed(0)
     history = []

@@ -76,21 +76,57 @@ def test_identity_off_skips_its_forward_passes(loaded, tiny_recipe) -> None:  # 
 
 
 def test_generator_update_does_not_move_discriminators(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
-    m = tiny(loaded, tiny_recipe, "losses.gan.weight=0")  # no D update at all
-    d_before, g_before = params(m.d_a), params(m.g_ab)
+    m = tiny(loaded, tiny_recipe)  # GAN loss on: D is in the generators' loss
+    d_before, g_before = params(m.d_a) + params(m.d_b), params(m.g_ab)
+    after_g: dict[str, list[torch.Tensor]] = {}
+    g_step = m.opt_g.step
+
+    def watched_step(*args, **kwargs):  # type: ignore[no-untyped-def]
+        out = g_step(*args, **kwargs)
+        after_g["d"], after_g["g"] = params(m.d_a) + params(m.d_b), params(m.g_ab)
+        return out
+
+    m.opt_g.step = watched_step  # type: ignore[method-assign]
+    cyclegan_step(m, *batch())
+    assert all(torch.equal(a, b) for a, b in zip(d_before, after_g["d"], strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(g_before, after_g["g"], strict=True))
+    assert all(p.requires_grad for p in m.d_a.parameters())  # unfrozen again
+    d_after = params(m.d_a) + params(m.d_b)  # ...and D's own update then moves it
+    assert not all(torch.equal(a, b) for a, b in zip(d_before, d_after, strict=True))
+
+
+def test_without_a_gan_term_the_discriminators_are_not_trained(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    m = tiny(loaded, tiny_recipe, "losses.gan.weight=0")
+    d_before = params(m.d_a)
     cyclegan_step(m, *batch())
     assert all(torch.equal(a, b) for a, b in zip(d_before, params(m.d_a), strict=True))
-    assert not all(torch.equal(a, b) for a, b in zip(g_before, params(m.g_ab), strict=True))
-    assert all(p.requires_grad for p in m.d_a.parameters())  # unfrozen again
 
 
-def test_discriminators_see_pooled_fakes(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+class FixedPool:
+    """A pool that always answers with the same image, unlike any fake the step makes."""
+
+    def __init__(self, image: torch.Tensor) -> None:
+        self.image = image
+        self.asked: list[torch.Tensor] = []
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        self.asked.append(images)
+        return self.image.expand_as(images).clone()
+
+
+@pytest.mark.parametrize("stack", [True, False])
+def test_discriminators_see_pooled_fakes(loaded, tiny_recipe, stack: bool) -> None:  # type: ignore[no-untyped-def]
     m = tiny(loaded, tiny_recipe)
-    seen = []
-    query = m.pool_b.query
-    m.pool_b.query = lambda images: seen.append(images) or query(images)  # type: ignore[method-assign]
-    cyclegan_step(m, *batch())
-    assert len(seen) == 1 and not seen[0].requires_grad
+    m.stack_calls = stack
+    pool = m.pool_b = FixedPool(torch.full((1, 3, 32, 32), 0.25))  # type: ignore[assignment]
+    seen: list[torch.Tensor] = []
+    m.d_b.register_forward_hook(lambda _, args, __: seen.append(args[0]))
+    real_a, real_b = batch()
+    cyclegan_step(m, real_a, real_b)
+    assert len(pool.asked) == 1 and not pool.asked[0].requires_grad
+    shown = torch.cat(seen[1:])  # after the generators' call on fake_b: D's own update
+    assert torch.equal(shown[: len(real_b)], real_b)
+    assert torch.equal(shown[len(real_b) :], torch.full_like(real_b, 0.25))  # the pool's answer
 
 
 def test_discriminators_are_frozen_while_the_generators_step(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
@@ -112,12 +148,16 @@ def test_discriminators_are_frozen_while_the_generators_step(loaded, tiny_recipe
 
 
 def test_discriminator_loss_is_half_real_plus_fake_on_pooled_fakes(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
-    m = tiny(loaded, tiny_recipe, "buffer={name='none'}")
+    m = tiny(loaded, tiny_recipe)
+    pooled = torch.full((1, 3, 32, 32), -0.5)
+    m.pool_b = FixedPool(pooled)  # type: ignore[assignment]
     real_a, real_b = batch()
-    with torch.no_grad():
-        fake_b = m.g_ab(real_a)
-        scores_real, scores_fake = m.d_b(real_b), m.d_b(fake_b)
+    with torch.no_grad():  # D is not moved by the generators' update (tested above)
+        scores_real, scores_fake = m.d_b(real_b), m.d_b(pooled.expand_as(real_b))
         expected = 0.5 * ((scores_real - 1).pow(2).mean() + scores_fake.pow(2).mean())
+        fake_b = m.g_ab(real_a)
+        on_fakes = 0.5 * ((scores_real - 1).pow(2).mean() + m.d_b(fake_b).pow(2).mean())
+    assert not torch.allclose(expected, on_fakes, rtol=1e-3)  # the test can tell them apart
     terms = cyclegan_step(m, real_a, real_b)
     assert torch.allclose(terms["d_b"], expected, rtol=1e-5)
 
@@ -178,13 +218,13 @@ def assert_same_terms(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor
 def test_calls_on_stacked_inputs_train_as_separate_calls_would(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
     together = tiny(loaded, tiny_recipe)
     apart = tiny(loaded, tiny_recipe)
-    apart.per_sample = False
+    apart.stack_calls = False
     calls = []
     together.g_ab.register_forward_hook(lambda _, args, __: calls.append(len(args[0])))
     together.d_b.register_forward_hook(lambda _, args, __: calls.append(-len(args[0])))
     terms, outputs = step_twice(together)
     # g_ab: fake_b with idt_b, then rec_b; d_b: fake_b for G, then real_b with a pooled fake.
-    assert calls[:4] == [4, -2, 2, -4]
+    assert calls[:4] == [4, 2, -2, -4]
     expected_terms, expected_outputs = step_twice(apart)
     assert_same_terms(terms, expected_terms)
     for got, want in zip(outputs, expected_outputs, strict=True):
@@ -194,12 +234,13 @@ def test_calls_on_stacked_inputs_train_as_separate_calls_would(loaded, tiny_reci
 def test_batch_norm_keeps_each_call_apart(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
     # Batch statistics would mix the stacked inputs: the step must call the network per input.
     m = tiny(loaded, tiny_recipe, "generator.norm='batch'")
-    assert not m.per_sample
+    assert [name for name, net in m.networks().items() if not m.stacks(net)] == ["g_ab", "g_ba"]
     calls = []
     m.g_ab.register_forward_hook(lambda _, args, __: calls.append(len(args[0])))
     cyclegan_step(m, *batch())
-    assert calls == [2, 2, 2]  # fake_b, idt_b, rec_b: one batch of two images each
-    assert tiny(loaded, tiny_recipe).per_sample
+    assert calls == [2, 2, 2]  # fake_b, rec_b, idt_b: one batch of two images each
+    m = tiny(loaded, tiny_recipe)
+    assert all(m.stacks(net) for net in m.networks().values())
 
 
 def test_a_module_that_says_it_mixes_samples_keeps_each_call_apart(
@@ -207,7 +248,8 @@ def test_a_module_that_says_it_mixes_samples_keeps_each_call_apart(
 ) -> None:  # type: ignore[no-untyped-def]
     # As a plugin's minibatch-statistics layer would declare itself (cgfw/hookspecs.py).
     monkeypatch.setattr(torch.nn.LeakyReLU, "mixes_samples", True, raising=False)  # in d only
-    assert not tiny(loaded, tiny_recipe).per_sample
+    m = tiny(loaded, tiny_recipe)
+    assert [name for name, net in m.networks().items() if not m.stacks(net)] == ["d_a", "d_b"]
 
 
 @pytest.mark.parametrize(
@@ -231,7 +273,7 @@ def test_a_and_b_images_of_different_sizes_are_called_apart(loaded, tiny_recipe)
     real_a, real_b = batch()
     real_b = torch.nn.functional.interpolate(real_b, size=(32, 48))
     together, apart = tiny(loaded, tiny_recipe), tiny(loaded, tiny_recipe)
-    apart.per_sample = False
+    apart.stack_calls = False
     torch.manual_seed(1)
     terms = cyclegan_step(together, real_a, real_b)
     torch.manual_seed(1)
