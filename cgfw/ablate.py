@@ -18,7 +18,8 @@ import torch
 from rich.console import Console
 
 from cgfw.errors import CgfwError
-from cgfw.recipe import Resolved, get_dotted, parse_value, set_dotted
+from cgfw.model import Weights
+from cgfw.recipe import Resolved, get_dotted, parse_value, set_dotted, validate
 from cgfw.registry import Registry
 
 
@@ -26,6 +27,19 @@ from cgfw.registry import Registry
 class Variant:
     label: str  # also its directory name
     data: dict[str, Any]
+
+
+def apply(data: dict[str, Any], name: str, registry: Registry) -> dict[str, Any]:
+    """A copy of recipe `data` with the named ablation's edits."""
+    data = copy.deepcopy(data)
+    for key, value in registry.get("ablation", name).factory(None).items():
+        set_dotted(data, key, value)
+    return data
+
+
+def terms_left(data: dict[str, Any], name: str, registry: Registry) -> list[str]:
+    """The loss terms a run of recipe `data` with the named ablation still trains."""
+    return Weights.of(validate(apply(data, name, registry), registry, name).recipe).terms
 
 
 def _parse_vary(text: str) -> tuple[str, list[Any]]:
@@ -63,10 +77,7 @@ def plan(
     """
     variants = [Variant("base", base)]
     for name in disable:
-        data = copy.deepcopy(base)
-        for key, value in registry.get("ablation", name).factory(None).items():
-            set_dotted(data, key, value)
-        variants.append(Variant(f"no-{name}", data))
+        variants.append(Variant(f"no-{name}", apply(base, name, registry)))
     for text in vary:
         key, values = _parse_vary(text)
         for value in values:

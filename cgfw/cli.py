@@ -317,6 +317,9 @@ def plugins(as_json: bool) -> None:
         out.print(f"[red]conflict[/red]: {kind} '{name}' registered by {', '.join(owners)}")
 
 
+TERMS_BASE = "paper_default"
+
+
 @main.command()
 @click.argument("kind", required=False)
 @friendly
@@ -328,16 +331,24 @@ def components(kind: str | None) -> None:
             f"unknown kind '{kind}'{did_you_mean(kind, KINDS)} (known: {', '.join(KINDS)})"
         )
     for k in [kind] if kind else list(KINDS):
-        table = Table(
-            "name", "summary", "options (default)", "plugin", title=k, title_justify="left"
-        )
+        columns = ["name", "summary", "options (default)", "plugin"]
+        if k == "ablation":  # what each one means in practice: the terms it leaves on
+            base, _ = load_data(TERMS_BASE, registry, ())
+            columns.append(f"loss terms left (on {TERMS_BASE})")
+        table = Table(*columns, title=k, title_justify="left")
         for name in registry.names(k):
             c = registry.get(k, name)
             opts = ", ".join(
                 f"{f}={'required' if info.is_required() else info.default!r}"
                 for f, info in c.options.model_fields.items()
             )
-            table.add_row(name, Text(c.summary), Text(opts or "-"), c.plugin)
+            row: list[str | Text] = [name, Text(c.summary), Text(opts or "-"), c.plugin]
+            if k == "ablation":
+                try:
+                    row.append(", ".join(ablation.terms_left(base, name, registry)))
+                except CgfwError:  # e.g. it edits a component paper_default does not use
+                    row.append("(does not apply)")
+            table.add_row(*row)
         out.print(table)
     if kind is None:
         sections = ", ".join(f"[{p}] -> {k}" for p, (k, _) in COMPONENT_SECTIONS.items())

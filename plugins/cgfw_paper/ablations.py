@@ -10,10 +10,9 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "identity": ("no identity loss", {"losses.identity.weight": 0.0}),
     "pool": ("no image pool", {"buffer": {"name": "none"}}),
     "gan": ("cycle alone: no adversarial loss", {"losses.gan.weight": 0.0}),
-    "cycle": (
-        "GAN alone: no cycle loss",
-        {"losses.cycle.forward": False, "losses.cycle.backward": False},
-    ),
+    # lambda = 0, as in the authors' code, where the identity weight is lambda_identity x lambda:
+    # without it "GAN alone" would keep the identity loss.
+    "cycle": ("GAN alone: no cycle loss, so no identity loss", {"losses.cycle.weight": 0.0}),
     "cycle_backward": ("GAN + forward cycle (A -> B -> A)", {"losses.cycle.backward": False}),
     "cycle_forward": ("GAN + backward cycle (B -> A -> B)", {"losses.cycle.forward": False}),
 }
