@@ -6,7 +6,7 @@ import json
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from PIL import Image
@@ -51,10 +51,12 @@ class EmojiOptions(Augment):
     load_size: int = Field(64, ge=1, description="the 64 px emoji are resized to this square")
     crop_size: int = Field(64, ge=4)
     flip: bool = Field(False, description="off by default: some emoji (arrows) mean their side")
-    paired: bool = Field(
+    paired: bool | Literal["a", "b"] = Field(
         False,
-        description="train on aligned pairs (every training emoji in both styles, same "
-        "crop and flip) instead of unpaired halves; for losses.paired, the supervised upper bound",
+        description="train on aligned pairs (one emoji in both styles, same crop and flip) "
+        "instead of unpaired halves, for losses.paired, the supervised upper bound: \"a\" the "
+        "emoji of the A half, so the a -> b generator learns from exactly the unpaired run's A "
+        "images (\"b\": b -> a, the B half's); true: both halves, twice the images",
     )
 
 
@@ -189,11 +191,12 @@ class EmojiDataset(Unpaired):
 
 def emoji(opts: EmojiOptions, split: str) -> EmojiDataset:
     """Train: Noto emoji of one half of the base code points (A) and Twemoji of the other (B),
-    never the same emoji (with `paired`, every training emoji in both styles, aligned);
+    never the same emoji (with `paired`, the emoji of one half or both, in both styles, aligned);
     test: held-out emoji in both styles, aligned (pairs for evaluation)."""
     entries = _emoji_index()["emoji"]
     if split == "train" and opts.paired:
-        both = [i for i, e in enumerate(entries) if e["split"] in ("train_a", "train_b")]
+        halves = ("train_a", "train_b") if opts.paired is True else (f"train_{opts.paired}",)
+        both = [i for i, e in enumerate(entries) if e["split"] in halves]
         a, b = [("noto", i) for i in both], [("twemoji", i) for i in both]
     elif split == "train":
         a = [("noto", i) for i, e in enumerate(entries) if e["split"] == "train_a"]
@@ -201,7 +204,7 @@ def emoji(opts: EmojiOptions, split: str) -> EmojiDataset:
     else:
         held_out = [i for i, e in enumerate(entries) if e["split"] == "test"]
         a, b = [("noto", i) for i in held_out], [("twemoji", i) for i in held_out]
-    paired = split != "train" or opts.paired
+    paired = split != "train" or bool(opts.paired)
     return EmojiDataset(a, b, opts, train=split == "train", paired=paired)
 
 

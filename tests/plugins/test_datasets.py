@@ -119,6 +119,16 @@ def test_emoji_paired_training_gives_one_emoji_in_both_styles_with_one_crop() ->
             assert torch.equal(item[side], expected), (index, side)
 
 
+def test_emoji_paired_on_one_half_gives_exactly_that_halfs_unpaired_images() -> None:
+    unpaired = emoji(EmojiOptions(), "train")
+    for half, images in (("a", unpaired.a), ("b", unpaired.b)):
+        train = emoji(EmojiOptions(paired=half), "train")  # type: ignore[arg-type]
+        assert train.paired and [i for _, i in train.a] == [i for _, i in train.b]
+        # The unpaired run's images of that side are exactly the paired run's inputs there.
+        own = train.a if half == "a" else train.b
+        assert own == images
+
+
 def folder_recipe(loaded: Loaded, tiny_recipe: Path, root: Path) -> Resolved:
     table = f'data={{name="folder", root="{root}", load_size=36, crop_size=32}}'
     return load(str(tiny_recipe), loaded.registry, [table])
