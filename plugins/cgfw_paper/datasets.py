@@ -45,6 +45,11 @@ class FolderOptions(Augment):
         description="decode every image once, up front, and keep it in memory (uint8); "
         "horse2zebra's 2,401 training images take about 470 MB",
     )
+    test_pairs: bool = Field(
+        False,
+        description="testA/ and testB/ hold the same scenes under the same file names: "
+        "translations are scored against their true counterparts too (PSNR, SSIM)",
+    )
 
 
 class EmojiOptions(Augment):
@@ -54,9 +59,9 @@ class EmojiOptions(Augment):
     paired: bool | Literal["a", "b"] = Field(
         False,
         description="train on aligned pairs (one emoji in both styles, same crop and flip) "
-        "instead of unpaired halves, for losses.paired, the supervised upper bound: \"a\" the "
+        'instead of unpaired halves, for losses.paired, the supervised upper bound: "a" the '
         "emoji of the A half, so the a -> b generator learns from exactly the unpaired run's A "
-        "images (\"b\": b -> a, the B half's); true: both halves, twice the images",
+        'images ("b": b -> a, the B half\'s); true: both halves, twice the images',
     )
 
 
@@ -160,7 +165,22 @@ def folder(opts: FolderOptions, split: str) -> FolderDataset:
                 f"({', '.join(sorted(IMAGE_SUFFIXES))}); `cgfw data check {root}` says why"
             )
         found.append(images)
-    return FolderDataset(found[0], found[1], opts, train=split == "train", cache=opts.cache)
+    train = split == "train"
+    dataset = FolderDataset(found[0], found[1], opts, train=train, cache=opts.cache)
+    if opts.test_pairs and not train:
+        names_a, names_b = (
+            [str(p.relative_to(root / f"{split}{side}")) for p in images]
+            for side, images in zip("AB", found, strict=True)
+        )
+        if names_a != names_b:
+            odd = sorted(set(names_a) ^ set(names_b))[:3] or names_a[:1]
+            raise CgfwError(
+                f"data.test_pairs: {root}/{split}A/ and {split}B/ must hold the same file names "
+                f"(one scene each); these differ: {', '.join(odd)}. Set test_pairs = false "
+                "to score distributions only"
+            )
+        dataset.paired = True
+    return dataset
 
 
 @cache

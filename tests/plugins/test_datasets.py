@@ -188,3 +188,14 @@ def test_a_test_split_that_fails_to_load_is_an_error_not_training_images(
     with caplog.at_level(logging.WARNING, logger="cgfw"), pytest.raises(CgfwError, match=reason):
         fixed_samples(resolved, loaded, train_set, 2)
     assert not caplog.records
+
+
+def test_folder_test_pairs_scores_aligned_scenes_and_names_a_mismatch(tmp_path: Path) -> None:
+    root = make_folder_dataset(tmp_path / "d", {"trainA": 2, "trainB": 2, "testA": 3, "testB": 3})
+    opts = {"root": str(root), "load_size": 32, "crop_size": 32}
+    assert not folder(FolderOptions(**opts), "test").paired  # the authors' test sets are not
+    aligned = folder(FolderOptions(**opts, test_pairs=True), "test")
+    assert aligned.paired and [p.name for p in aligned.a] == [p.name for p in aligned.b]
+    (root / "testB" / "002.png").rename(root / "testB" / "009.png")
+    with pytest.raises(CgfwError, match=r"test_pairs.*002.png, 009.png"):
+        folder(FolderOptions(**opts, test_pairs=True), "test")
