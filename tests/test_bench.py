@@ -118,3 +118,29 @@ def test_setting_names_can_be_given_to_only() -> None:
         assert names[0] == "reference (eager fp32)"
     cuda = [s.name for s in settings(torch.device("cuda"), compare=True)]
     assert cuda[1] == "cgfw bf16 + cuda_graph"  # the defaults on a GPU, timed first after it
+
+
+def test_the_reference_does_the_same_work_as_the_step(loaded, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
+    """The yardstick must train what cgfw trains, or the ratio compares different work: the
+    bench's reference step and cgfw's step with calls apart, from the same weights, give the
+    same loss terms (the pool is not full yet, so neither draws)."""
+    import torch
+
+    from cgfw.bench import _reference_step
+    from cgfw.model import build_cyclegan
+    from cgfw.recipe import load
+    from cgfw.step import cyclegan_step
+
+    resolved = load(str(tiny_recipe), loaded.registry, ["train.stack_calls=false"])
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)  # as bench seeds each setting before building it
+    reference = _reference_step(resolved, loaded, cpu)
+    torch.manual_seed(0)
+    m = build_cyclegan(resolved, loaded.registry, cpu)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        real_a, real_b = (torch.rand(2, 3, 32, 32, generator=g) * 2 - 1 for _ in "ab")
+        theirs, ours = reference(real_a, real_b), cyclegan_step(m, real_a, real_b)
+        assert theirs.keys() == ours.keys()
+        for name, value in ours.items():
+            assert torch.allclose(value, theirs[name], rtol=1e-5, atol=1e-6), name

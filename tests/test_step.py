@@ -8,6 +8,7 @@ from cgfw.model import CycleGAN, Speed, _mixes_samples, build_cyclegan
 from cgfw.plugins import Loaded
 from cgfw.recipe import load
 from cgfw.step import cyclegan_step
+from tests.conftest import state_equal
 
 
 def tiny(loaded: Loaded, tiny_recipe, *overrides: str) -> CycleGAN:  # type: ignore[no-untyped-def]
@@ -289,3 +290,74 @@ def test_stacked_inputs_keep_channels_last(loaded, tiny_recipe) -> None:  # type
     cyclegan_step(m, real_a, real_b)
     stacked = seen[-1]  # real_b with the pool's (contiguous) fakes
     assert len(stacked) == 4 and stacked.is_contiguous(memory_format=torch.channels_last)
+
+
+# A plugin generator with a minibatch-standard-deviation layer (as in ProGAN), written with
+# plain tensor ops: no module type and no attribute tells that it mixes samples.
+MINIBATCH_STDDEV = """
+    import cgfw
+    import torch
+    from torch import nn
+
+    class MinibatchStd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("calls", torch.zeros(()))  # state a call changes
+
+        def forward(self, x):
+            self.calls.add_(1)
+            spread = x.std(dim=0, unbiased=False).mean().expand(len(x), 1, *x.shape[2:])
+            return torch.cat([x, spread], dim=1)
+
+    def mbstd(_opts):
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), MinibatchStd(),
+                             nn.Conv2d(5, 3, 3, padding=1), nn.Tanh())
+
+    @cgfw.hookimpl
+    def register_generators(register):
+        register("mbstd", mbstd, None, "two convs around a minibatch stddev")
+"""
+
+
+def test_a_network_that_mixes_samples_unannounced_is_measured_and_called_apart(
+    fake_distribution, tiny_recipe, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    from cgfw.model import check_stacking
+    from cgfw.plugins import load_plugins
+
+    fake_distribution("cgfw-mbstd", MINIBATCH_STDDEV)
+    m = tiny(load_plugins(), tiny_recipe, 'generator={name="mbstd"}')
+    assert all(m.stacks(net) for net in m.networks().values())  # types tell nothing
+    real_a, real_b = batch()
+    rng, state = torch.get_rng_state(), {k: v.clone() for k, v in m.g_ab.state_dict().items()}
+    with caplog.at_level("WARNING", logger="cgfw.train"):
+        assert check_stacking(m, real_a, real_b) == ["g_ab", "g_ba"]
+    assert torch.equal(torch.get_rng_state(), rng)  # the check draws nothing of the run's
+    assert state_equal(m.g_ab.state_dict(), state)  # nor leaves a trace in the network
+    assert [r.getMessage().split(" ")[0] for r in caplog.records] == ["g_ab", "g_ba"]
+    assert "mixes samples" in caplog.records[0].getMessage()
+    calls = []
+    m.g_ab.register_forward_hook(lambda _, args, __: calls.append(len(args[0])))
+    cyclegan_step(m, real_a, real_b)
+    assert calls == [2, 2, 2]  # fake_b, rec_b, idt_b each alone: the objective is unchanged
+
+
+def test_the_stacking_check_leaves_per_sample_networks_stacked(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    from cgfw.model import check_stacking
+
+    m = tiny(loaded, tiny_recipe, "generator.norm='batch'")
+    assert check_stacking(m, *batch()) == []  # batch norm: already apart by its type
+    m = tiny(loaded, tiny_recipe, "generator.dropout=true")  # dropout is not mixing
+    assert check_stacking(m, *batch()) == []
+    assert all(m.stacks(net) for net in m.networks().values())
+    assert all(x.training for x in m.g_ab.modules())  # dropout switched back on
+
+
+def test_training_measures_stacking_on_its_first_batch(fake_distribution, tiny_recipe, cli) -> None:  # type: ignore[no-untyped-def]
+    fake_distribution("cgfw-mbstd", MINIBATCH_STDDEV)
+    result = cli(
+        "run", tiny_recipe, "--set", 'generator={name="mbstd"}', "--set", "train.max_iters=2"
+    )
+    assert result.exit_code == 0, result.output
+    said = result.stderr
+    assert said.count("mixes samples, so its calls run apart") == 2, said  # g_ab and g_ba, once
