@@ -72,33 +72,20 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     return state
 
 
-# How torch starts its RuntimeErrors about the bytes of a file (the zip container, the legacy
-# format, tensors rebuilt from them). Devices and the allocator raise RuntimeErrors too, and
-# those must surface as they are: a message not listed here does, rather than be blamed on
-# the file.
-READER_ERRORS = (
-    "PytorchStreamReader failed",
-    "[enforce fail at inline_container.cc",
-    "Expected hasRecord(",
-    "Invalid magic number",
-    "Invalid protocol version",
-    "unexpected EOF",
-    "storage has wrong byte size",
-    "record size",
-    "Trying to resize storage",
-)
+# Words of torch's errors about memory and devices: loading a good file can fail there too.
+NOT_THE_FILE = ("CUDA", "out of memory", "device")
 
 
 def damaged(exc: Exception) -> bool:
     """Whether torch.load failed on what the file holds (truncated, overwritten, not a
-    checkpoint, refused by the weights-only unpickler) rather than on memory or a device."""
-    if isinstance(exc, MemoryError):
+    checkpoint, refused by the weights-only unpickler) rather than on memory or a device,
+    whose errors surface as they are, with their cause."""
+    if isinstance(exc, MemoryError | torch.OutOfMemoryError):
         return False
-    if isinstance(exc, RuntimeError):
-        return str(exc).startswith(READER_ERRORS)
-    # The unpickler's own errors and what malformed bytes make it raise: UnpicklingError,
-    # EOFError, UnicodeDecodeError, KeyError, IndexError, struct.error; or an unreadable file.
-    return True
+    accelerator = getattr(torch, "AcceleratorError", None)
+    if accelerator is not None and isinstance(exc, accelerator):
+        return False
+    return not (isinstance(exc, RuntimeError) and any(w in str(exc) for w in NOT_THE_FILE))
 
 
 def refusal_reason(exc: Exception) -> str:

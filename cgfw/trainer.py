@@ -33,7 +33,7 @@ from cgfw import checkpoint
 from cgfw import resume as resuming
 from cgfw.data import KeyBatches, epoch_keys, iters_per_epoch, train_loader
 from cgfw.distributed import Group
-from cgfw.errors import CgfwError, TrainingStopped
+from cgfw.errors import CgfwError, MissingSplit, TrainingStopped
 from cgfw.evaluation import build_metric, evaluate, flat_metrics
 from cgfw.graphs import GraphedStep, check_graphable, obstacle
 from cgfw.model import CycleGAN, Speed, build_cyclegan, check_stacking
@@ -97,8 +97,6 @@ def fixed_samples(
 ) -> tuple[Tensor, Tensor]:
     """The same images every time, from the test split when there is one. Only a missing test
     split falls back to training images; one that fails to load is an error like any other."""
-    from cgfw.errors import MissingSplit
-
     try:
         test_set = build_dataset(resolved, loaded, "test")
     except CgfwError as exc:
