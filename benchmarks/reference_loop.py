@@ -162,19 +162,3 @@ class AuthorsLoop:
         loss_d = (loss_real + loss_fake) * 0.5
         loss_d.backward()
         return loss_d
-
-
-def make_step(
-    g_ab: nn.Module,
-    g_ba: nn.Module,
-    d_a: nn.Module,
-    d_b: nn.Module,
-    lr: float = 2e-4,
-    betas: tuple[float, float] = (0.5, 0.999),
-    lambda_cycle: float = 10.0,
-    lambda_identity: float = 0.5,
-    pool_size: int = 50,
-) -> Callable[[Tensor, Tensor], dict[str, Tensor]]:
-    """`cgfw bench`'s entry point: the loop's step on these networks."""
-    lambdas = Lambdas(cycle=lambda_cycle, identity=lambda_identity)
-    return AuthorsLoop(g_ab, g_ba, d_a, d_b, lr, betas, lambdas, pool_size).step

@@ -264,15 +264,16 @@ def _reference_step(resolved: Resolved, loaded: Loaded, device: torch.device) ->
         for p in ("generator", "generator", "discriminator", "discriminator")
     ]
     r = resolved.recipe
-    pool = getattr(resolved.options["buffer"], "capacity", 0)
-    step: Step = reference.make_step(
-        *nets,
-        lr=r.optimizer.lr,
-        betas=r.optimizer.betas,
-        lambda_cycle=r.losses.cycle.weight,
-        lambda_identity=r.losses.identity.weight,
-        pool_size=pool,
+    lambdas = reference.Lambdas(
+        cycle=r.losses.cycle.weight,
+        identity=r.losses.identity.weight,
+        gan=r.losses.gan.weight > 0,
+        forward=r.losses.cycle.forward,
+        backward=r.losses.cycle.backward,
     )
+    pool = getattr(resolved.options["buffer"], "capacity", 0)
+    loop = reference.AuthorsLoop(*nets, r.optimizer.lr, tuple(r.optimizer.betas), lambdas, pool)
+    step: Step = loop.step
     return step
 
 
