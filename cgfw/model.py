@@ -190,6 +190,8 @@ class CycleGAN:
             "optimizers": {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
             "buffers": {"a": self.pool_a.state_dict(), "b": self.pool_b.state_dict()},
             "scaler": self.scaler.state_dict(),
+            # The first batch's stacking decision, so a resumed run stacks exactly as before.
+            "apart": [k for k, n in self.networks().items() if n in self.apart],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -201,6 +203,13 @@ class CycleGAN:
         self.pool_b.load_state_dict(state["buffers"]["b"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        if "apart" in state:  # checkpoints from before the measured decision check again
+            nets = self.networks()
+            self.apart = [
+                *self.apart,
+                *(nets[k] for k in state["apart"] if nets[k] not in self.apart),
+            ]
+            self.stacking_checked = True
 
 
 def _load_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
@@ -245,9 +254,10 @@ def _mixes_samples(module: nn.Module) -> bool:
 @torch.no_grad()
 def check_stacking(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> list[str]:
     """Once, on the first batch: run each network that may stack on the two batches stacked and
-    apart, in fp32. A network whose outputs differ beyond rounding mixes samples in a way its
-    modules' types do not show (a functional batch norm, minibatch statistics, attention across
-    the batch); it runs its calls apart from then on, and is named. Returns those names.
+    apart, in fp32 (TF32 off). A network whose outputs differ beyond rounding, or are not
+    finite, mixes samples in a way its modules' types do not show (a functional batch norm,
+    minibatch statistics, attention across the batch); it runs its calls apart from then on,
+    and is named. Every process takes the same decision. Returns the names moved apart.
 
     Leaves no trace: buffers (running statistics) are restored, random draws are forked, and
     dropout is off for the comparison (it draws other masks, from the same distribution)."""
@@ -258,22 +268,7 @@ def check_stacking(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> list[str]:
     for name, net in m.networks().items():
         if not m.stacks(net):
             continue
-        saved = [b.detach().clone() for b in net.buffers()]
-        dropouts = [x for x in net.modules() if isinstance(x, _DropoutNd) and x.training]
-        devices = [real_a.device] if real_a.device.type == "cuda" else []
-        try:
-            for x in dropouts:
-                x.eval()
-            with torch.random.fork_rng(devices=devices), m.uncompiled():
-                apart = torch.cat([net(real_a).float(), net(real_b).float()])
-                stacked = net(torch.cat([real_a, real_b])).float()
-        finally:
-            for x in dropouts:
-                x.train()
-            for buffer, value in zip(net.buffers(), saved, strict=True):
-                buffer.copy_(value)
-        scale = apart.abs().max().item()
-        if stacked.shape != apart.shape or (stacked - apart).abs().max().item() > 1e-3 * scale:
+        if m.group.any(_differs_when_stacked(net, m, real_a, real_b)):
             m.apart.append(net)
             moved.append(name)
             log.warning(
@@ -284,6 +279,34 @@ def check_stacking(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> list[str]:
                 type(net).__name__,
             )
     return moved
+
+
+def _differs_when_stacked(net: nn.Module, m: CycleGAN, real_a: Tensor, real_b: Tensor) -> bool:
+    saved = [b.detach().clone() for b in net.buffers()]
+    dropouts = [x for x in net.modules() if isinstance(x, _DropoutNd) and x.training]
+    devices = [real_a.device] if real_a.device.type == "cuda" else []
+    matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
+    try:
+        for x in dropouts:
+            x.eval()
+        torch.backends.cuda.matmul.allow_tf32 = False
+        with (
+            torch.random.fork_rng(devices=devices),
+            torch.backends.cudnn.flags(enabled=True, allow_tf32=False),
+            m.uncompiled(),
+        ):
+            apart = torch.cat([net(real_a).float(), net(real_b).float()])
+            stacked = net(torch.cat([real_a, real_b])).float()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
+        for x in dropouts:
+            x.train()
+        for buffer, value in zip(net.buffers(), saved, strict=True):
+            buffer.copy_(value)
+    if stacked.shape != apart.shape:
+        return True
+    tolerance = 1e-3 * apart.abs().max().nan_to_num(0.0)
+    return not bool(((stacked - apart).abs() <= tolerance).all())  # NaN compares as a difference
 
 
 def _allow_variants(count: int) -> None:

@@ -362,14 +362,44 @@ def test_the_stacking_check_leaves_per_sample_networks_stacked(loaded, tiny_reci
     assert all(x.training for x in m.g_ab.modules())  # dropout switched back on
 
 
-def test_training_measures_stacking_on_its_first_batch(
-    fake_distribution, tiny_recipe, cli, caplog
+def test_training_measures_stacking_on_its_first_batch_only(
+    fake_distribution, tiny_recipe, cli, caplog, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
+    import cgfw.trainer
+
     fake_distribution("cgfw-mbstd", MINIBATCH_STDDEV)
+    checks = []
+    check = cgfw.trainer.check_stacking
+    monkeypatch.setattr(cgfw.trainer, "check_stacking", lambda *a: checks.append(1) or check(*a))
     with caplog.at_level("WARNING", logger="cgfw.train"):
         result = cli(
-            "run", tiny_recipe, "--set", 'generator={name="mbstd"}', "--set", "train.max_iters=2"
+            "run", tiny_recipe, "--set", 'generator={name="mbstd"}', "--set", "train.max_iters=3"
         )
     assert result.exit_code == 0, result.output
+    assert len(checks) == 1  # the first batch, not every batch
     said = [r.getMessage() for r in caplog.records if "so its calls run apart" in r.getMessage()]
-    assert [m.split(" ")[0] for m in said] == ["g_ab", "g_ba"]  # once each, on the first batch
+    assert [m.split(" ")[0] for m in said] == ["g_ab", "g_ba"]
+
+
+def test_a_network_whose_separate_calls_give_nan_is_not_stacked(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    """Minibatch statistics with an unbiased std: NaN for one image alone, finite for two
+    stacked; NaN must count as a difference, not slip through a comparison."""
+    from cgfw.model import check_stacking
+
+    class UnbiasedStd(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + x.std(dim=0).mean()
+
+    m = tiny(loaded, tiny_recipe)
+    m.d_a = nn.Sequential(m.d_a, UnbiasedStd())
+    one_a, one_b = (x[:1] for x in batch())
+    assert check_stacking(m, one_a, one_b) == ["d_a"]
+
+
+def test_the_stacking_decision_is_saved_and_resumed(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    m = tiny(loaded, tiny_recipe)
+    m.apart.append(m.d_b)  # as if measured on the first batch
+    resumed = tiny(loaded, tiny_recipe)
+    resumed.load_state_dict(m.state_dict())
+    assert resumed.stacking_checked and not resumed.stacks(resumed.d_b)
+    assert resumed.stacks(resumed.g_ab)
