@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -332,9 +333,11 @@ def components(kind: str | None) -> None:
         )
     for k in [kind] if kind else list(KINDS):
         columns = ["name", "summary", "options (default)", "plugin"]
+        base = None
         if k == "ablation":  # what each one means in practice: the terms it leaves on
-            base, _ = load_data(TERMS_BASE, registry, ())
-            columns.append(f"loss terms left (on {TERMS_BASE})")
+            with contextlib.suppress(CgfwError):  # the paper's recipes may be disabled
+                base, _ = load_data(TERMS_BASE, registry, ())
+                columns.append(f"loss terms left (on {TERMS_BASE})")
         table = Table(*columns, title=k, title_justify="left")
         for name in registry.names(k):
             c = registry.get(k, name)
@@ -343,11 +346,13 @@ def components(kind: str | None) -> None:
                 for f, info in c.options.model_fields.items()
             )
             row: list[str | Text] = [name, Text(c.summary), Text(opts or "-"), c.plugin]
-            if k == "ablation":
+            if base is not None:
                 try:
                     row.append(", ".join(ablation.terms_left(base, name, registry)))
                 except CgfwError:  # e.g. it edits a component paper_default does not use
                     row.append("(does not apply)")
+                except Exception as exc:  # a plugin's broken ablation must not hide the list
+                    row.append(f"(error: {type(exc).__name__}: {exc})")
             table.add_row(*row)
         out.print(table)
     if kind is None:
