@@ -73,7 +73,9 @@ def register_datasets(register: Any) -> None:
     ``cgfw.data.item_generator``) so runs are reproducible and resumable. Test items are fetched
     by plain index and are deterministic. A dataset whose test items are aligned pairs (item
     i's "b" is item i's "a" in the other domain) sets ``paired = True`` on the returned
-    object; ``cgfw eval`` computes paired metrics (PSNR, SSIM) only on such datasets."""
+    object; ``cgfw eval`` computes paired metrics (PSNR, SSIM) only on such datasets. A dataset
+    without the split asked for raises ``cgfw.errors.MissingSplit`` (or returns an empty one):
+    training then draws its sample grids from the training split; any other error stops it."""
 
 
 @hookspec

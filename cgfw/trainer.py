@@ -88,7 +88,7 @@ def build_dataset(resolved: Resolved, loaded: Loaded, split: str) -> Dataset[Any
             f"{split} split: {type(exc).__name__}: {exc}"
         ) from exc
     if len(dataset) == 0:  # type: ignore[arg-type]
-        raise CgfwError(f"dataset '{section.name}': the {split} split is empty")
+        raise MissingSplit(f"dataset '{section.name}': the {split} split is empty")
     return dataset
 
 

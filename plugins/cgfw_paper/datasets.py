@@ -98,12 +98,18 @@ class Unpaired(Dataset[dict[str, Tensor]]):
         raise NotImplementedError
 
     def fetch(self, items: list[Any], index: int) -> Image.Image:
-        """items[index], or the next usable one if it turns out to be corrupt (named once)."""
+        """items[index], or the next usable one if it turns out to be corrupt (named once). Not
+        with aligned pairs: the next image would be another pair's, so a corrupt one stops."""
         for k in range(len(items)):
             item = items[(index + k) % len(items)]
             try:
                 return self.load(item)
             except BadImage as exc:
+                if self.paired:
+                    raise CgfwError(
+                        f"{item}: {exc}; in aligned pairs it cannot be skipped (its partner would "
+                        "meet another image): replace or remove both of the pair"
+                    ) from None
                 if item not in self.bad:
                     self.bad.add(item)
                     log.warning("skipping %s: %s", item, exc)

@@ -199,3 +199,14 @@ def test_folder_test_pairs_scores_aligned_scenes_and_names_a_mismatch(tmp_path: 
     (root / "testB" / "002.png").rename(root / "testB" / "009.png")
     with pytest.raises(CgfwError, match=r"test_pairs.*002.png, 009.png"):
         folder(FolderOptions(**opts, test_pairs=True), "test")
+
+
+def test_a_corrupt_image_in_aligned_pairs_stops_instead_of_shifting_the_pairs(
+    tmp_path: Path,
+) -> None:
+    root = make_folder_dataset(tmp_path / "d", {"trainA": 2, "trainB": 2, "testA": 3, "testB": 3})
+    png = root / "testB" / "001.png"
+    png.write_bytes(png.read_bytes()[:80])  # a header that lists, pixels that do not decode
+    opts = FolderOptions(root=str(root), load_size=32, crop_size=32, test_pairs=True)
+    with pytest.raises(CgfwError, match=r"001.png.*cannot be skipped"):
+        folder(opts, "test")[1]
