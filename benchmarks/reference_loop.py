@@ -38,7 +38,7 @@ class GANLoss(nn.Module):
         super().__init__()
         self.register_buffer("real_label", torch.tensor(1.0))
         self.register_buffer("fake_label", torch.tensor(0.0))
-        self.loss = nn.MSELoss() if gan_mode == "lsgan" else nn.BCEWithLogitsLoss()
+        self.loss = {"lsgan": nn.MSELoss(), "vanilla": nn.BCEWithLogitsLoss()}[gan_mode]
 
     def forward(self, prediction: Tensor, target_is_real: bool) -> Tensor:
         target = self.real_label if target_is_real else self.fake_label
@@ -46,9 +46,10 @@ class GANLoss(nn.Module):
 
 
 class ImagePool:
-    """Their pool: a python list, one image at a time. `draw` gives the coin and the slot for an
-    image once the pool is full; the parity test passes one that draws from torch's generator in
-    cgfw's order, so both loops make the same decisions."""
+    """Their pool: a python list, one image at a time, the same decisions. Unlike theirs it
+    draws a coin and a slot for every image, also while the pool fills (and ignores them then):
+    the same distribution, another stream of python's random numbers. That way the parity test
+    can pass a `draw` that takes torch's generator in cgfw's order, for identical decisions."""
 
     def __init__(self, size: int, draw: PoolDraw = python_random_draw) -> None:
         self.size, self.draw, self.images = size, draw, []  # type: ignore[var-annotated]

@@ -272,7 +272,10 @@ def _reference_step(resolved: Resolved, loaded: Loaded, device: torch.device) ->
         backward=r.losses.cycle.backward,
     )
     pool = getattr(resolved.options["buffer"], "capacity", 0)
-    loop = reference.AuthorsLoop(*nets, r.optimizer.lr, tuple(r.optimizer.betas), lambdas, pool)
+    # Their GANLoss knows lsgan and vanilla; any other loss is timed as lsgan (same cost).
+    mode = "vanilla" if r.losses.gan.name == "bce" else "lsgan"
+    betas = tuple(r.optimizer.betas)
+    loop = reference.AuthorsLoop(*nets, r.optimizer.lr, betas, lambdas, pool, gan_mode=mode)
     step: Step = loop.step
     return step
 

@@ -73,7 +73,7 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
 
 
 # Words of torch's errors about memory and devices: loading a good file can fail there too.
-NOT_THE_FILE = ("CUDA", "out of memory", "device")
+NOT_THE_FILE = ("CUDA", "out of memory")
 
 
 def damaged(exc: Exception) -> bool:

@@ -123,7 +123,7 @@ def test_setting_names_can_be_given_to_only() -> None:
 def test_the_reference_does_the_same_work_as_the_step(loaded, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
     """The yardstick must train what cgfw trains, or the ratio compares different work: the
     bench's reference step and cgfw's step with calls apart, from the same weights, give the
-    same loss terms (the pool is not full yet, so neither draws)."""
+    same loss terms (the pools are not full yet, so their random draws decide nothing)."""
     import torch
 
     from cgfw.bench import _reference_step
