@@ -80,8 +80,8 @@ def build_dataset(resolved: Resolved, loaded: Loaded, split: str) -> Dataset[Any
     component = loaded.registry.get("dataset", section.name)
     try:
         dataset: Dataset[Any] = component.factory(resolved.options["data"], split)
-    except CgfwError as exc:
-        raise CgfwError(f"{resolved.source}: {exc}") from None
+    except CgfwError as exc:  # same class (MissingSplit stays one), the recipe's name added
+        raise type(exc)(f"{resolved.source}: {exc}") from None
     except Exception as exc:
         raise CgfwError(
             f"dataset '{section.name}' (plugin '{component.plugin}') failed to load the "
@@ -99,10 +99,7 @@ def fixed_samples(
     split falls back to training images; one that fails to load is an error like any other."""
     try:
         test_set = build_dataset(resolved, loaded, "test")
-    except CgfwError as exc:
-        # build_dataset puts the recipe's name on the dataset's error: that one is the context.
-        if not isinstance(exc, MissingSplit) and not isinstance(exc.__context__, MissingSplit):
-            raise
+    except MissingSplit as exc:
         log.warning("%s; the sample grids show training images instead", exc)
         keys = epoch_keys(len(train_set), 12345, 0)[:n]  # type: ignore[arg-type]
         items = [train_set[k] for k in keys]
