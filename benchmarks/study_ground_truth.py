@@ -88,28 +88,19 @@ def build(out: Path) -> None:
 
 def plain(data: Path, out: Path, seed: int, extra: list[str]) -> None:
     """The authors' loop on the recipe's networks and data, then the same evaluation."""
-    from cgfw.bench import load_reference
+    from cgfw.bench import authors_loop
     from cgfw.evaluation import evaluate
-    from cgfw.model import build_network
     from cgfw.plugins import load_plugins
     from cgfw.recipe import load
     from cgfw.trainer import build_dataset
 
-    reference = load_reference()
     loaded = load_plugins()
     sets = [f"data.root='{data}'", f"run.seed={seed}", *extra]
     resolved = load(str(RECIPE), loaded.registry, sets)
     r = resolved.recipe
     torch.manual_seed(seed)
     random.seed(seed)  # their pool draws from python's random
-    nets = [
-        build_network(resolved, loaded.registry, p)
-        for p in ("generator", "generator", "discriminator", "discriminator")
-    ]
-    lambdas = reference.Lambdas(cycle=r.losses.cycle.weight, identity=r.losses.identity.weight)
-    loop = reference.AuthorsLoop(
-        *nets, r.optimizer.lr, tuple(r.optimizer.betas), lambdas, r.buffer.options()["capacity"]
-    )
+    loop = authors_loop(resolved, loaded, torch.device("cpu"))
     train_set = build_dataset(resolved, loaded, "train")
     order = torch.Generator().manual_seed(seed)
     n, batch = len(train_set), r.train.batch_size  # type: ignore[arg-type]
@@ -123,10 +114,8 @@ def plain(data: Path, out: Path, seed: int, extra: list[str]) -> None:
         real_b = torch.stack([i["b"] for i in items])
         loop.step(real_a, real_b)
     test_set = build_dataset(resolved, loaded, "test")
-    g_ab, g_ba = nets[0], nets[1]
-    scores = evaluate(
-        g_ab, g_ba, test_set, "test", ["psnr", "ssim"], loaded.registry, torch.device("cpu")
-    )
+    metrics, cpu = ["psnr", "ssim"], torch.device("cpu")
+    scores = evaluate(loop.g_ab, loop.g_ba, test_set, "test", metrics, loaded.registry, cpu)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
 

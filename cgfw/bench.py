@@ -258,6 +258,13 @@ def _framework_step(m: CycleGAN, log: LossLog, strict: bool = True) -> Step:
 
 
 def _reference_step(resolved: Resolved, loaded: Loaded, device: torch.device) -> Step:
+    step: Step = authors_loop(resolved, loaded, device).step
+    return step
+
+
+def authors_loop(resolved: Resolved, loaded: Loaded, device: torch.device) -> Any:
+    """The authors' loop (benchmarks/reference_loop.py) on newly built networks of the recipe,
+    with its loss weights and switches, pool size and GAN loss."""
     reference = load_reference()
     nets = [
         build_network(resolved, loaded.registry, p).to(device)
@@ -275,9 +282,7 @@ def _reference_step(resolved: Resolved, loaded: Loaded, device: torch.device) ->
     # Their GANLoss knows lsgan and vanilla; any other loss is timed as lsgan (same cost).
     mode = "vanilla" if r.losses.gan.name == "bce" else "lsgan"
     betas = tuple(r.optimizer.betas)
-    loop = reference.AuthorsLoop(*nets, r.optimizer.lr, betas, lambdas, pool, gan_mode=mode)
-    step: Step = loop.step
-    return step
+    return reference.AuthorsLoop(*nets, r.optimizer.lr, betas, lambdas, pool, gan_mode=mode)
 
 
 def run(
