@@ -205,10 +205,7 @@ class CycleGAN:
             self.scaler.load_state_dict(state["scaler"])
         if "apart" in state:  # checkpoints from before the measured decision check again
             nets = self.networks()
-            self.apart = [
-                *self.apart,
-                *(nets[k] for k in state["apart"] if nets[k] not in self.apart),
-            ]
+            self.apart += [nets[k] for k in state["apart"] if nets[k] not in self.apart]
             self.stacking_checked = True
 
 
