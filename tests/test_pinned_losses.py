@@ -1,0 +1,76 @@
+"""The per-iteration losses of the quickstart and of paper_default (at a small size), pinned
+before the CycleGAN step moved from the engine into the paper plugin. Any change to the step's
+numerics (order of calls, loss sums, pool draws, seeding) changes these numbers.
+
+The values in tests/data/pinned_losses.json were computed by commit 8b83e61 (the step still in
+cgfw/step.py) on this project's CPU, torch 2.14.1; regenerate them only for a change that is
+meant to change the numerics: `python tests/test_pinned_losses.py --write`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cgfw.cli import main
+from cgfw.commands.compare import curves, load_run
+
+PINNED = Path(__file__).parent / "data" / "pinned_losses.json"
+SMALL = ["data.load_size=32", "data.crop_size=32", "train.device=cpu", "train.log_every=1"]
+CASES: dict[str, list[str]] = {
+    # The quickstart as shipped, but for the length of the run.
+    "quickstart": [*SMALL, "train.max_iters=6"],
+    # paper_default's structure (9 blocks, 3-layer PatchGAN, pool, identity, linear decay) on
+    # the embedded emoji, with narrow networks.
+    "paper_default": [
+        *SMALL,
+        "generator.ngf=8",
+        "discriminator.ndf=8",
+        "train.max_iters=6",
+        "train.num_workers=0",
+    ],
+}
+
+
+# paper_default's horse2zebra swapped for the embedded emoji (extends starts [data] afresh).
+ON_EMOJI = """extends = "paper_default"
+[data]
+name = "emoji"
+"""
+
+
+def losses(recipe: str, overrides: list[str], out: Path) -> dict[str, list[float]]:
+    out.mkdir(parents=True, exist_ok=True)
+    if recipe == "paper_default":
+        (out / "paper_on_emoji.toml").write_text(ON_EMOJI, encoding="utf-8")
+        recipe = str(out / "paper_on_emoji.toml")
+    args = ["run", recipe, "--set", f"run.output_dir={out}"]
+    for o in overrides:
+        args += ["--set", o]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    found = curves(load_run(run_dir))
+    return {k: [v for _, v in sorted(found[k])] for k in sorted(found) if k.startswith("loss.")}
+
+
+@pytest.mark.parametrize("recipe", sorted(CASES))
+def test_per_iteration_losses_are_the_pinned_ones(recipe: str, tmp_path: Path) -> None:
+    pinned = json.loads(PINNED.read_text(encoding="utf-8"))[recipe]
+    got = losses(recipe, CASES[recipe], tmp_path)
+    assert sorted(got) == sorted(pinned)
+    for term, values in pinned.items():
+        assert len(got[term]) == len(values) == 6
+        assert got[term] == pytest.approx(values, rel=1e-6, abs=1e-7), term
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        table = {r: losses(r, CASES[r], Path(tmp) / r) for r in sorted(CASES)}
+    PINNED.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {PINNED}")
