@@ -20,10 +20,9 @@ from rich.console import Console
 from torch.profiler import ProfilerActivity, profile
 
 from cgfw.bench import _framework_step, _time
-from cgfw.model import Speed, build_cyclegan
+from cgfw.model import Speed, build_model
 from cgfw.plugins import load_plugins
 from cgfw.recipe import load
-from cgfw.step import cyclegan_step
 from cgfw.trainer import LossLog
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
@@ -83,8 +82,8 @@ for name, speed, options, stacked in VARIANTS:
     try:
         with inductor(**options):
             torch.manual_seed(0)
-            m = build_cyclegan(resolved, loaded.registry, dev, speed)
-            m.stack_calls = stacked
+            m = build_model(resolved, dev, speed)
+            m.stacking.enabled = stacked
             step = _framework_step(m, LossLog(None, Console(quiet=True), 10**6, 0))
             batches = data()
             ms, _ = _time(step, batches, dev, 20, 60)
@@ -92,7 +91,7 @@ for name, speed, options, stacked in VARIANTS:
             # the kernels inside a replayed graph): the same kernels, the host's gaps aside.
             with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
                 for _ in range(5):
-                    cyclegan_step(m, *next(batches))
+                    m.step(*next(batches))
                 torch.cuda.synchronize()
         events = prof.key_averages()
         busy = sum(e.self_device_time_total for e in events) / 5 / 1e3

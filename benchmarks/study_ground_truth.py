@@ -101,7 +101,7 @@ def plain(data: Path, out: Path, seed: int, extra: list[str]) -> None:
     torch.manual_seed(seed)
     random.seed(seed)  # their pool draws from python's random
     loop = authors_loop(resolved, loaded, torch.device("cpu"))
-    train_set = build_dataset(resolved, loaded, "train")
+    train_set = build_dataset(resolved, "train")
     order = torch.Generator().manual_seed(seed)
     n, batch = len(train_set), r.train.batch_size  # type: ignore[arg-type]
     assert r.train.max_iters is not None
@@ -113,7 +113,7 @@ def plain(data: Path, out: Path, seed: int, extra: list[str]) -> None:
         real_a = torch.stack([i["a"] for i in items])
         real_b = torch.stack([i["b"] for i in items])
         loop.step(real_a, real_b)
-    test_set = build_dataset(resolved, loaded, "test")
+    test_set = build_dataset(resolved, "test")
     metrics, cpu = ["psnr", "ssim"], torch.device("cpu")
     scores = evaluate(loop.g_ab, loop.g_ba, test_set, "test", metrics, loaded.registry, cpu)
     out.mkdir(parents=True, exist_ok=True)

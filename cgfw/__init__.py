@@ -1,6 +1,11 @@
-"""cgfw: a plugin-based experimentation framework for CycleGAN. Plugins use `cgfw.hookimpl`."""
+"""cgfw: a plugin-based experimentation framework for CycleGAN.
 
-from cgfw.hookspecs import hookimpl
+For plugin authors: `hookimpl` marks a hook, `Register` types the callable each hook gets;
+a model subclasses `Model`, asks for components through `Slot`s and builds them with `Build`."""
+
+from cgfw.hookspecs import Register, hookimpl
+from cgfw.model import Build, Model, Runtime
+from cgfw.recipe import Slot
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "hookimpl"]
+__all__ = ["Build", "Model", "Register", "Runtime", "Slot", "__version__", "hookimpl"]

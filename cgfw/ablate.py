@@ -18,7 +18,6 @@ import torch
 from rich.console import Console
 
 from cgfw.errors import CgfwError
-from cgfw.model import Weights
 from cgfw.recipe import Resolved, get_dotted, parse_value, set_dotted, validate
 from cgfw.registry import Registry
 
@@ -38,8 +37,10 @@ def apply(data: dict[str, Any], name: str, registry: Registry) -> dict[str, Any]
 
 
 def terms_left(data: dict[str, Any], name: str, registry: Registry) -> list[str]:
-    """The loss terms a run of recipe `data` with the named ablation still trains."""
-    return Weights.of(validate(apply(data, name, registry), registry, name).recipe).terms
+    """The loss terms a run of recipe `data` with the named ablation still trains (as its
+    model reports them; empty for a model that does not say)."""
+    resolved = validate(apply(data, name, registry), registry, name)
+    return resolved.model_class.terms(resolved) or []
 
 
 def _parse_vary(text: str) -> tuple[str, list[Any]]:

@@ -3,6 +3,7 @@ the plain eager fp32 reference loop (benchmarks/reference_loop.py), in one proce
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import importlib.util
 import itertools
@@ -24,11 +25,11 @@ from torch.utils.flop_counter import FlopCounterMode
 import cgfw
 from cgfw.data import KeyBatches, train_loader
 from cgfw.errors import CgfwError
-from cgfw.model import CycleGAN, Speed, build_cyclegan, build_network
+from cgfw.model import Model, Speed, build_model
 from cgfw.plugins import Loaded
+from cgfw.progress import LossLog
 from cgfw.recipe import Resolved
-from cgfw.step import cyclegan_step
-from cgfw.trainer import LossLog, build_dataset, make_step, run_speed, train_iteration
+from cgfw.trainer import build_dataset, graph_fallback, make_step, train_iteration
 
 PAPER_ITERATIONS = 266_800  # horse2zebra, 200 epochs of 1,334 iterations
 
@@ -134,7 +135,7 @@ def batches(
                     a.contiguous(memory_format=memory_format),
                     b.contiguous(memory_format=memory_format),
                 )
-    dataset = build_dataset(resolved, loaded, "train")
+    dataset = build_dataset(resolved, "train")
     sampler = KeyBatches(len(dataset), cfg.batch_size, resolved.recipe.run.seed)  # type: ignore[arg-type]
     loader = train_loader(dataset, sampler, cfg.num_workers, pin_memory=device.type == "cuda")
     for batch in loader:
@@ -205,10 +206,11 @@ def count_flops(
     resolved: Resolved, loaded: Loaded, device: torch.device, data: Iterator[tuple[Tensor, Tensor]]
 ) -> float:
     """FLOPs of one cgfw step (forward and backward of every network), counted by torch."""
-    m = build_cyclegan(resolved, loaded.registry, device)
-    real_a, real_b = next(data)
+    m = build_model(resolved, device)
+    real_a, real_b = (x.contiguous() for x in next(data))
+    m.setup(real_a, real_b)
     with FlopCounterMode(display=False) as counter:
-        cyclegan_step(m, real_a.contiguous(), real_b.contiguous())
+        m.step(real_a, real_b)
     return float(counter.get_total_flops())
 
 
@@ -246,7 +248,7 @@ def device_peak(device: torch.device, dtype: torch.dtype) -> float:
     return max(matmul, conv)
 
 
-def _framework_step(m: CycleGAN, log: LossLog, strict: bool = True) -> Step:
+def _framework_step(m: Model, log: LossLog, strict: bool = True) -> Step:
     """What the trainer does per iteration besides fetching data. `strict`: a CUDA graph that
     fails to capture is an error (the --compare rows) rather than an eager fallback."""
     one_step = make_step(m, strict)
@@ -263,26 +265,16 @@ def _reference_step(resolved: Resolved, loaded: Loaded, device: torch.device) ->
 
 
 def authors_loop(resolved: Resolved, loaded: Loaded, device: torch.device) -> Any:
-    """The authors' loop (benchmarks/reference_loop.py) on newly built networks of the recipe,
-    with its loss weights and switches, pool size and GAN loss."""
-    reference = load_reference()
-    nets = [
-        build_network(resolved, loaded.registry, p).to(device)
-        for p in ("generator", "generator", "discriminator", "discriminator")
-    ]
-    r = resolved.recipe
-    lambdas = reference.Lambdas(
-        cycle=r.losses.cycle.weight,
-        identity=r.losses.identity.weight,
-        gan=r.losses.gan.weight > 0,
-        forward=r.losses.cycle.forward,
-        backward=r.losses.cycle.backward,
-    )
-    pool = getattr(resolved.options["buffer"], "capacity", 0)
-    # Their GANLoss knows lsgan and vanilla; any other loss is timed as lsgan (same cost).
-    mode = "vanilla" if r.losses.gan.name == "bce" else "lsgan"
-    betas = tuple(r.optimizer.betas)
-    return reference.AuthorsLoop(*nets, r.optimizer.lr, betas, lambdas, pool, gan_mode=mode)
+    """The model's reference implementation (for the CycleGAN, the authors' loop in
+    benchmarks/reference_loop.py) on newly built networks of the recipe: its classmethod
+    `reference(resolved, device)`."""
+    reference = getattr(resolved.model.factory, "reference", None)
+    if reference is None:
+        raise CgfwError(
+            f"--compare: model '{resolved.model.name}' has no reference implementation to "
+            "time against"
+        )
+    return reference(resolved, device)
 
 
 def run(
@@ -299,7 +291,7 @@ def run(
 ) -> list[Result]:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    own = run_speed(resolved, loaded, device)  # what `cgfw run` would use here
+    own = Speed.resolve(resolved.recipe.train, device)  # what `cgfw run` would use here
     rows = settings(device, compare) or [
         Setting(f"recipe ({own.precision}, compile {own.compile})", own)
     ]
@@ -356,10 +348,13 @@ def _measure(
     if speed is None:
         step = _reference_step(resolved, loaded, device)
     else:
-        m = build_cyclegan(resolved, loaded.registry, device, speed)
-        m.stack_calls = setting.stacked
+        train = resolved.recipe.train.model_copy(update={"stack_calls": setting.stacked})
+        recipe = resolved.recipe.model_copy(update={"train": train})
+        m = build_model(dataclasses.replace(resolved, recipe=recipe), device, speed)
         quiet = Console(quiet=True)
         strict = compare or resolved.recipe.train.cuda_graph is True  # as training would
+        graph_fallback(m, strict)
+        m.setup(*next(data))
         step = _framework_step(m, LossLog(None, quiet, iters + warmup, 0), strict)
     ms, data_ms = _time(step, data, device, warmup, iters)
     if device.type == "cuda":

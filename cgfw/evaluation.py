@@ -12,7 +12,6 @@ from torch import Tensor, nn
 from cgfw.errors import CgfwError
 from cgfw.registry import Registry
 
-CYCLE_METRIC = "l1"
 # Training items are fetched by (index, seed); a fixed seed keeps an evaluation repeatable.
 TRAIN_SEED = 0
 
@@ -65,10 +64,25 @@ def batches(dataset: Any, split: str, batch_size: int) -> Any:
         yield torch.stack([i["a"] for i in items]), torch.stack([i["b"] for i in items])
 
 
+class _MeanAbsError:
+    """The cycle error: mean absolute error on the [0, 1] scale, outputs clamped to the data
+    range (as the l1 metric of cgfw's paper plugin computes it)."""
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def update(self, fake: Tensor, real: Tensor) -> None:
+        self.total += float((fake.float().clamp(-1, 1) - real.float()).abs().sum()) / 2
+        self.count += real.numel()
+
+    def compute(self) -> float:
+        return self.total / self.count if self.count else math.nan
+
+
 @torch.no_grad()
 def evaluate(
     g_ab: nn.Module,
-    g_ba: nn.Module,
+    g_ba: nn.Module | None,
     dataset: Any,
     split: str,
     names: list[str],
@@ -76,17 +90,19 @@ def evaluate(
     device: torch.device,
     batch_size: int = 8,
 ) -> dict[str, Any]:
-    """Every metric in both directions, the do-nothing baseline and the cycle error; metrics
-    that need aligned pairs are left out on a dataset without them."""
+    """Every metric in each direction the model learns (a one-sided model: g_ba None), the
+    do-nothing baseline and, with both directions, the cycle error; metrics that need aligned
+    pairs are left out on a dataset without them."""
     paired = bool(getattr(dataset, "paired", False))
     usable = usable_metrics(with_companions(names, registry), registry, paired)
-    rows = ("a2b", "b2a", "baseline")
+    rows = ("a2b", "b2a", "baseline") if g_ba is not None else ("a2b", "baseline")
     scores: dict[str, dict[str, Metric]] = {
         row: {n: build_metric(registry, n) for n in usable} for row in rows
     }
-    cycle = {side: build_metric(registry, CYCLE_METRIC) for side in ("a", "b")}
-    g_ab.eval()
-    g_ba.eval()
+    cycle = {side: _MeanAbsError() for side in ("a", "b")}
+    for net in (g_ab, g_ba):
+        if net is not None:
+            net.eval()
     # An unpaired split pairs A[i] with B[i mod |B|], repeating the smaller domain; every
     # image counts once for the distribution metrics and the cycle error.
     total = len(dataset)
@@ -96,14 +112,15 @@ def evaluate(
         index = torch.arange(samples, samples + len(real_a))
         once_a, once_b = (index < n_a).to(device), (index < n_b).to(device)
         real_a, real_b = real_a.to(device), real_b.to(device)
-        fake_b, fake_a = g_ab(real_a), g_ba(real_b)
-        cycle["a"].update(g_ba(fake_b)[once_a], real_a[once_a])
-        cycle["b"].update(g_ab(fake_a)[once_b], real_b[once_b])
-        for row, fake, real, fake_once, real_once in (
-            ("a2b", fake_b, real_b, once_a, once_b),
-            ("b2a", fake_a, real_a, once_b, once_a),
-            ("baseline", real_a, real_b, once_a, once_b),
-        ):
+        fake_b = g_ab(real_a)
+        outputs = [("a2b", fake_b, real_b, once_a, once_b)]
+        if g_ba is not None:
+            fake_a = g_ba(real_b)
+            cycle["a"].update(g_ba(fake_b)[once_a], real_a[once_a])
+            cycle["b"].update(g_ab(fake_a)[once_b], real_b[once_b])
+            outputs.append(("b2a", fake_a, real_a, once_b, once_a))
+        outputs.append(("baseline", real_a, real_b, once_a, once_b))
+        for row, fake, real, fake_once, real_once in outputs:
             for metric in scores[row].values():
                 if metric.paired:
                     metric.update(fake, real)
@@ -115,7 +132,8 @@ def evaluate(
         results |= {"samples_a": n_a, "samples_b": n_b}
     for row in rows:
         results[row] = {n: m.compute() for n, m in scores[row].items()}
-    results["cycle"] = {side: {CYCLE_METRIC: m.compute()} for side, m in cycle.items()}
+    if g_ba is not None:
+        results["cycle"] = {side: {"l1": m.compute()} for side, m in cycle.items()}
     return results
 
 

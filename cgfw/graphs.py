@@ -1,4 +1,4 @@
-"""The whole CycleGAN iteration as one CUDA graph: both generator and discriminator updates,
+"""A model's whole training iteration as one CUDA graph: every network and optimizer update,
 the image pools and the optimizers, replayed with one launch.
 
 At batch 1 the step is bound by the host (about 1,000 kernel launches and Python per
@@ -16,17 +16,17 @@ import torch
 from torch import Tensor
 
 from cgfw.errors import CgfwError
-from cgfw.model import CycleGAN, Speed
+from cgfw.model import Model, Speed
 
 log = logging.getLogger("cgfw.train")
-Step = Callable[[CycleGAN, Tensor, Tensor], dict[str, Tensor]]
+Step = Callable[[Tensor, Tensor], dict[str, Tensor]]
 Shapes = tuple[tuple[int, ...], tuple[int, ...]]
 WARMUP = 3  # iterations of a shape before its capture: cuDNN, autograd, torch.compile set up
 
 
-def obstacle(speed: Speed, device: torch.device, world: int, buffer: object) -> str | None:
-    """Why this run cannot be replayed as a CUDA graph, or None. `buffer` is the buffer
-    component's factory or an instance: it must declare graph_safe = True."""
+def obstacle(speed: Speed, device: torch.device, world: int, model: Model) -> str | None:
+    """Why this run cannot be replayed as a CUDA graph, or None; the model may have a reason of
+    its own (the CycleGAN's image pool must declare graph_safe = True)."""
     if device.type != "cuda":
         return "needs a CUDA device"
     if speed.precision == "fp16":
@@ -38,18 +38,12 @@ def obstacle(speed: Speed, device: torch.device, world: int, buffer: object) -> 
         return f'is not combined with train.compile = "{speed.compile}"; use "default" or "off"'
     if world > 1:
         return "is not supported with several processes yet"
-    if not getattr(buffer, "graph_safe", False):
-        name = getattr(buffer, "__name__", type(buffer).__name__)
-        return (
-            f"needs a buffer that declares graph_safe = True ({name} may make host-side "
-            "random choices that a graph would freeze)"
-        )
-    return None
+    return model.graph_obstacle()
 
 
-def check_graphable(speed: Speed, device: torch.device, world: int, buffer: object) -> None:
+def check_graphable(speed: Speed, device: torch.device, world: int, model: Model) -> None:
     """The error for a run that asked for train.cuda_graph = true and cannot have it."""
-    reason = obstacle(speed, device, world, buffer)
+    reason = obstacle(speed, device, world, model)
     if reason:
         raise CgfwError(f"train.cuda_graph {reason}; set train.cuda_graph = false")
 
@@ -62,7 +56,7 @@ def ready(runs: dict[Shapes, int], shapes: Shapes) -> bool:
 
 
 class GraphedStep:
-    """Call like `step(m, real_a, real_b)`. Each batch shape's first WARMUP iterations run
+    """Call like `step(real_a, real_b)`. Each batch shape's first WARMUP iterations run
     eagerly (they are real training iterations); then the next full-sized batch is captured,
     and every later batch of that shape replays the graph. Other shapes (a short last batch)
     run eagerly.
@@ -71,19 +65,20 @@ class GraphedStep:
     strict step (train.cuda_graph = true) stops with the reason; otherwise ("auto") it warns and
     trains on with eager steps, starting with the iteration whose capture failed."""
 
-    def __init__(self, m: CycleGAN, step: Step, strict: bool = True) -> None:
-        check_graphable(m.speed, m.device, m.group.world, m.pool_a)
-        self.step, self.strict = step, strict
+    def __init__(self, m: Model, strict: bool = True) -> None:
+        self.device = m.rt.device
+        check_graphable(m.rt.speed, self.device, m.rt.group.world, m)
+        self.m, self.step, self.strict = m, m.step, strict
         self.runs: dict[Shapes, int] = {}  # eager runs per batch shape before the capture
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static: tuple[Tensor, Tensor] | None = None
         self.outputs: dict[str, Tensor] = {}
-        self.side = torch.cuda.Stream(m.device)
+        self.side = torch.cuda.Stream(self.device)
         self.eager = False  # capture failed: every call runs the plain step
 
-    def __call__(self, m: CycleGAN, real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
+    def __call__(self, real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
         if self.eager:
-            return self.step(m, real_a, real_b)
+            return self.step(real_a, real_b)
         if self.graph is None:
             shapes = (tuple(real_a.shape), tuple(real_b.shape))
             if shapes not in self.runs:
@@ -93,41 +88,41 @@ class GraphedStep:
             if not ready(self.runs, shapes):
                 self.runs[shapes] = self.runs.get(shapes, 0) + 1
                 # Warm-up on a side stream, as CUDA graph capture requires.
-                self.side.wait_stream(torch.cuda.current_stream(m.device))
+                self.side.wait_stream(torch.cuda.current_stream(self.device))
                 with torch.cuda.stream(self.side):
-                    terms = self.step(m, real_a, real_b)
-                torch.cuda.current_stream(m.device).wait_stream(self.side)
+                    terms = self.step(real_a, real_b)
+                torch.cuda.current_stream(self.device).wait_stream(self.side)
                 return terms
-            self._capture(m, real_a, real_b)
+            self._capture(real_a, real_b)
             if self.eager:  # the capture failed; nothing captured ran, so run this iteration
-                return self.step(m, real_a, real_b)
+                return self.step(real_a, real_b)
         assert self.graph is not None and self.static is not None
         if real_a.shape != self.static[0].shape or real_b.shape != self.static[1].shape:
-            return self.step(m, real_a, real_b)
+            return self.step(real_a, real_b)
         self.static[0].copy_(real_a)
         self.static[1].copy_(real_b)
         self.graph.replay()
         return self.outputs  # overwritten by the next replay: read or copy before then
 
-    def _capture(self, m: CycleGAN, real_a: Tensor, real_b: Tensor) -> None:
+    def _capture(self, real_a: Tensor, real_b: Tensor) -> None:
         self.static = (real_a.clone(), real_b.clone())
-        flags = [(p, p.requires_grad) for net in m.networks().values() for p in net.parameters()]
+        flags = [(p, p.requires_grad) for net in self.m.networks.values() for p in net.parameters()]
         graph, pool = torch.cuda.CUDAGraph(), torch.cuda.graph_pool_handle()
-        here = torch.cuda.current_stream(m.device)
+        here = torch.cuda.current_stream(self.device)
         broke: Exception | None = None  # what the step raised, if it did
         try:
             # The outer stream context puts `here` back even if ending the capture raises,
             # which torch.cuda.graph alone would leave on its capture stream.
             with torch.cuda.stream(here), torch.cuda.graph(graph, pool=pool):
                 try:
-                    self.outputs = self.step(m, *self.static)
+                    self.outputs = self.step(*self.static)
                 except Exception as exc:
                     broke = exc
                     raise
         except Exception as exc:
             for p, flag in flags:  # the step stopped part-way: as it found them
                 p.requires_grad_(flag)
-            _release(m.device, pool)
+            _release(self.device, pool)
             self.static, self.outputs, self.eager = None, {}, True
             # Ending an invalidated capture raises a generic error: name what broke it.
             self._report(broke or exc, exc)

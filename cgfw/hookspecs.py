@@ -12,17 +12,46 @@ receives the validated instance. What each factory must return is written on its
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import pluggy
+from pydantic import BaseModel
 
 PROJECT = "cgfw"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+class Register(Protocol):
+    """The callable each hook receives; type your hook's argument with it."""
+
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        options: type[BaseModel] | None = None,
+        summary: str = "",
+    ) -> None: ...
+
+
 @hookspec
-def register_generators(register: Any) -> None:
+def register_models(register: Register) -> None:
+    """Training objectives: register a subclass of ``cgfw.Model`` (its class is the factory:
+    ``Model(options, build)``), with a pydantic model of the [model] section's options. The
+    class declares the recipe sections it builds components from (``slots``), the translations
+    it learns (``directions``), its networks and optimizers, and its ``step``; see
+    ``cgfw.model.Model`` and docs/plugins.md, "Writing a model"."""
+
+
+@hookspec
+def register_commands(register: Register) -> None:
+    """Commands of the ``cgfw`` command line: ``factory(options) -> click.Command``; the
+    registered name is the command's name (``cgfw NAME``). Options are unused (pass None)."""
+
+
+@hookspec
+def register_generators(register: Register) -> None:
     """Generators: ``factory(options) -> nn.Module`` mapping (N, 3, H, W) in [-1, 1] to the same
     shape, for the sizes it documents (the paper's ResNet: multiples of 4; a U-Net: multiples of
     2 ** depth). Before training, cgfw calls it once on a sample and names the plugin if the
@@ -34,39 +63,39 @@ def register_generators(register: Any) -> None:
 
 
 @hookspec
-def register_discriminators(register: Any) -> None:
+def register_discriminators(register: Register) -> None:
     """Discriminators: ``factory(options) -> nn.Module`` mapping (N, 3, H, W) to raw scores
     (logits) of shape (N, 1, h, w); one score per patch. Called on stacked inputs as
     generators are (see register_generators)."""
 
 
 @hookspec
-def register_gan_losses(register: Any) -> None:
+def register_gan_losses(register: Register) -> None:
     """Adversarial losses: ``factory(options) -> callable(scores, real, for_discriminator)``
     returning a scalar tensor. ``real`` says whether the scores should read as real;
     ``for_discriminator`` lets losses such as hinge differ between the two players."""
 
 
 @hookspec
-def register_reconstruction_losses(register: Any) -> None:
+def register_reconstruction_losses(register: Register) -> None:
     """Reconstruction losses for the cycle and identity terms:
     ``factory(options) -> callable(output, target)`` returning a scalar tensor."""
 
 
 @hookspec
-def register_buffers(register: Any) -> None:
+def register_buffers(register: Register) -> None:
     """Buffers of generated images shown to the discriminators: ``factory(options)`` returns an
     object with ``query(images) -> images``, ``state_dict()`` and ``load_state_dict(state)``."""
 
 
 @hookspec
-def register_schedules(register: Any) -> None:
+def register_schedules(register: Register) -> None:
     """Learning-rate schedules: ``factory(options) -> callable(epoch) -> float``, the factor
     applied to the base learning rate during ``epoch`` (1-based)."""
 
 
 @hookspec
-def register_datasets(register: Any) -> None:
+def register_datasets(register: Register) -> None:
     """Datasets: ``factory(options, split) -> torch Dataset`` (split is "train" or "test").
     Items are dicts with "a" and "b", float tensors (3, H, W) in [-1, 1]. Training items are
     fetched with a key ``(index, seed)``: draw every random choice from ``seed`` (see
@@ -79,19 +108,19 @@ def register_datasets(register: Any) -> None:
 
 
 @hookspec
-def register_ablations(register: Any) -> None:
+def register_ablations(register: Register) -> None:
     """Named ablations for ``cgfw ablate --disable NAME``: ``factory(options) -> dict`` of dotted
     recipe overrides, e.g. ``{"buffer.name": "none"}``."""
 
 
 @hookspec
-def register_recipes(register: Any) -> None:
+def register_recipes(register: Register) -> None:
     """Bundled recipes runnable by name (``cgfw run NAME``): ``factory(options) -> path`` of a
     TOML file (a ``pathlib.Path`` or ``importlib.resources`` traversable)."""
 
 
 @hookspec
-def register_metrics(register: Any) -> None:
+def register_metrics(register: Register) -> None:
     """Evaluation metrics for ``cgfw eval --metrics NAME,...``: ``factory(options) -> Metric``,
     an object with:
 

@@ -1,80 +1,24 @@
-"""The CycleGAN as a bundle: four networks, their losses, pools and optimizers, built from a
-recipe through the registries (no architecture is named here)."""
+"""What the engine knows of a training objective: the `Model` a ``register_models`` plugin
+subclasses, the `Runtime` it trains under (device, precision, processes) and the `Build` its
+constructor gets to ask the recipe for components. No network, loss or dataset is named here:
+cgfw's paper plugin registers the CycleGAN (plugins/cgfw_paper/cyclegan.py) as one model among
+others; docs/plugins.md, "Writing a model", walks through CUT's."""
 
 from __future__ import annotations
 
 import contextlib
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 import torch
+from pydantic import BaseModel
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.nn.modules.dropout import _DropoutNd
-from torch.nn.utils import parametrize
-from torch.nn.utils.parametrizations import _SpectralNorm
-from torch.nn.utils.spectral_norm import SpectralNorm
 
 from cgfw.distributed import Group
 from cgfw.errors import CgfwError
 from cgfw.init import init_weights
-from cgfw.recipe import COMPONENT_SECTIONS, Recipe, Resolved, TrainSection
-from cgfw.registry import Registry
-
-log = logging.getLogger("cgfw.train")
-
-
-class Buffer(Protocol):
-    def query(self, images: Tensor) -> Tensor: ...
-    def state_dict(self) -> dict[str, Any]: ...
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-GanLoss = Callable[..., Tensor]
-ReconstructionLoss = Callable[[Tensor, Tensor], Tensor]
-
-
-@dataclass(frozen=True)
-class Weights:
-    """Loss weights as the step uses them; identity is absolute here (relative x cycle)."""
-
-    gan: float
-    cycle: float
-    cycle_forward: bool
-    cycle_backward: bool
-    identity: float
-    paired: float
-
-    @property
-    def terms(self) -> list[str]:
-        """The loss terms the step computes with these weights, by name."""
-        wanted = {
-            "g_ab_gan": self.gan,
-            "g_ba_gan": self.gan,
-            "cycle_a": self.cycle_forward,
-            "cycle_b": self.cycle_backward,
-            "idt_b": self.identity,
-            "idt_a": self.identity,
-            "paired_b": self.paired,
-            "paired_a": self.paired,
-            "d_b": self.gan,
-            "d_a": self.gan,
-        }
-        return [name for name, on in wanted.items() if on]
-
-    @staticmethod
-    def of(recipe: Recipe) -> Weights:
-        losses = recipe.losses
-        return Weights(
-            gan=losses.gan.weight,
-            cycle=losses.cycle.weight,
-            cycle_forward=losses.cycle.forward and losses.cycle.weight > 0,
-            cycle_backward=losses.cycle.backward and losses.cycle.weight > 0,
-            identity=losses.identity.weight * losses.cycle.weight,
-            paired=losses.paired.weight,
-        )
+from cgfw.recipe import Resolved, Slot, TrainSection
 
 
 @dataclass(frozen=True)
@@ -105,31 +49,13 @@ class Speed:
 
 
 @dataclass
-class CycleGAN:
-    g_ab: nn.Module  # A -> B (the authors' G_A)
-    g_ba: nn.Module  # B -> A (G_B)
-    d_a: nn.Module  # judges domain A: real_a vs fake_a (the authors' D_B)
-    d_b: nn.Module  # judges domain B: real_b vs fake_b (D_A)
-    gan_loss: GanLoss
-    cycle_loss: ReconstructionLoss
-    identity_loss: ReconstructionLoss
-    paired_loss: ReconstructionLoss
-    pool_a: Buffer  # history of fake_a shown to d_a
-    pool_b: Buffer
-    opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
-    weights: Weights
-    lr_factor: Callable[[int], float]
-    base_lr: float
+class Runtime:
+    """Where and how a model trains; a model's step calls these instead of torch directly, so
+    precision, loss scaling, compilation and data parallelism stay the engine's."""
+
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     speed: Speed = Speed("fp32", False, "off")
     group: Group = field(default_factory=Group)
-    # Whether the step may run a network once on several inputs stacked along the batch
-    # (train.stack_calls), and the networks that must not: they mix samples or keep per-call
-    # state, by their modules' types (_mixes_samples) or as measured on the first batch.
-    stack_calls: bool = True
-    apart: list[nn.Module] = field(default_factory=list)
-    stacking_checked: bool = False
     # Scales fp16 losses so small gradients survive; a no-op pass-through otherwise.
     scaler: torch.amp.GradScaler = field(
         default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False)
@@ -153,63 +79,167 @@ class CycleGAN:
     @contextlib.contextmanager
     def uncompiled(self) -> Iterator[None]:
         """For network calls outside the training step (shape check, sample grids, evaluation):
-        run them as written, instead of compiling a variant for each new mode and batch shape
-        (slow on a paper-sized model, for calls that are rare)."""
+        run them as written, instead of compiling a variant for each new mode and batch shape."""
         if self.speed.compile == "off":
             yield
             return
         with torch.compiler.set_stance("force_eager"):  # set on entry, restored on exit
             yield
 
-    def optimizer_step(self, loss: Tensor, opt: torch.optim.Optimizer) -> None:
+    def optimizer_step(self, loss: Tensor, *opts: torch.optim.Optimizer) -> None:
         """Backward, average gradients across processes, step (loss-scaled under fp16)."""
         self.scaler.scale(loss).backward()
-        self.group.average_gradients([p for g in opt.param_groups for p in g["params"]])
-        self.scaler.step(opt)
+        for opt in opts:
+            self.group.average_gradients([p for g in opt.param_groups for p in g["params"]])
+            self.scaler.step(opt)
 
-    def stacks(self, net: nn.Module) -> bool:
-        return self.stack_calls and not any(net is other for other in self.apart)
 
-    def networks(self) -> dict[str, nn.Module]:
-        return {"g_ab": self.g_ab, "g_ba": self.g_ba, "d_a": self.d_a, "d_b": self.d_b}
+class Build:
+    """What a model's constructor gets: the recipe's components by slot, networks placed for
+    this run, and optimizers with the recipe's [optimizer] settings."""
 
-    def set_epoch(self, epoch: int) -> float:
-        """Apply the schedule's learning rate for `epoch` (1-based) to both optimizers."""
-        lr = self.base_lr * self.lr_factor(epoch)
-        for opt in (self.opt_g, self.opt_d):
+    def __init__(self, resolved: Resolved, rt: Runtime) -> None:
+        self.resolved, self.rt = resolved, rt
+
+    def keys(self, path: str) -> Any:
+        """The slot's keys that the model reads (its `Slot.keys` model, validated)."""
+        return self.resolved.keys[path]
+
+    def component(self, path: str, *args: Any) -> Any:
+        """The slot's component (a loss, a buffer), built from its options."""
+        return self.resolved.build(path, *args)
+
+    def network(self, path: str) -> nn.Module:
+        """A network from the slot's component, set up as `adopt` says."""
+        net = self.resolved.build(path)
+        component = self.resolved.components[path]
+        if not isinstance(net, nn.Module):
+            raise CgfwError(
+                f"{path} '{component.name}' (plugin '{component.plugin}') returned "
+                f"{type(net).__name__}, not a torch.nn.Module"
+            )
+        return self.adopt(net)
+
+    def adopt(self, net: nn.Module) -> nn.Module:
+        """A network for this run: initialised by [init], on the device, the same in every
+        process, compiled if train.compile says so. For networks a model makes itself (CUT's
+        MLP head, built on the first batch), as for those built from slots."""
+        init = self.resolved.recipe.init
+        init_weights(net, init.name, init.gain)
+        speed = self.rt.speed
+        net = net.to(self.rt.device).to(memory_format=speed.memory_format)  # type: ignore[call-overload]
+        self.rt.group.broadcast_parameters(net)
+        if speed.compile != "off":
+            # In place, so state_dict keys stay those of the plain module; dynamic=False: each
+            # batch shape the step uses gets kernels of its own.
+            net.compile(mode=None if speed.compile == "default" else speed.compile, dynamic=False)
+            _allow_variants(32)
+        return net
+
+    def optimizer(self, *nets: nn.Module) -> torch.optim.Optimizer:
+        """Adam over the networks' parameters with [optimizer]'s learning rate and betas."""
+        r, device = self.resolved.recipe, self.rt.device
+        adam: dict[str, Any] = {"lr": r.optimizer.lr, "betas": r.optimizer.betas}
+        if device.type == "cuda":
+            adam["fused"] = True  # one kernel per step instead of several per parameter
+        if self.rt.speed.cuda_graph:
+            # Step counts and the learning rate live on the GPU, so a replayed graph sees updates.
+            adam |= {"capturable": True, "lr": torch.tensor(r.optimizer.lr, device=device)}
+        return torch.optim.Adam([p for net in nets for p in net.parameters()], **adam)
+
+
+class Model:
+    """A training objective. Subclass it, register the class with ``register_models``, and
+    declare as class attributes:
+
+    - ``slots``: the recipe sections it builds components from (``Slot(kind, default,
+      keys)``), e.g. ``{"generator": Slot("generator", "resnet")}``; "data" and "schedule" are
+      every model's, and a model may give them defaults;
+    - ``directions``: ``{"a2b": (network, slot)}``, the translations it learns (translate,
+      eval, export and the sample grids use them; a one-sided model has only "a2b");
+    - ``default = True`` only for the model that recipes without a [model] section train.
+
+    ``__init__(options, build)`` builds ``self.networks`` and ``self.optimizers`` (names are the
+    checkpoint's keys); ``setup`` may add networks that need a batch to be built (CUT's MLP
+    head) before the first step and before a checkpoint is loaded into them; ``step`` trains
+    one iteration and returns its loss terms, detached; ``extra_state`` / ``load_extra_state``
+    checkpoint anything else (image pools)."""
+
+    slots: ClassVar[dict[str, Slot]] = {}
+    directions: ClassVar[dict[str, tuple[str, str]]] = {}
+    default: ClassVar[bool] = False
+
+    def __init__(self, options: BaseModel, build: Build) -> None:
+        self.options, self.rt = options, build.rt
+        self.networks: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    def setup(self, real_a: Tensor, real_b: Tensor) -> None:
+        """Once, on a batch of the run's images, before the first step or a resume."""
+
+    def step(self, real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def graph_obstacle(self) -> str | None:
+        """Why this model's step cannot be captured as one CUDA graph, or None."""
+        return None
+
+    @classmethod
+    def terms(cls, resolved: Resolved) -> list[str] | None:
+        """The loss terms a recipe trains, by name, for `cgfw components ablation`."""
+        return None
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        return None
+
+    def translator(self, direction: str) -> nn.Module:
+        return self.networks[self.directions[direction][0]]
+
+    @torch.no_grad()
+    def sample_rows(self, real_a: Tensor, real_b: Tensor) -> list[Tensor]:
+        """The sample grid's rows: each direction's input and output, and its reconstruction
+        where the model learns the way back."""
+        rows: list[Tensor] = []
+        for direction, real in (("a2b", real_a), ("b2a", real_b)):
+            if direction not in self.directions:
+                continue
+            fake = self.translator(direction)(real)
+            rows += [real, fake]
+            back = "b2a" if direction == "a2b" else "a2b"
+            if back in self.directions:
+                rows.append(self.translator(back)(fake))
+        return rows
+
+    def set_lr(self, lr: float) -> None:
+        for opt in self.optimizers.values():
             for group in opt.param_groups:
                 if isinstance(group["lr"], Tensor):
                     group["lr"].fill_(lr)  # in place: a captured CUDA graph reads this memory
                 else:
                     group["lr"] = lr
-        return lr
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "networks": {k: n.state_dict() for k, n in self.networks().items()},
-            "optimizers": {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
-            "buffers": {"a": self.pool_a.state_dict(), "b": self.pool_b.state_dict()},
-            "scaler": self.scaler.state_dict(),
-            # The first batch's stacking decision, so a resumed run stacks exactly as before.
-            "apart": [k for k, n in self.networks().items() if n in self.apart],
+            "networks": {k: n.state_dict() for k, n in self.networks.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "scaler": self.rt.scaler.state_dict(),
+            **self.extra_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, net in self.networks().items():
+        for key, net in self.networks.items():
             net.load_state_dict(state["networks"][key])
-        _load_optimizer(self.opt_g, state["optimizers"]["g"])
-        _load_optimizer(self.opt_d, state["optimizers"]["d"])
-        self.pool_a.load_state_dict(state["buffers"]["a"])
-        self.pool_b.load_state_dict(state["buffers"]["b"])
+        for key, opt in self.optimizers.items():
+            load_optimizer(opt, state["optimizers"][key])
         if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        if "apart" in state:  # checkpoints from before the measured decision check again
-            nets = self.networks()
-            self.apart += [nets[k] for k in state["apart"] if nets[k] not in self.apart]
-            self.stacking_checked = True
+            self.rt.scaler.load_state_dict(state["scaler"])
+        self.load_extra_state(state)
 
 
-def _load_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+def load_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
     """Load moments and step counts, but keep how this run steps (fused, capturable, a learning
     rate in a GPU tensor): a run saved on a CPU may be resumed on a GPU with CUDA graphs."""
     how: list[dict[str, Any]] = [
@@ -231,81 +261,6 @@ def _load_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
                     opt.state[p]["step"] = step.to(p.device, torch.float32)
 
 
-def _mixes_samples(module: nn.Module) -> bool:
-    """Whether one call on stacked inputs would compute or keep something other than a call
-    per input does: batch statistics (batch norm), running averages updated per call (any norm
-    with track_running_stats), spectral norm's power iteration per call, or a plugin's module
-    that says so (cgfw/hookspecs.py). Dropout draws other masks but from the same distribution,
-    so it does not count."""
-    if isinstance(module, _BatchNorm) or getattr(module, "track_running_stats", False):
-        return True
-    if any(isinstance(hook, SpectralNorm) for hook in module._forward_pre_hooks.values()):
-        return True  # torch.nn.utils.spectral_norm
-    if parametrize.is_parametrized(module):  # torch.nn.utils.parametrizations.spectral_norm
-        chains = module.parametrizations.values()  # type: ignore[union-attr,operator]
-        if any(isinstance(p, _SpectralNorm) for chain in chains for p in chain):
-            return True
-    return bool(getattr(module, "mixes_samples", False))
-
-
-@torch.no_grad()
-def check_stacking(m: CycleGAN, real_a: Tensor, real_b: Tensor) -> list[str]:
-    """Once, on the first batch: run each network that may stack on the two batches stacked and
-    apart, in fp32 (TF32 off). A network whose outputs differ beyond rounding, or are not
-    finite, mixes samples in a way its modules' types do not show (a functional batch norm,
-    minibatch statistics, attention across the batch); it runs its calls apart from then on,
-    and is named. Every process takes the same decision. Returns the names moved apart.
-
-    Leaves no trace: buffers (running statistics) are restored, random draws are forked, and
-    dropout is off for the comparison (it draws other masks, from the same distribution)."""
-    m.stacking_checked = True
-    if not m.stack_calls or real_a.shape[1:] != real_b.shape[1:]:
-        return []
-    moved = []
-    for name, net in m.networks().items():
-        if not m.stacks(net):
-            continue
-        if m.group.any(_differs_when_stacked(net, m, real_a, real_b)):
-            m.apart.append(net)
-            moved.append(name)
-            log.warning(
-                "%s (%s) gives other outputs on inputs stacked along the batch than on each "
-                "input alone: it mixes samples, so its calls run apart (a module attribute "
-                "mixes_samples = True says so up front)",
-                name,
-                type(net).__name__,
-            )
-    return moved
-
-
-def _differs_when_stacked(net: nn.Module, m: CycleGAN, real_a: Tensor, real_b: Tensor) -> bool:
-    saved = [b.detach().clone() for b in net.buffers()]
-    dropouts = [x for x in net.modules() if isinstance(x, _DropoutNd) and x.training]
-    devices = [real_a.device] if real_a.device.type == "cuda" else []
-    matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
-    try:
-        for x in dropouts:
-            x.eval()
-        torch.backends.cuda.matmul.allow_tf32 = False
-        with (
-            torch.random.fork_rng(devices=devices),
-            torch.backends.cudnn.flags(enabled=True, allow_tf32=False),
-            m.uncompiled(),
-        ):
-            apart = torch.cat([net(real_a).float(), net(real_b).float()])
-            stacked = net(torch.cat([real_a, real_b])).float()
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
-        for x in dropouts:
-            x.train()
-        for buffer, value in zip(net.buffers(), saved, strict=True):
-            buffer.copy_(value)
-    if stacked.shape != apart.shape:
-        return True
-    tolerance = 1e-3 * apart.abs().max().nan_to_num(0.0)
-    return not bool(((stacked - apart).abs() <= tolerance).all())  # NaN compares as a difference
-
-
 def _allow_variants(count: int) -> None:
     """Compiled modules share one compiled function (nn.Module's call), and with it torch's
     limit of 8 compiled variants, past which every call runs uncompiled. Two kinds of network at
@@ -319,87 +274,35 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def build_network(resolved: Resolved, registry: Registry, path: str) -> nn.Module:
-    section = resolved.section(path)
-    component = registry.get(COMPONENT_SECTIONS[path][0], section.name)
-    try:
-        net = component.factory(resolved.options[path])
-    except Exception as exc:
-        raise CgfwError(
-            f"{path} '{section.name}' (plugin '{component.plugin}') failed to build: "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
-    if not isinstance(net, nn.Module):
-        raise CgfwError(
-            f"{path} '{section.name}' (plugin '{component.plugin}') returned "
-            f"{type(net).__name__}, not a torch.nn.Module"
-        )
-    init = resolved.recipe.init
-    init_weights(net, init.name, init.gain)
-    return net
+def build_network(resolved: Resolved, path: str) -> nn.Module:
+    """One network of a slot, initialised, on the CPU, outside any run (translate, export)."""
+    return Build(resolved, Runtime()).network(path)
 
 
-def build_cyclegan(
+def build_model(
     resolved: Resolved,
-    registry: Registry,
-    device: torch.device,
+    device: torch.device | None = None,
     speed: Speed | None = None,
     group: Group | None = None,
-) -> CycleGAN:
-    r = resolved.recipe
+) -> Model:
+    """The recipe's model, built by its plugin for this device and these processes."""
+    device = device or torch.device("cpu")
     speed = speed or Speed("fp32", False, "off")
-    group = group or Group()
-    weights = Weights.of(r)
-    if not weights.terms:
-        raise CgfwError(f"{resolved.source}: every loss term is off; nothing would be trained")
-
-    def make(path: str) -> Any:
-        kind = COMPONENT_SECTIONS[path][0]
-        return registry.get(kind, resolved.section(path).name).factory(resolved.options[path])
-
-    def network(path: str) -> nn.Module:
-        net = build_network(resolved, registry, path).to(device)
-        net = net.to(memory_format=speed.memory_format)  # type: ignore[call-overload]
-        group.broadcast_parameters(net)
-        if speed.compile != "off":
-            # In place, so state_dict keys stay those of the plain module.
-            # dynamic=False: each batch shape the step uses (N and 2N images per call, and a
-            # short last batch) gets kernels of its own, rather than slower ones for any shape.
-            net.compile(mode=None if speed.compile == "default" else speed.compile, dynamic=False)
-            _allow_variants(32)
-        return net
-
-    g_ab, g_ba = network("generator"), network("generator")
-    d_a, d_b = network("discriminator"), network("discriminator")
-    adam: dict[str, Any] = {"lr": r.optimizer.lr, "betas": r.optimizer.betas}
-    if device.type == "cuda":
-        adam["fused"] = True  # one kernel per step instead of several per parameter
-    if speed.cuda_graph:
-        # Step counts and the learning rate live on the GPU, so a replayed graph sees updates.
-        adam |= {"capturable": True, "lr": torch.tensor(r.optimizer.lr, device=device)}
-    opt_g = torch.optim.Adam([*g_ab.parameters(), *g_ba.parameters()], **adam)
-    opt_d = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], **adam)
-    nets = (g_ab, g_ba, d_a, d_b)
-    return CycleGAN(
-        g_ab=g_ab,
-        g_ba=g_ba,
-        d_a=d_a,
-        d_b=d_b,
-        gan_loss=make("losses.gan"),
-        cycle_loss=make("losses.cycle"),
-        identity_loss=make("losses.identity"),
-        paired_loss=make("losses.paired"),
-        pool_a=make("buffer"),
-        pool_b=make("buffer"),
-        opt_g=opt_g,
-        opt_d=opt_d,
-        weights=weights,
-        lr_factor=make("schedule"),
-        base_lr=r.optimizer.lr,
-        device=device,
-        speed=speed,
-        group=group,
-        scaler=torch.amp.GradScaler(device.type, enabled=speed.precision == "fp16"),
-        stack_calls=r.train.stack_calls,
-        apart=[net for net in nets if any(_mixes_samples(x) for x in net.modules())],
-    )
+    scaler = torch.amp.GradScaler(device.type, enabled=speed.precision == "fp16")
+    rt = Runtime(device, speed, group or Group(), scaler)
+    component = resolved.model
+    try:
+        model = component.factory(resolved.model_options, Build(resolved, rt))
+    except CgfwError:
+        raise
+    except Exception as exc:
+        raise CgfwError(
+            f"model '{component.name}' (plugin '{component.plugin}') failed to build: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(model, Model):
+        raise CgfwError(
+            f"model '{component.name}' (plugin '{component.plugin}') returned "
+            f"{type(model).__name__}, not a cgfw.Model"
+        )
+    return model

@@ -14,7 +14,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cgfw.errors import CgfwError, did_you_mean
-from cgfw.registry import Registry
+from cgfw.registry import Component, Registry
 
 
 class Strict(BaseModel):
@@ -39,65 +39,17 @@ class RunSection(Strict):
     description: str = ""
 
 
-class DataSection(ComponentSection):
-    name: str = "folder"
+class ModelSection(ComponentSection):
+    """`name` picks a registered model (the training objective); without it, the model that an
+    installed plugin marks as the default (cgfw's paper plugin: cyclegan)."""
+
+    name: str | None = None  # type: ignore[assignment]
 
 
-class GeneratorSection(ComponentSection):
-    name: str = "resnet"
+class EngineSlotSection(ComponentSection):
+    """data and schedule: every model needs them; the default component is the model's."""
 
-
-class DiscriminatorSection(ComponentSection):
-    name: str = "patchgan"
-
-
-class GanLossSection(ComponentSection):
-    name: str = "lsgan"
-    weight: float = Field(1.0, ge=0, description="0 trains the generators by reconstruction alone")
-
-
-class CycleLossSection(ComponentSection):
-    name: str = "l1"
-    weight: float = Field(10.0, ge=0, description="lambda: absolute weight of each cycle term")
-    forward: bool = Field(True, description="the A -> B -> A term (rec_a vs real_a)")
-    backward: bool = Field(True, description="the B -> A -> B term (rec_b vs real_b)")
-
-
-class IdentityLossSection(ComponentSection):
-    name: str = "l1"
-    weight: float = Field(
-        0.5,
-        ge=0,
-        description="RELATIVE to losses.cycle.weight, as the authors' lambda_identity: the "
-        "identity term's absolute weight is weight x losses.cycle.weight (0.5 x 10 = 5); "
-        "0 skips the identity forward passes",
-    )
-
-
-class PairedLossSection(ComponentSection):
-    name: str = "l1"
-    weight: float = Field(
-        0.0,
-        ge=0,
-        description="supervision from aligned pairs (not in the paper; the paired upper bound): "
-        "weight x (L1(fake_b, real_b) + L1(fake_a, real_a)); needs a dataset that yields "
-        "aligned training pairs, e.g. data.paired = true with the emoji dataset",
-    )
-
-
-class LossesSection(Strict):
-    gan: GanLossSection = Field(default_factory=GanLossSection)
-    cycle: CycleLossSection = Field(default_factory=CycleLossSection)
-    identity: IdentityLossSection = Field(default_factory=IdentityLossSection)
-    paired: PairedLossSection = Field(default_factory=PairedLossSection)
-
-
-class BufferSection(ComponentSection):
-    name: str = "image_pool"
-
-
-class ScheduleSection(ComponentSection):
-    name: str = "linear_decay"
+    name: str | None = None  # type: ignore[assignment]
 
 
 class InitSection(Strict):
@@ -159,62 +111,125 @@ class EvalSection(Strict):
     batch_size: int = Field(8, ge=1)
 
 
-class Recipe(Strict):
+class Recipe(BaseModel):
+    """The engine's sections. Every other top-level key belongs to the model's slots (for
+    cyclegan: generator, discriminator, losses, buffer) and is checked against them."""
+
+    model_config = ConfigDict(extra="allow")
     extends: str | None = Field(
         None,
         description="start from another recipe (a bundled name, or a path relative to this "
         "file) and set only what differs; merged when the recipe is loaded",
     )
     run: RunSection = Field(default_factory=RunSection)
-    data: DataSection = Field(default_factory=DataSection)
-    generator: GeneratorSection = Field(default_factory=GeneratorSection)
-    discriminator: DiscriminatorSection = Field(default_factory=DiscriminatorSection)
-    losses: LossesSection = Field(default_factory=LossesSection)
-    buffer: BufferSection = Field(default_factory=BufferSection)
-    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: EngineSlotSection = Field(default_factory=EngineSlotSection)
+    schedule: EngineSlotSection = Field(default_factory=EngineSlotSection)
     init: InitSection = Field(default_factory=InitSection)
     optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
 
 
-# Component sections: dotted path -> (registry kind, keys the engine itself reads).
-COMPONENT_SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "data": ("dataset", ()),
-    "generator": ("generator", ()),
-    "discriminator": ("discriminator", ()),
-    "losses.gan": ("gan_loss", ("weight",)),
-    "losses.cycle": ("reconstruction_loss", ("weight", "forward", "backward")),
-    "losses.identity": ("reconstruction_loss", ("weight",)),
-    "losses.paired": ("reconstruction_loss", ("weight",)),
-    "buffer": ("buffer", ()),
-    "schedule": ("schedule", ()),
-}
+@dataclass(frozen=True)
+class Slot:
+    """A recipe section through which a model asks for a component: the registry kind that
+    fills it, the component used when the section names none, and the keys the model itself
+    reads from the section (a loss weight), validated by `keys`; every other key of the
+    section is the component's option."""
+
+    kind: str
+    default: str | None = None
+    keys: type[BaseModel] | None = None
+
+
+# What every model gets, whatever it declares: its data and its learning-rate schedule.
+ENGINE_SLOTS: dict[str, Slot] = {"data": Slot("dataset"), "schedule": Slot("schedule")}
+ENGINE_SECTIONS = tuple(Recipe.model_fields)
+
+
+def default_model(registry: Registry) -> Component:
+    """The model of recipes without a [model] section: the one an installed plugin marks with
+    `default = True` (cgfw's paper plugin marks cyclegan)."""
+    marked = [registry.get("model", n) for n in registry.names("model")]
+    marked = [c for c in marked if getattr(c.factory, "default", False)]
+    if len(marked) == 1:
+        return marked[0]
+    known = ", ".join(registry.names("model")) or "none installed"
+    if not marked:
+        raise CgfwError(
+            f"the recipe has no [model] section and no installed plugin supplies a default "
+            f"model; add [model] name = ... (known: {known})"
+        )
+    owners = ", ".join(f"{c.name} ({c.plugin})" for c in marked)
+    raise CgfwError(f"several plugins supply a default model: {owners}; name one in [model]")
+
+
+def model_of(data: Mapping[str, Any], registry: Registry) -> Component:
+    section = data.get("model")
+    name = section.get("name") if isinstance(section, dict) else None
+    if name is None:
+        return default_model(registry)
+    if not isinstance(name, str):
+        raise CgfwError(f"model.name must be a string, got {name!r}")
+    return registry.get("model", name)
+
+
+def slots_of(model: Component) -> dict[str, Slot]:
+    """The engine's slots, with the model's defaults for them, and the model's own."""
+    declared: Mapping[str, Slot] = getattr(model.factory, "slots", {})
+    return {**ENGINE_SLOTS, **declared}
 
 
 @dataclass
 class Resolved:
-    """A validated recipe, where it came from, and each component section's parsed options."""
+    """A validated recipe, where it came from, its model, and each slot's component (looked up
+    once, here), parsed options and model keys."""
 
     recipe: Recipe
     source: str
-    options: dict[str, BaseModel]
+    model: Component
+    model_options: BaseModel
+    slots: dict[str, Slot]
+    components: dict[str, Component]
+    options: dict[str, BaseModel]  # each slot's component options
+    keys: dict[str, BaseModel]  # each slot's keys read by the model (weights)
 
-    def section(self, path: str) -> ComponentSection:
-        node: Any = self.recipe
-        for part in path.split("."):
-            node = getattr(node, part)
-        assert isinstance(node, ComponentSection)
-        return node
+    @property
+    def model_class(self) -> Any:
+        """The model's registered class (a cgfw.Model subclass): its slots, directions."""
+        return self.model.factory
+
+    def section(self, path: str) -> dict[str, Any]:
+        """A section's keys as written (after extends and overrides)."""
+        node = get_dotted(self.recipe.model_dump(exclude_none=True), path)
+        return dict(node) if isinstance(node, dict) else {}
+
+    def build(self, path: str, *args: Any) -> Any:
+        """The slot's component, built from its options (and any extra arguments); a plugin's
+        failure is named with the section and the plugin."""
+        component = self.components[path]
+        try:
+            return component.factory(self.options[path], *args)
+        except CgfwError:
+            raise
+        except Exception as exc:
+            raise CgfwError(
+                f"{path} '{component.name}' (plugin '{component.plugin}') failed to build: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     def to_dict(self) -> dict[str, Any]:
-        """The complete recipe, every component option filled in with its default."""
+        """The complete recipe: the model and every slot's component named, every option and
+        key filled in with its default."""
         data = self.recipe.model_dump(exclude_none=True)
-        for path, opts in self.options.items():
-            node = data
-            for part in path.split("."):
-                node = node[part]
-            node.update(opts.model_dump(exclude_none=True))
+        data["model"] = {"name": self.model.name} | self.model_options.model_dump(exclude_none=True)
+        for path, component in self.components.items():
+            filled = {"name": component.name}
+            if path in self.keys:
+                filled |= self.keys[path].model_dump(exclude_none=True)
+            filled |= self.options[path].model_dump(exclude_none=True)
+            set_dotted(data, path, filled)
         return data
 
     def to_toml(self) -> str:
@@ -262,13 +277,22 @@ def get_dotted(data: dict[str, Any], key: str) -> Any:
     return node
 
 
-def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+def apply_overrides(
+    data: dict[str, Any], overrides: Iterable[str], registry: Registry | None = None
+) -> dict[str, Any]:
+    """Each `--set KEY=VALUE` in turn. With the registry, `--set generator.name=X` starts that
+    section afresh (as extends does), rather than keeping the old component's options."""
     for text in overrides:
         parts, value = parse_override(text)
+        change: dict[str, Any] = {}
         try:
-            set_dotted(data, ".".join(parts), value)
+            set_dotted(change, ".".join(parts), value)
+            get_dotted(data, ".".join(parts[:-1]))  # a value on the way is reported below
+            probe = copy.deepcopy(data)
+            set_dotted(probe, ".".join(parts), value)
         except CgfwError as exc:
             raise CgfwError(f"--set {text!r}: {exc}") from None
+        data = merge(data, change, registry) if registry is not None else probe
     return data
 
 
@@ -322,7 +346,8 @@ def _explain(exc: ValidationError, source: str) -> str:
 
 
 def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolved:
-    """Check the recipe's shape, then each component section against its component."""
+    """Check the engine's sections, pick the model, then check every top-level key against the
+    model's slots and each slot's section against its component."""
     if data.get("extends") is not None:
         raise CgfwError(
             f"{source}: extends is read when a recipe file is loaded; write it at the top of "
@@ -332,42 +357,119 @@ def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolv
         recipe = Recipe.model_validate(dict(data))
     except ValidationError as exc:
         raise CgfwError(_explain(exc, source)) from None
-    resolved = Resolved(recipe, source, {})
-    for path, (kind, _engine_keys) in COMPONENT_SECTIONS.items():
-        section = resolved.section(path)
+    try:
+        model = model_of(data, registry)
+    except CgfwError as exc:
+        raise CgfwError(f"{source}: model.name: {exc}") from None
+    slots = slots_of(model)
+    _check_unknown_keys(dict(data), slots, model, source)
+    try:
+        model_options = model.parse_options(recipe.model.options(), "model")
+    except CgfwError as exc:
+        raise CgfwError(f"{source}: {exc}") from None
+    resolved = Resolved(recipe, source, model, model_options, slots, {}, {}, {})
+    raw = recipe.model_dump(exclude_none=True)
+    for path, slot in slots.items():
+        section = get_dotted(raw, path)
+        section = dict(section) if isinstance(section, dict) else {}
+        name = section.pop("name", None) or slot.default
+        if name is None:
+            raise CgfwError(
+                f"{source}: [{path}] name is required: model '{model.name}' has no default "
+                f"{slot.kind} (known: {', '.join(registry.names(slot.kind)) or 'none'})"
+            )
         try:
-            component = registry.get(kind, section.name)
+            component = registry.get(slot.kind, name)
         except CgfwError as exc:
             raise CgfwError(f"{source}: {path}.name: {exc}") from None
+        key_names = set(slot.keys.model_fields) if slot.keys else set()
         try:
-            resolved.options[path] = component.parse_options(section.options(), path)
+            if slot.keys is not None:
+                values = {k: v for k, v in section.items() if k in key_names}
+                resolved.keys[path] = _parse_keys(slot.keys, values, path, model.name)
+            options = {k: v for k, v in section.items() if k not in key_names}
+            resolved.options[path] = component.parse_options(options, path)
         except CgfwError as exc:
             raise CgfwError(f"{source}: {exc}") from None
+        resolved.components[path] = component
     return resolved
 
 
-def merge(base: dict[str, Any], changes: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`base` with `changes` laid over it, table by table. A component section that picks
-    another component keeps only the engine's keys (weights), not the old one's options."""
-    merged = copy.deepcopy(base)
-    for key, value in changes.items():
-        path, old = f"{prefix}{key}", merged.get(key)
-        if not (isinstance(value, dict) and isinstance(old, dict)):
-            merged[key] = value
-        elif path in COMPONENT_SECTIONS and value.get("name", _name(path, old)) != _name(path, old):
-            engine = COMPONENT_SECTIONS[path][1]
-            merged[key] = {k: v for k, v in old.items() if k in engine} | dict(value)
-        else:
-            merged[key] = merge(old, value, f"{path}.")
+def _parse_keys(keys: type[BaseModel], values: dict[str, Any], path: str, model: str) -> BaseModel:
+    try:
+        return keys.model_validate(values)
+    except ValidationError as exc:
+        lines = [
+            f"{path}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r}; "
+            f"read by model '{model}')"
+            for e in exc.errors()
+        ]
+        raise CgfwError("\n".join(lines)) from None
+
+
+def _check_unknown_keys(
+    data: dict[str, Any], slots: Mapping[str, Slot], model: Component, source: str
+) -> None:
+    """A top-level key that is neither the engine's nor on the way to one of the model's slots
+    is a typo (or belongs to another model)."""
+    valid = set(ENGINE_SECTIONS) | {p.split(".")[0] for p in slots}
+    for key, value in data.items():
+        if key not in valid:
+            raise CgfwError(
+                f"{source}: unknown key '{key}'{did_you_mean(key, sorted(valid))} (valid here "
+                f"with model '{model.name}': {', '.join(sorted(valid))})"
+            )
+        below = sorted(p.split(".", 1)[1] for p in slots if p.startswith(f"{key}."))
+        if below and isinstance(value, dict):  # a table of slots, e.g. [losses]
+            for sub in value:
+                if sub not in below:
+                    raise CgfwError(
+                        f"{source}: unknown key '{key}.{sub}'{did_you_mean(sub, below)} (valid "
+                        f"here with model '{model.name}': {', '.join(below)})"
+                    )
+
+
+def merge(
+    base: dict[str, Any], changes: Mapping[str, Any], registry: Registry | None = None
+) -> dict[str, Any]:
+    """`base` with `changes` laid over it, table by table. A slot's section that picks another
+    component starts afresh: it keeps only the keys the model reads (weights) and the keys the
+    change sets, not the old component's options."""
+    merged = _merge(base, changes)
+    slots = _slots_or_none(merged, registry) if registry is not None else {}
+    if registry is not None and slots and slots != _slots_or_none(base, registry):
+        # Another model: the old one's sections (a CycleGAN's buffer, losses) would not fit.
+        roots = set(ENGINE_SECTIONS) | {p.split(".")[0] for p in slots}
+        for key in [k for k in merged if k not in roots and k not in changes]:
+            del merged[key]
+    for path, slot in slots.items():
+        new = get_dotted(dict(changes), f"{path}.name")
+        old = get_dotted(base, path)
+        if new is None or not isinstance(old, dict) or new == old.get("name", slot.default):
+            continue
+        kept = set(slot.keys.model_fields) if slot.keys else set()
+        given = get_dotted(dict(changes), path) or {}
+        section = get_dotted(merged, path)
+        set_dotted(merged, path, {k: v for k, v in section.items() if k in kept or k in given})
     return merged
 
 
-def _name(path: str, section: Mapping[str, Any]) -> Any:
-    """The component a section picks: its `name`, else the section model's default."""
-    model: Any = Recipe
-    for part in path.split("."):
-        model = model.model_fields[part].annotation
-    return section.get("name", model.model_fields["name"].default)
+def _merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in changes.items():
+        old = merged.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            merged[key] = _merge(old, value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _slots_or_none(data: Mapping[str, Any], registry: Registry) -> dict[str, Slot]:
+    try:
+        return slots_of(model_of(data, registry))
+    except CgfwError:
+        return {}  # validation names the problem later
 
 
 def read_recipe(path: Path, registry: Registry, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -390,7 +492,7 @@ def read_recipe(path: Path, registry: Registry, seen: tuple[Path, ...] = ()) -> 
             raise CgfwError(f"{path}: extends = {parent!r}: {exc}") from None
     if base_path.resolve() in seen:
         raise CgfwError(f"{path}: extends = {parent!r} leads back to itself")
-    return merge(read_recipe(base_path, registry, (*seen, path.resolve())), data)
+    return merge(read_recipe(base_path, registry, (*seen, path.resolve())), data, registry)
 
 
 def load(spec: str, registry: Registry, overrides: Iterable[str] = ()) -> Resolved:
@@ -404,4 +506,4 @@ def load_data(
 ) -> tuple[dict[str, Any], str]:
     """The recipe's raw data with overrides applied, not yet validated (for ablations)."""
     path = find_recipe(spec, registry)
-    return apply_overrides(read_recipe(path, registry), overrides), str(path)
+    return apply_overrides(read_recipe(path, registry), overrides, registry), str(path)

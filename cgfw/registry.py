@@ -13,6 +13,7 @@ from cgfw.errors import CgfwError, did_you_mean
 
 # kind -> the hook that fills it. The order is the order `cgfw components` shows them in.
 KINDS: dict[str, str] = {
+    "model": "register_models",
     "generator": "register_generators",
     "discriminator": "register_discriminators",
     "gan_loss": "register_gan_losses",
@@ -23,6 +24,7 @@ KINDS: dict[str, str] = {
     "ablation": "register_ablations",
     "recipe": "register_recipes",
     "metric": "register_metrics",
+    "command": "register_commands",
 }
 
 

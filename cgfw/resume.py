@@ -1,11 +1,19 @@
-"""What a resumed run may change: the length of training and how it is logged, not what is
-being trained. Anything else would silently mix two experiments in one run directory."""
+"""Resuming a run: what a checkpoint holds, and what a resumed run may change (the length of
+training and how it is logged, not what is being trained: anything else would silently mix two
+experiments in one run directory)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import torch
+from rich.console import Console
+
+from cgfw import checkpoint
 from cgfw.errors import CgfwError
+from cgfw.model import Model
+from cgfw.recipe import Resolved
 from cgfw.tensorboard import flatten
 
 # Keys a resume may change freely (prefixes end with a dot).
@@ -52,3 +60,55 @@ def check(saved: dict[str, Any], new: dict[str, Any], allow_changes: bool) -> li
             "--allow-changes if you mean it"
         )
     return [f"{k}: {old!r} -> {new_value!r}" for k, old, new_value in changes]
+
+
+def state(t: Any) -> dict[str, Any]:
+    """What a checkpoint holds: where the run stands, its random state, the model's state and
+    the recipe it was trained with. `t` is the trainer's `Training`."""
+    device = t.m.rt.device
+    rng = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    return {
+        "iteration": t.iteration,
+        "epoch": t.epoch,
+        "rng": rng,
+        "model": t.m.state_dict(),
+        "recipe": t.resolved.to_dict(),
+    }
+
+
+def restore(
+    m: Model,
+    path: Path,
+    resolved: Resolved,
+    total: int,
+    allow_changes: bool,
+    console: Console,
+) -> int:
+    """Load a checkpoint into a built (and set up) model; returns its iteration. Refuses
+    unsafe recipe changes and a run that is already done; restores the random state."""
+    device = m.rt.device
+    saved = checkpoint.load(path, map_location=device)
+    recipe = saved["recipe"]
+    if "model" not in recipe:  # written before models were plugins: the CycleGAN was the one
+        recipe = {**recipe, "model": resolved.to_dict()["model"]}
+    for change in check(recipe, resolved.to_dict(), allow_changes):
+        console.print(f"resuming with a change: {change}")
+    try:
+        m.load_state_dict(saved["model"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CgfwError(f"{path}: does not fit this recipe's networks ({first})") from None
+    iteration: int = saved["iteration"]
+    if iteration >= total:
+        raise CgfwError(
+            f"{path}: the run is already at iteration {iteration} of {total}; "
+            f"raise train.max_iters or train.epochs to train further"
+        )
+    # Random states are CPU byte tensors, whatever device the checkpoint was mapped to.
+    torch.set_rng_state(saved["rng"]["torch"].cpu())
+    if device.type == "cuda" and saved["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state(saved["rng"]["cuda"].cpu(), device)
+    console.print(f"resumed from {path} at iteration {iteration}")
+    return iteration

@@ -127,20 +127,19 @@ def test_the_reference_does_the_same_work_as_the_step(loaded, tiny_recipe: Path)
     import torch
 
     from cgfw.bench import _reference_step
-    from cgfw.model import build_cyclegan
+    from cgfw.model import build_model
     from cgfw.recipe import load
-    from cgfw.step import cyclegan_step
 
     resolved = load(str(tiny_recipe), loaded.registry, ["train.stack_calls=false"])
     cpu = torch.device("cpu")
     torch.manual_seed(0)  # as bench seeds each setting before building it
     reference = _reference_step(resolved, loaded, cpu)
     torch.manual_seed(0)
-    m = build_cyclegan(resolved, loaded.registry, cpu)
+    m = build_model(resolved, cpu)
     g = torch.Generator().manual_seed(3)
     for _ in range(3):
         real_a, real_b = (torch.rand(2, 3, 32, 32, generator=g) * 2 - 1 for _ in "ab")
-        theirs, ours = reference(real_a, real_b), cyclegan_step(m, real_a, real_b)
+        theirs, ours = reference(real_a, real_b), m.step(real_a, real_b)
         assert theirs.keys() == ours.keys()
         for name, value in ours.items():
             assert torch.allclose(value, theirs[name], rtol=1e-5, atol=1e-6), name

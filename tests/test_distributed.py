@@ -54,9 +54,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_recipe: Path) -
                 torch.testing.assert_close(w2, w1, rtol=0, atol=2e-6, msg=f"{net}.{key}")
     # Biases of convs followed by instance norm have a zero gradient in exact arithmetic, so Adam
     # turns rounding noise into +-lr steps; they cancel in the norm, so compare what nets compute.
-    g = build_network(
-        load(str(tiny_recipe), load_plugins().registry), load_plugins().registry, "generator"
-    )
+    g = build_network(load(str(tiny_recipe), load_plugins().registry), "generator")
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     outputs = []
     for state in (one, two):

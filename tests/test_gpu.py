@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from cgfw import checkpoint
-from cgfw.model import Speed, build_cyclegan
+from cgfw.model import Speed, build_model
 from cgfw.plugins import Loaded
 from cgfw.recipe import load
-from cgfw.step import cyclegan_step
 from tests.conftest import run_dirs
 
 pytestmark = pytest.mark.gpu
@@ -36,14 +35,14 @@ def test_low_precision_stays_close_to_fp32_on_cuda(
 ) -> None:
     def step(speed: Speed) -> dict[str, torch.Tensor]:
         torch.manual_seed(0)
-        m = build_cyclegan(load(str(tiny_recipe), loaded.registry), loaded.registry, CUDA, speed)
+        m = build_model(load(str(tiny_recipe), loaded.registry), CUDA, speed)
         g = torch.Generator().manual_seed(0)
         a, b = ((torch.rand(2, 3, 32, 32, generator=g) * 2 - 1).to(CUDA) for _ in range(2))
         a, b = (
             a.contiguous(memory_format=speed.memory_format),
             b.contiguous(memory_format=speed.memory_format),
         )
-        return cyclegan_step(m, a, b)
+        return m.step(a, b)
 
     fp32 = step(Speed("fp32", False, "off"))
     low = step(Speed(precision, True, "off"))
@@ -56,7 +55,7 @@ def test_fused_adam_on_cuda(
 ) -> None:
     """A step updates every parameter of the four networks through torch's fused Adam kernel
     (one launch for all of them), watched where torch.optim.Adam calls it."""
-    m = build_cyclegan(load(str(tiny_recipe), loaded.registry), loaded.registry, CUDA)
+    m = build_model(load(str(tiny_recipe), loaded.registry), CUDA)
     fused = torch._fused_adam_
     stepped: set[int] = set()
 
@@ -67,8 +66,8 @@ def test_fused_adam_on_cuda(
     monkeypatch.setattr(torch, "_fused_adam_", watch)
     g = torch.Generator().manual_seed(0)
     a, b = ((torch.rand(2, 3, 32, 32, generator=g) * 2 - 1).to(CUDA) for _ in range(2))
-    cyclegan_step(m, a, b)
-    assert stepped == {id(p) for net in m.networks().values() for p in net.parameters()}
+    m.step(a, b)
+    assert stepped == {id(p) for net in m.networks.values() for p in net.parameters()}
 
 
 def losses(
@@ -80,14 +79,14 @@ def losses(
 
     torch.manual_seed(0)
     torch._dynamo.reset()
-    m = build_cyclegan(load(str(tiny_recipe), loaded.registry), loaded.registry, CUDA, speed)
-    m.stack_calls = stacked
-    step = GraphedStep(m, cyclegan_step) if speed.cuda_graph else cyclegan_step
+    m = build_model(load(str(tiny_recipe), loaded.registry), CUDA, speed)
+    m.stacking.enabled = stacked
+    step = GraphedStep(m) if speed.cuda_graph else m.step
     g = torch.Generator().manual_seed(0)
     history = []
     for _ in range(iters):
         a, b = ((torch.rand(2, 3, 32, 32, generator=g) * 2 - 1).to(CUDA) for _ in range(2))
-        history.append({k: v.item() for k, v in step(m, a, b).items()})
+        history.append({k: v.item() for k, v in step(a, b).items()})
     return history
 
 
@@ -137,7 +136,7 @@ def test_a_step_that_cannot_be_captured(loaded: Loaded, tiny_recipe: Path, stric
     from cgfw.graphs import WARMUP, GraphedStep
 
     speed = Speed("fp32", False, "off", cuda_graph=True)
-    m = build_cyclegan(load(str(tiny_recipe), loaded.registry), loaded.registry, CUDA, speed)
+    m = build_model(load(str(tiny_recipe), loaded.registry), CUDA, speed)
     frozen = next(m.g_ab.parameters())
     frozen.requires_grad_(False)  # a plugin's deliberately fixed weight stays fixed
 
@@ -148,16 +147,16 @@ def test_a_step_that_cannot_be_captured(loaded: Loaded, tiny_recipe: Path, stric
             out.sum().item()
 
     m.d_b.register_forward_hook(sync_while_capturing)
-    step = GraphedStep(m, cyclegan_step, strict)
+    step = GraphedStep(m, strict)
     a, b = (torch.rand(2, 3, 32, 32, device=CUDA) * 2 - 1 for _ in range(2))
     for _ in range(WARMUP):
-        step(m, a, b)
+        step(a, b)
     if strict:
         with pytest.raises(CgfwError, match=r"capturing.*set train\.cuda_graph = false"):
-            step(m, a, b)
+            step(a, b)
     else:
         for _ in range(2):
-            assert torch.isfinite(step(m, a, b)["g_total"])
+            assert torch.isfinite(step(a, b)["g_total"])
         assert step.eager
         adam_step = m.opt_d.state[next(m.d_b.parameters())]["step"]
         assert int(adam_step) == WARMUP + 2  # the failed iteration ran once, eagerly

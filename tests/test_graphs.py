@@ -10,10 +10,10 @@ import torch
 
 from cgfw import graphs
 from cgfw.errors import CgfwError
-from cgfw.model import CycleGAN, build_cyclegan
+from cgfw.model import build_model
 from cgfw.plugins import Loaded
 from cgfw.recipe import load
-from cgfw.step import cyclegan_step
+from cgfw_paper.cyclegan import CycleGAN
 
 
 class FakeCuda:
@@ -85,7 +85,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeCuda:
 
 def model(loaded: Loaded, recipe: Path) -> CycleGAN:
     torch.manual_seed(0)
-    return build_cyclegan(load(str(recipe), loaded.registry), loaded.registry, torch.device("cpu"))
+    return build_model(load(str(recipe), loaded.registry), torch.device("cpu"))
 
 
 def batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,15 +96,15 @@ def test_captures_the_full_batch_after_warm_up_and_replays_it(
     fake: FakeCuda, loaded: Loaded, tiny_recipe: Path
 ) -> None:
     m = model(loaded, tiny_recipe)
-    step = graphs.GraphedStep(m, cyclegan_step)
-    step(m, *batch(1))  # a resume that starts on a short last batch
+    step = graphs.GraphedStep(m)
+    step(*batch(1))  # a resume that starts on a short last batch
     for _ in range(graphs.WARMUP):
-        step(m, *batch(2))
+        step(*batch(2))
     assert fake.captures == 0
-    step(m, *batch(2))
+    step(*batch(2))
     assert fake.captures == 1 and step.static is not None and step.static[0].shape[0] == 2
-    step(m, *batch(2))
-    step(m, *batch(1))  # another short batch: eager, not replayed
+    step(*batch(2))
+    step(*batch(1))  # another short batch: eager, not replayed
     assert fake.captures == 1 and fake.replays == 2
 
 
@@ -124,16 +124,16 @@ def test_a_failed_capture_leaves_the_run_as_it_was(
                 raise RuntimeError("operation not permitted when stream is capturing") from None
 
     m.d_b.register_forward_hook(refuse_while_capturing)
-    step = graphs.GraphedStep(m, cyclegan_step, strict)
+    step = graphs.GraphedStep(m, strict)
     for _ in range(graphs.WARMUP):
-        step(m, *batch(2))
+        step(*batch(2))
     if strict:
         with pytest.raises(CgfwError, match="operation not permitted when stream is capturing"):
-            step(m, *batch(2))
+            step(*batch(2))
     else:
         with caplog.at_level(logging.WARNING, logger="cgfw.train"):
-            step(m, *batch(2))
-            step(m, *batch(2))
+            step(*batch(2))
+            step(*batch(2))
         assert "training on with eager steps" in caplog.text
         assert "operation not permitted" in caplog.text
         adam = m.opt_d.state[next(m.d_b.parameters())]["step"]

@@ -13,10 +13,9 @@ import torch
 
 from cgfw import ablate
 from cgfw.bench import load_reference
-from cgfw.model import build_cyclegan
+from cgfw.model import build_model
 from cgfw.plugins import Loaded
 from cgfw.recipe import load_data, validate
-from cgfw.step import cyclegan_step
 from cgfw.trainer import build_dataset
 
 reference = load_reference()
@@ -77,7 +76,7 @@ def scripted_batches(
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Emoji of the training split picked and flipped by one seeded generator: both loops get
     these very tensors."""
-    train_set: Any = build_dataset(validate(data, loaded.registry, "parity"), loaded, "train")
+    train_set: Any = build_dataset(validate(data, loaded.registry, "parity"), "train")
     g = torch.Generator().manual_seed(7)
     out = []
     for _ in range(count):
@@ -96,7 +95,7 @@ def train_both(
     data = recipe_data(loaded, ablation, f"train.stack_calls={str(stack).lower()}")
     resolved = validate(data, loaded.registry, "parity")
     torch.manual_seed(0)
-    ours = build_cyclegan(resolved, loaded.registry, torch.device("cpu"))
+    ours = build_model(resolved, torch.device("cpu"))
     nets = [copy.deepcopy(n) for n in (ours.g_ab, ours.g_ba, ours.d_a, ours.d_b)]
     lambdas, pool_size = AUTHORS[ablation]
     r = resolved.recipe
@@ -114,7 +113,7 @@ def train_both(
 
     theirs.pool_b.query = counted
     torch.manual_seed(1)  # the pools' draws
-    our_terms = [{k: v.item() for k, v in cyclegan_step(ours, a, b).items()} for a, b in batches]
+    our_terms = [{k: v.item() for k, v in ours.step(a, b).items()} for a, b in batches]
     torch.manual_seed(1)
     their_terms = [{k: v.item() for k, v in theirs.step(a, b).items()} for a, b in batches]
     return our_terms, their_terms, ours, theirs

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from cgfw.cli import main
-from cgfw.commands.compare import curves, load_run
+from cgfw.cli.compare import curves, load_run
 
 PINNED = Path(__file__).parent / "data" / "pinned_losses.json"
 SMALL = ["data.load_size=32", "data.crop_size=32", "train.device=cpu", "train.log_every=1"]

@@ -97,7 +97,7 @@ def test_resolved_recipe_round_trips_with_every_default(loaded: Loaded) -> None:
 
 
 def test_bundled_recipe_by_name_and_missing_file(loaded: Loaded) -> None:
-    assert load("quickstart", loaded.registry).recipe.data.name == "emoji"
+    assert load("quickstart", loaded.registry).components["data"].name == "emoji"
     with pytest.raises(CgfwError, match="unknown recipe 'quickstrat'; did you mean 'quickstart'"):
         load("quickstrat", loaded.registry)
     with pytest.raises(
@@ -150,22 +150,28 @@ def test_a_recipe_can_extend_another_and_set_only_what_differs(
         encoding="utf-8",
     )
     child = write(tmp_path, 'extends = "base.toml"\n[run]\nname = "child"\n[generator]\nngf = 4\n')
-    recipe = load(child, loaded.registry).recipe
+    resolved = load(child, loaded.registry)
+    recipe = resolved.recipe
     assert (recipe.run.name, recipe.run.seed) == ("child", 7)  # [run] merged, not replaced
-    assert recipe.generator.options() == {"n_blocks": 3, "ngf": 4}
-    assert recipe.data.name == "emoji" and recipe.extends is None
+    assert resolved.section("generator") == {"n_blocks": 3, "ngf": 4}
+    assert resolved.components["data"].name == "emoji" and recipe.extends is None
     # Writing out the default component's name is not a change of component.
     child = write(tmp_path, 'extends = "base.toml"\n[generator]\nname = "resnet"\n')
-    assert load(child, loaded.registry).recipe.generator.options() == {"n_blocks": 3, "ngf": 8}
+    assert load(child, loaded.registry).section("generator") == {
+        "name": "resnet",
+        "n_blocks": 3,
+        "ngf": 8,
+    }
     # Another component starts afresh (the old options would not fit), keeping engine keys.
     child = write(
         tmp_path,
         'extends = "base.toml"\n[generator]\nname = "resnet_upsample"\n'
         '[losses.cycle]\nname = "l1"\n',
     )
-    recipe = load(child, loaded.registry).recipe
-    assert recipe.generator.options() == {}
-    assert (recipe.losses.cycle.weight, recipe.losses.cycle.forward) == (4.0, False)
+    resolved = load(child, loaded.registry)
+    assert resolved.section("generator") == {"name": "resnet_upsample"}
+    cycle = resolved.keys["losses.cycle"]
+    assert (cycle.weight, cycle.forward) == (4.0, False)  # type: ignore[attr-defined]
     # Bundled names work; a loop, a missing file and an unknown name are named.
     bundled = load(write(tmp_path, 'extends = "quickstart"\n'), loaded.registry)
     assert bundled.recipe.run.name == "quickstart"

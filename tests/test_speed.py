@@ -6,20 +6,20 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from cgfw.model import CycleGAN, Speed, build_cyclegan
+from cgfw.model import Speed, build_model
 from cgfw.plugins import Loaded
 from cgfw.recipe import load
-from cgfw.step import cyclegan_step
 from cgfw.trainer import translate_samples
+from cgfw_paper.cyclegan import CycleGAN
 
 CPU = torch.device("cpu")
 
 
 def build(loaded: Loaded, recipe: Path, speed: Speed, *overrides: str) -> CycleGAN:
     torch.manual_seed(0)
-    return build_cyclegan(
-        load(str(recipe), loaded.registry, overrides), loaded.registry, CPU, speed
-    )
+    m = build_model(load(str(recipe), loaded.registry, overrides), CPU, speed)
+    assert isinstance(m, CycleGAN)
+    return m
 
 
 def batch(memory_format: torch.memory_format = torch.contiguous_format) -> list[torch.Tensor]:
@@ -54,17 +54,17 @@ def test_autocast_runs_networks_in_low_precision_and_keeps_losses_and_pool_fp32(
     m = build(loaded, tiny_recipe, Speed(precision, False, "off"))
     seen: list[torch.dtype] = []
     m.g_ab.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
-    terms = cyclegan_step(m, *batch())
+    terms = m.step(*batch())
     assert set(seen) == {dtype}
     assert all(t.dtype == torch.float32 and torch.isfinite(t) for t in terms.values())
     assert m.pool_b.stored().dtype == torch.float32  # type: ignore[attr-defined]
-    assert m.scaler.is_enabled() == (precision == "fp16")
+    assert m.rt.scaler.is_enabled() == (precision == "fp16")
     assert all(p.dtype == torch.float32 for p in m.g_ab.parameters())  # master weights stay fp32
 
 
 def test_bf16_step_stays_close_to_fp32(loaded: Loaded, tiny_recipe: Path) -> None:
-    fp32 = cyclegan_step(build(loaded, tiny_recipe, Speed("fp32", False, "off")), *batch())
-    bf16 = cyclegan_step(build(loaded, tiny_recipe, Speed("bf16", False, "off")), *batch())
+    fp32 = build(loaded, tiny_recipe, Speed("fp32", False, "off")).step(*batch())
+    bf16 = build(loaded, tiny_recipe, Speed("bf16", False, "off")).step(*batch())
     for name in ("cycle_a", "idt_b", "g_ab_gan"):
         assert bf16[name].item() == pytest.approx(fp32[name].item(), rel=0.05), name
 
@@ -74,8 +74,8 @@ def test_channels_last_gives_the_same_step(loaded: Loaded, tiny_recipe: Path) ->
     last = build(loaded, tiny_recipe, Speed("fp32", True, "off"))
     conv = next(m for m in last.g_ab.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
-    a = cyclegan_step(plain, *batch())
-    b = cyclegan_step(last, *batch(torch.channels_last))
+    a = plain.step(*batch())
+    b = last.step(*batch(torch.channels_last))
     for name in a:
         assert b[name].item() == pytest.approx(a[name].item(), rel=1e-4, abs=1e-5), name
 
@@ -87,15 +87,15 @@ def test_compiled_networks_match_eager(loaded: Loaded, tiny_recipe: Path) -> Non
     assert list(compiled.g_ab.state_dict()) == list(eager.g_ab.state_dict())  # no _orig_mod.
     counters.clear()
     for _ in range(2):
-        a = cyclegan_step(eager, *batch())
-        b = cyclegan_step(compiled, *batch())
+        a = eager.step(*batch())
+        b = compiled.step(*batch())
     for name in a:
         assert b[name].item() == pytest.approx(a[name].item(), rel=1e-3, abs=1e-4), name
     assert counters["stats"]["unique_graphs"] > 0  # the step compiled its networks
     # An epoch's short last batch: two more shapes for each kind of network, past torch's
     # default of 8 variants of the one compiled function that all four share.
     short = [t[:1] for t in batch()]
-    a, b = cyclegan_step(eager, *short), cyclegan_step(compiled, *short)
+    a, b = eager.step(*short), compiled.step(*short)
     for name in a:
         assert b[name].item() == pytest.approx(a[name].item(), rel=1e-3, abs=1e-4), name
     assert torch._dynamo.config.recompile_limit >= 16
@@ -123,17 +123,23 @@ def test_cuda_graph_without_cuda_is_one_clear_error(cli, tiny_recipe: Path) -> N
         (Speed("bf16", True, "off", True), "channels_last"),
     ],
 )
-def test_which_settings_a_cuda_graph_can_capture(speed: Speed, reason: str | None) -> None:
+def test_which_settings_a_cuda_graph_can_capture(
+    speed: Speed, reason: str | None, loaded: Loaded, tiny_recipe: Path
+) -> None:
     from cgfw.graphs import obstacle
 
-    class SafePool:
-        graph_safe = True
-
-    why = obstacle(speed, torch.device("cuda"), 1, SafePool)
+    safe = build(loaded, tiny_recipe, Speed("fp32", False, "off"))  # the paper's image pool
+    why = obstacle(speed, torch.device("cuda"), 1, safe)
     assert why is None if reason is None else (why is not None and reason in why)
-    assert obstacle(speed, torch.device("cuda"), 2, SafePool) is not None  # several processes
+    assert obstacle(speed, torch.device("cuda"), 2, safe) is not None  # several processes
+    unsafe = build(loaded, tiny_recipe, Speed("fp32", False, "off"))
+
+    class HostPool:  # a plugin's buffer that does not declare graph_safe
+        pass
+
+    unsafe.pool_a = unsafe.pool_b = HostPool()  # type: ignore[assignment]
     assert "graph_safe" in (
-        obstacle(Speed("bf16", False, "off", True), torch.device("cuda"), 1, object) or ""
+        obstacle(Speed("bf16", False, "off", True), torch.device("cuda"), 1, unsafe) or ""
     )
 
 

@@ -146,7 +146,7 @@ def test_ablation_severs_the_skip_connections(
     depends = {}
     for label in ("base", "no-unet_skips"):
         resolved = load(str(parent / label / "recipe.toml"), registry)
-        net = build_network(resolved, registry, "generator")
+        net = build_network(resolved, "generator")
         state = checkpoint.load(parent / label / "checkpoints" / "latest.pt")
         net.load_state_dict(state["model"]["networks"]["g_ab"])
         *_, innermost = (m for m in net.modules() if isinstance(m, UnetSkipConnectionBlock))

@@ -141,9 +141,9 @@ def test_no_test_split_samples_training_images_and_says_so(
     with pytest.raises(MissingSplit, match="no testA/"):
         folder(FolderOptions(root=str(root)), "test")
     resolved = folder_recipe(loaded, tiny_recipe, root)
-    train_set = build_dataset(resolved, loaded, "train")
+    train_set = build_dataset(resolved, "train")
     with caplog.at_level(logging.WARNING, logger="cgfw"):
-        a, b = fixed_samples(resolved, loaded, train_set, 2)
+        a, b = fixed_samples(resolved, train_set, 2)
     (record,) = caplog.records
     assert "no testA/" in record.getMessage() and "training images" in record.getMessage()
     keys = epoch_keys(len(train_set), 12345, 0)[:2]  # type: ignore[arg-type]
@@ -184,9 +184,9 @@ def test_a_test_split_that_fails_to_load_is_an_error_not_training_images(
         loaded = load_plugins()
         resolved = load(str(tiny_recipe), loaded.registry, ["data.name=broken_test"])
         reason = "failed to load the test split: OSError: stale NFS file handle"
-    train_set = build_dataset(resolved, loaded, "train")
+    train_set = build_dataset(resolved, "train")
     with caplog.at_level(logging.WARNING, logger="cgfw"), pytest.raises(CgfwError, match=reason):
-        fixed_samples(resolved, loaded, train_set, 2)
+        fixed_samples(resolved, train_set, 2)
     assert not caplog.records
 
 

@@ -17,11 +17,11 @@ from torch import Tensor, nn
 
 from cgfw import checkpoint
 from cgfw import resume as resuming
-from cgfw.commands.weights import import_weights, import_weights_cmd
 from cgfw.errors import CgfwError
-from cgfw.model import build_cyclegan, build_network
+from cgfw.model import build_model, build_network
 from cgfw.plugins import Loaded
 from cgfw.recipe import read_toml, validate
+from cgfw_paper.import_weights import import_weights, import_weights_cmd
 
 Shapes = dict[str, tuple[int, ...]]
 
@@ -155,7 +155,7 @@ def run_networks(run_dir: Path, loaded: Loaded) -> dict[str, nn.Module]:
         ("d_a", "discriminator"),
         ("d_b", "discriminator"),
     ):
-        net = build_network(resolved, loaded.registry, path)
+        net = build_network(resolved, path)
         net.load_state_dict(state["model"]["networks"][name])
         nets[name] = net.eval()
     return nets
@@ -232,7 +232,7 @@ def test_a_full_training_set_of_files_becomes_a_run(tmp_path: Path, loaded: Load
     assert state["iteration"] == 0 and state["model"]["optimizers"]["g"]["state"] == {}
     resolved = validate(recipe, loaded.registry, "recipe.toml")
     assert resuming.check(state["recipe"], resolved.to_dict(), allow_changes=False) == []
-    build_cyclegan(resolved, loaded.registry, torch.device("cpu")).load_state_dict(state["model"])
+    build_model(resolved).load_state_dict(state["model"])
     # The stale InstanceNorm buffers were dropped and recorded, with each file's hash.
     meta = json.loads((run / "run.json").read_text())
     g_a = next(i for i in meta["imported"] if i["authors_name"] == "G_A")

@@ -13,26 +13,15 @@ import json
 from typing import Any
 
 import click
-from pydantic import BaseModel
 
 from cgfw.console import friendly, out
 from cgfw.plugins import load_plugins
-from cgfw.recipe import COMPONENT_SECTIONS, Recipe, load
+from cgfw.recipe import Recipe, Slot, default_model, load, slots_of
 from cgfw.registry import Component, Registry
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DEFS = "#/$defs/"
 SET_HELP = "Override a recipe key, e.g. --set generator.n_blocks=6 (TOML value; repeatable)."
-
-
-def _section_model(path: str) -> type[BaseModel]:
-    """The pydantic model of a dotted section path, e.g. losses.gan -> GanLossSection."""
-    model: type[BaseModel] = Recipe
-    for part in path.split("."):
-        annotation = model.model_fields[part].annotation
-        assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        model = annotation
-    return model
 
 
 def _options_schema(component: Component, defs: dict[str, Any]) -> dict[str, Any]:
@@ -78,15 +67,15 @@ def _branch(
 
 
 def section_schema(
-    path: str, registry: Registry, defs: dict[str, Any]
+    path: str, slot: Slot, registry: Registry, defs: dict[str, Any]
 ) -> tuple[dict[str, Any], bool]:
-    """A section's schema, and whether the section must appear in a recipe (its default
-    component needs options, or no default is installed)."""
-    kind, engine_keys = COMPONENT_SECTIONS[path]
-    model = _section_model(path)
-    model_schema = model.model_json_schema(ref_template=DEFS + "{model}")
-    engine = {k: model_schema["properties"][k] for k in engine_keys}
-    default = model.model_fields["name"].default
+    """A slot's schema, and whether the section must appear in a recipe (its default
+    component needs options, or there is no default)."""
+    kind, default = slot.kind, slot.default
+    engine: dict[str, Any] = {}
+    if slot.keys is not None:
+        keys_schema = slot.keys.model_json_schema(ref_template=DEFS + "{model}")
+        engine = keys_schema.get("properties", {})
     names = registry.names(kind)
     if not names:
         return {"not": {}, "description": f"no {kind} component is installed"}, True
@@ -100,17 +89,28 @@ def section_schema(
 
 
 def recipe_schema(registry: Registry) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of a recipe with the registry's components."""
+    """The JSON Schema (draft 2020-12) of a recipe for the default model (the one recipes
+    without [model] train), with the registry's components."""
     schema = Recipe.model_json_schema(ref_template=DEFS + "{model}")
     defs: dict[str, Any] = schema.setdefault("$defs", {})
-    for path in COMPONENT_SECTIONS:
-        section, required = section_schema(path, registry, defs)
+    model = default_model(registry)
+    schema["properties"]["model"] = {
+        "type": "object",
+        "description": f"the training objective: one of {', '.join(registry.names('model'))} "
+        f"(default {model.name}); this schema describes {model.name}'s sections",
+        "properties": {"name": {"enum": registry.names("model")}},
+    }
+    schema["additionalProperties"] = False
+    for path, slot in slots_of(model).items():
+        section, required = section_schema(path, slot, registry, defs)
         parts = path.split(".")
         node = schema
         for part in parts[:-1]:
             if required and part not in node.setdefault("required", []):
                 node["required"].append(part)
-            node = defs[node["properties"][part]["$ref"].removeprefix(DEFS)]
+            node = node["properties"].setdefault(
+                part, {"type": "object", "properties": {}, "additionalProperties": False}
+            )
         if required and parts[-1] not in node.setdefault("required", []):
             node["required"].append(parts[-1])
         node["properties"][parts[-1]] = section
@@ -120,7 +120,7 @@ def recipe_schema(registry: Registry) -> dict[str, Any]:
     if "required" in schema:  # a recipe that extends another may leave them to its parent
         schema["if"] = {"not": {"required": ["extends"]}}
         schema["then"] = {"required": schema.pop("required")}
-    # The plain section models (DataSection, ...) were replaced above; drop the orphans.
+    # The plain section models (EngineSlotSection, ...) were replaced above; drop the orphans.
     text = json.dumps(schema)
     for name in list(defs):
         if f'"{DEFS}{name}"' not in text:

@@ -7,8 +7,8 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from cgfw.commands.compare import compare_cmd, curves, load_run
-from cgfw.commands.evaluate import eval_cmd
+from cgfw.cli.compare import compare_cmd, curves, load_run
+from cgfw.cli.evaluate import eval_cmd
 
 
 def invoke(*args: object) -> Result:

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from cgfw.commands.schema import recipe_schema, schema_cmd, validate_cmd
+from cgfw.cli.schema import recipe_schema, schema_cmd, validate_cmd
 from cgfw.errors import CgfwError
 from cgfw.plugins import Loaded, load_plugins
-from cgfw.recipe import COMPONENT_SECTIONS, read_recipe, read_toml, validate
+from cgfw.recipe import default_model, read_recipe, read_toml, slots_of, validate
 
 try:
     import jsonschema
@@ -62,10 +62,11 @@ def test_the_schema_is_well_formed(loaded: Loaded) -> None:
     for ref in {r.split('"')[0] for r in text.split('"$ref": "#/$defs/')[1:]}:
         assert ref in schema["$defs"], ref
     # Every component section is a oneOf over exactly the registered components.
-    for path, (kind, engine_keys) in COMPONENT_SECTIONS.items():
+    for path, slot in slots_of(default_model(loaded.registry)).items():
+        engine_keys = list(slot.keys.model_fields) if slot.keys else []
         branches = section(schema, path)["oneOf"]
         names = [b["properties"]["name"]["const"] for b in branches]
-        assert names == loaded.registry.names(kind), path
+        assert names == loaded.registry.names(slot.kind), path
         for branch in branches:
             assert set(engine_keys) <= set(branch["properties"]), (path, branch["title"])
     if jsonschema is not None:

@@ -10,9 +10,9 @@ import torch
 from click.testing import CliRunner, Result
 from torch import Tensor
 
-from cgfw.commands import export as export_module
-from cgfw.commands.export import export
-from cgfw.commands.translate import load_generator
+from cgfw.cli import export as export_module
+from cgfw.cli.export import export
+from cgfw.cli.translate import load_generator
 from cgfw.plugins import load_plugins
 
 TOLERANCE = 1e-4

@@ -8,9 +8,8 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from cgfw.commands.translate import load_generator, to_image
+from cgfw.cli.translate import OneSided, load_generator, to_image
 from cgfw.errors import CgfwError
-from cgfw.plugins import Loaded
 from cgfw.trainer import build_dataset
 
 LABEL_WIDTH = 150
@@ -22,7 +21,7 @@ def sample_grid(runs: list[tuple[str, Path]], path: Path, count: int, scale: int
     """Row labels with run directories: each run's latest checkpoint translates the same
     `count` test items, spread over the first run's test split."""
     first = load_generator(runs[0][1], "a2b")
-    dataset = build_dataset(first.resolved, Loaded(first.registry, []), "test")
+    dataset = build_dataset(first.resolved, "test")
     total = len(dataset)  # type: ignore[arg-type]
     picks = sorted({round(i * (total - 1) / max(1, count - 1)) for i in range(min(count, total))})
     items = [dataset[i] for i in picks]
@@ -34,7 +33,11 @@ def sample_grid(runs: list[tuple[str, Path]], path: Path, count: int, scale: int
         if paired:
             rows.append((f"{direction}: true {dst.upper()}", real[dst]))
         for label, run_dir in runs:
-            g = load_generator(run_dir, direction)
+            try:
+                g = load_generator(run_dir, direction)
+            except OneSided:  # CUT and the like: a grey row says it has no b -> a
+                rows.append((f"{label} (one-sided)", torch.zeros_like(real[src])))
+                continue
             if g.crop_size is not None and g.crop_size != real[src].shape[-1]:
                 raise CgfwError(
                     f"--grid: {run_dir} works at {g.crop_size} px, {runs[0][1]} at "

@@ -27,13 +27,14 @@ from cgfw import checkpoint
 from cgfw.console import console, friendly, out
 from cgfw.errors import CgfwError
 from cgfw.images import IMAGE_SUFFIXES, BadImage, images_in, open_rgb, to_tensor
+from cgfw.layout import RunDir
 from cgfw.model import build_network
 from cgfw.plugins import load_plugins
 from cgfw.recipe import Resolved, read_toml, validate
 from cgfw.registry import Registry
 from cgfw.trainer import resolve_device
 
-DIRECTIONS = {"a2b": "g_ab", "b2a": "g_ba"}
+DIRECTIONS = ("a2b", "b2a")
 DEFAULT_SIZE = 256  # the paper's resolution, for recipes whose dataset has no crop_size
 # The paper's generators downsample twice (x4), so sides must be multiples of 4 for the output
 # to come back at the input's size.
@@ -47,6 +48,10 @@ PENDING_BATCHES = 4
 QUALITY = {".jpg": 95, ".jpeg": 95, ".webp": 95}
 
 
+class OneSided(CgfwError):
+    """The run's model does not learn the direction asked for."""
+
+
 @dataclass
 class Generator:
     """A generator rebuilt from a run, in eval mode on the CPU, and where it came from."""
@@ -57,6 +62,8 @@ class Generator:
     checkpoint: Path
     direction: str
     iteration: int  # of the checkpoint (0 when it does not say)
+    network: str = "g_ab"  # the model's name for it (g_ab, g_ba)
+    slot: str = "generator"  # the recipe section it is built from
 
     @property
     def crop_size(self) -> int | None:
@@ -67,17 +74,18 @@ class Generator:
 def _checkpoint_of(source: Path) -> tuple[Path, dict[str, Any] | None]:
     """The checkpoint to read and, for a run directory, the recipe saved beside it."""
     if source.is_dir():
-        saved = source / "recipe.toml"
+        run = RunDir(source)
+        saved = run.recipe
         if not saved.is_file():
             raise CgfwError(
                 f"{source}: not a run directory (no recipe.toml); give a run directory made by "
                 "`cgfw run` or a checkpoint file (RUN_DIR/checkpoints/latest.pt)"
             )
         try:
-            path = checkpoint.latest_in(source / "checkpoints")
+            path = checkpoint.latest_in(run.checkpoints)
         except CgfwError:
             raise CgfwError(
-                f"{source}: no checkpoint yet in {source / 'checkpoints'}; let the run reach "
+                f"{source}: no checkpoint yet in {run.checkpoints}; let the run reach "
                 "train.checkpoint_every (or finish) first"
             ) from None
         return path, read_toml(saved)
@@ -95,22 +103,28 @@ def load_generator(source: Path, direction: str) -> Generator:
         raise CgfwError(f"--direction {direction!r}: use one of {', '.join(DIRECTIONS)}")
     path, recipe_data = _checkpoint_of(source)
     state = checkpoint.load(path)
-    where = str(source / "recipe.toml") if recipe_data is not None else f"{path} (recipe)"
+    where = str(RunDir(source).recipe) if recipe_data is not None else f"{path} (recipe)"
     if recipe_data is None:
         recipe_data = state.get("recipe")
         if not isinstance(recipe_data, dict):
             raise CgfwError(
                 f"{path}: the checkpoint carries no recipe; give its run directory instead"
             )
-    try:
-        weights = state["model"]["networks"][DIRECTIONS[direction]]
-    except (KeyError, TypeError):
-        raise CgfwError(
-            f"{path}: no {DIRECTIONS[direction]} generator weights in this checkpoint"
-        ) from None
     registry = load_plugins().registry
     resolved = validate(recipe_data, registry, where)
-    net = build_network(resolved, registry, "generator")
+    learned = resolved.model_class.directions
+    if direction not in learned:
+        raise OneSided(
+            f"--direction {direction}: model '{resolved.model.name}' learns "
+            f"{', '.join(learned) or 'no direction'} only (it is one-sided); use "
+            f"--direction {next(iter(learned), 'a2b')}"
+        )
+    network, slot = learned[direction]
+    try:
+        weights = state["model"]["networks"][network]
+    except (KeyError, TypeError):
+        raise CgfwError(f"{path}: no {network} generator weights in this checkpoint") from None
+    net = build_network(resolved, slot)
     try:
         net.load_state_dict(weights)
     except RuntimeError as exc:
@@ -121,9 +135,8 @@ def load_generator(source: Path, direction: str) -> Generator:
         ) from None
     net.eval()  # dropout off, batch norm on its running statistics
     iteration = state.get("iteration")
-    return Generator(
-        net, resolved, registry, path, direction, iteration if isinstance(iteration, int) else 0
-    )
+    iteration = iteration if isinstance(iteration, int) else 0
+    return Generator(net, resolved, registry, path, direction, iteration, network, slot)
 
 
 def to_image(tensor: Tensor) -> Image.Image:

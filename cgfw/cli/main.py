@@ -17,25 +17,25 @@ from rich.text import Text
 import cgfw
 from cgfw import ablate as ablation
 from cgfw import distributed
-from cgfw.commands.compare import compare_cmd, find_runs, group_seeds, render, table_rows
-from cgfw.commands.data import download_cmd
-from cgfw.commands.evaluate import eval_cmd
-from cgfw.commands.export import export
-from cgfw.commands.schema import schema_cmd, validate_cmd
-from cgfw.commands.translate import translate
-from cgfw.commands.weights import import_weights_cmd
+from cgfw.cli.compare import compare_cmd, find_runs, group_seeds, render, table_rows
+from cgfw.cli.data import download_cmd
+from cgfw.cli.evaluate import eval_cmd
+from cgfw.cli.export import export
+from cgfw.cli.schema import schema_cmd, validate_cmd
+from cgfw.cli.translate import translate
 from cgfw.console import QUIET, console, friendly, out
 from cgfw.errors import CgfwError, TrainingStopped, did_you_mean
 from cgfw.launch import launch
-from cgfw.model import build_network, count_parameters
+from cgfw.layout import RunDir
+from cgfw.model import build_model, count_parameters
 from cgfw.plugins import Loaded, load_plugins
 from cgfw.recipe import (
-    COMPONENT_SECTIONS,
     Resolved,
     apply_overrides,
     load,
     load_data,
     read_toml,
+    slots_of,
     validate,
 )
 from cgfw.registry import KINDS
@@ -61,7 +61,45 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
         ctx.exit()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PluginCommands(click.Group):
+    """cgfw's own commands, and those plugins register with ``register_commands``. A plugin's
+    command cannot replace one of cgfw's; one whose factory fails is left out and named."""
+
+    _found: dict[str, click.Command] | None = None
+
+    def plugin_commands(self) -> dict[str, click.Command]:
+        if self._found is None:
+            self._found = {}
+            registry = _plugins().registry
+            for name in registry.names("command"):
+                component = registry.get("command", name)
+                if name in self.commands:
+                    logging.getLogger("cgfw").warning(
+                        "plugin '%s' registers a command '%s', which is cgfw's own; ignored",
+                        component.plugin,
+                        name,
+                    )
+                    continue
+                try:
+                    command = component.factory(None)
+                except Exception as exc:
+                    logging.getLogger("cgfw").warning(
+                        "plugin '%s': command '%s' failed to load: %s", component.plugin, name, exc
+                    )
+                    continue
+                if isinstance(command, click.Command):
+                    self._found[name] = command
+        return self._found
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.plugin_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        own = super().get_command(ctx, cmd_name)
+        return own if own is not None else self.plugin_commands().get(cmd_name)
+
+
+@click.group(cls=PluginCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--version",
     is_flag=True,
@@ -118,7 +156,8 @@ def run(
     into: Path | None,
     allow_changes: bool,
 ) -> None:
-    """Train the CycleGAN of RECIPE (a TOML file or a bundled name: `cgfw recipes`)."""
+    """Train the model of RECIPE (a TOML file or a bundled name: `cgfw recipes`); recipes
+    without a [model] section train the CycleGAN."""
     loaded = _plugins()
     if resume_dir is not None:
         if recipe is not None:
@@ -126,11 +165,13 @@ def run(
                 "--resume reads the recipe saved in the run directory; "
                 "drop RECIPE (use --set to change keys)"
             )
-        saved = resume_dir / "recipe.toml"
+        saved = RunDir(resume_dir).recipe
         if not saved.is_file():
             raise CgfwError(f"--resume {resume_dir}: not a run directory (no recipe.toml)")
         resolved = validate(
-            apply_overrides(read_toml(saved), overrides), loaded.registry, str(saved)
+            apply_overrides(read_toml(saved), overrides, loaded.registry),
+            loaded.registry,
+            str(saved),
         )
         _train(resolved, loaded, device, resume_dir, allow_changes)
         return
@@ -144,12 +185,8 @@ def run(
         _train(resolved, loaded, device)
         return
     click.echo(resolved.to_toml(), nl=False)
-    for path, names in (("generator", ("g_ab", "g_ba")), ("discriminator", ("d_a", "d_b"))):
-        net = build_network(resolved, loaded.registry, path)
-        for name in names:
-            out.print(
-                f"{name:5} {resolved.section(path).name:16} {count_parameters(net)} parameters"
-            )
+    for name, net in build_model(resolved).networks.items():
+        out.print(f"{name:5} {type(net).__name__:24} {count_parameters(net)} parameters")
 
 
 def _train(
@@ -183,7 +220,7 @@ def _train(
         )
     except CgfwError as exc:
         created = new and group.main and run_dir is not None  # only what this command made
-        untrained = created and not (run_dir / "checkpoints").exists()  # type: ignore[operator]
+        untrained = created and not RunDir(run_dir).checkpoints.exists()  # type: ignore[arg-type]
         if untrained and not isinstance(exc, TrainingStopped):
             shutil.rmtree(run_dir, ignore_errors=True)  # type: ignore[arg-type]
         raise
@@ -356,8 +393,10 @@ def components(kind: str | None) -> None:
             table.add_row(*row)
         out.print(table)
     if kind is None:
-        sections = ", ".join(f"[{p}] -> {k}" for p, (k, _) in COMPONENT_SECTIONS.items())
-        out.print(f"recipe sections and the kinds they pick from: {sections}")
+        for name in registry.names("model"):
+            slots = slots_of(registry.get("model", name)).items()
+            sections = ", ".join(f"[{p}] -> {s.kind}" for p, s in slots)
+            out.print(f"model {name}: recipe sections and the kinds they pick from: {sections}")
 
 
 @main.command()
@@ -532,12 +571,11 @@ def data_check(path: Path, crop_size: int) -> None:
     sys.exit(1 if skipped_any else 0)
 
 
-# Commands beyond training live in cgfw.commands, one module each.
+# Commands beyond training live in cgfw.cli, one module each.
 main.add_command(translate)
 main.add_command(eval_cmd)
 main.add_command(compare_cmd)
 main.add_command(export)
-main.add_command(import_weights_cmd)
 data.add_command(download_cmd)
 recipe.add_command(schema_cmd)
 recipe.add_command(validate_cmd)

@@ -1,6 +1,6 @@
-"""`cgfw import-weights`: networks trained with the authors' code (junyanz/pytorch-CycleGAN-and-
-pix2pix, files such as latest_net_G_A.pth) become a cgfw run directory, so `cgfw translate` can
-use them and `cgfw run --resume` can fine-tune them.
+"""`cgfw import-weights`, a command the paper plugin registers: networks trained with the
+authors' code (junyanz/pytorch-CycleGAN-and-pix2pix, files such as latest_net_G_A.pth) become a
+cgfw run directory, so `cgfw translate` can use them and `cgfw run --resume` can fine-tune them.
 
 The authors' ResnetGenerator and NLayerDiscriminator keep their layers in an nn.Sequential called
 `model`, in the same order as cgfw_paper's resnet and patchgan; their keys are ours with a
@@ -23,10 +23,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.instancenorm import _InstanceNorm
 
-from cgfw import checkpoint
+from cgfw import Register, checkpoint, hookimpl
 from cgfw.console import console, friendly, out
 from cgfw.errors import CgfwError
-from cgfw.model import build_cyclegan
+from cgfw.layout import RunDir
+from cgfw.model import build_model
 from cgfw.plugins import load_plugins
 from cgfw.recipe import apply_overrides, load_data, validate
 from cgfw.runs import locked, new_run_dir, provenance, write_json
@@ -311,7 +312,7 @@ def read_sources(specs: Sequence[str]) -> list[Source]:
 def _output_dir(out_dir: Path | None, output_root: str, name: str) -> Path:
     if out_dir is None:
         return new_run_dir(Path(output_root), f"{name}-imported")
-    if (out_dir / "recipe.toml").exists() or (out_dir / "checkpoints").exists():
+    if RunDir(out_dir).recipe.exists() or RunDir(out_dir).checkpoints.exists():
         raise CgfwError(
             f"--out {out_dir}: already a run directory; choose a new folder so no run is "
             "overwritten"
@@ -350,19 +351,25 @@ def import_weights(
     data, where = load_data(recipe, loaded.registry)
     for s in sources:  # the whole section: a recipe's other generator's options would not fit
         data[SECTION[s.network]] = dict(s.settings)
-    apply_overrides(data, overrides)
+    data = apply_overrides(data, overrides, loaded.registry)
     resolved = validate(data, loaded.registry, where)
+    if "g_ab" not in resolved.model_class.directions.get("a2b", ()):
+        raise CgfwError(
+            f"--recipe {recipe}: its model '{resolved.model.name}' is not the CycleGAN; the "
+            "authors' files fit a CycleGAN recipe (paper_default)"
+        )
     # Networks no file provides start as a fresh run of this recipe would.
     torch.manual_seed(resolved.recipe.run.seed)
-    model = build_cyclegan(resolved, loaded.registry, torch.device("cpu"))
-    networks = model.networks()
+    model = build_model(resolved)
+    networks = model.networks
     for s in sources:
-        section = resolved.section(SECTION[s.network])
-        what = f"{SECTION[s.network]} '{section.name}' ({_describe(s.settings)})"
+        name = resolved.components[SECTION[s.network]].name
+        what = f"{SECTION[s.network]} '{name}' ({_describe(s.settings)})"
         networks[s.network].load_state_dict(fit(s, networks[s.network], what))
     run_dir = _output_dir(out_dir, resolved.recipe.run.output_dir, resolved.recipe.run.name)
     with locked(run_dir):
-        (run_dir / "recipe.toml").write_text(resolved.to_toml(), encoding="utf-8")
+        run = RunDir(run_dir)
+        run.recipe.write_text(resolved.to_toml(), encoding="utf-8")
         meta = provenance(torch.device("cpu"), loaded.plugins)
         meta["imported"] = [
             {
@@ -374,7 +381,7 @@ def import_weights(
             }
             for s in sources
         ]
-        write_json(run_dir / "run.json", meta)
+        write_json(run.provenance, meta)
         # Iteration 0 with fresh optimizer state: `cgfw run --resume` fine-tunes from here.
         state = {
             "iteration": 0,
@@ -383,7 +390,7 @@ def import_weights(
             "model": model.state_dict(),
             "recipe": resolved.to_dict(),
         }
-        checkpoint.save(run_dir / "checkpoints", state)
+        checkpoint.save(run.checkpoints, state)
     provided = {s.network for s in sources}
     return Imported(run_dir, sources, [n for n in OURS if n not in provided])
 
@@ -427,3 +434,13 @@ def import_weights_cmd(
             + (" (B -> A translation is untrained)" if "g_ba" in result.fresh else "")
         )
     out.print(f"run directory: {result.run_dir}")
+
+
+@hookimpl
+def register_commands(register: Register) -> None:
+    register(
+        "import-weights",
+        lambda _options: import_weights_cmd,
+        None,
+        "networks trained with the authors' code (.pth) -> a cgfw run directory",
+    )

@@ -24,19 +24,18 @@ import torch
 from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
 
-from cgfw.commands.compare import run_dirs
-from cgfw.commands.translate import load_generator
+from cgfw.cli.compare import run_dirs
+from cgfw.cli.translate import load_generator
 from cgfw.console import console, friendly, out
 from cgfw.errors import CgfwError
 from cgfw.evaluation import (
-    CYCLE_METRIC,
     Metric,
     build_metric,
     evaluate,
     flat_metrics,
     with_companions,
 )
-from cgfw.plugins import Loaded, load_plugins
+from cgfw.plugins import load_plugins
 from cgfw.recipe import Resolved, read_toml
 from cgfw.registry import Registry
 from cgfw.tensorboard import write_hparams
@@ -68,15 +67,16 @@ def table(results: dict[str, Any], metrics: dict[str, Metric], title: str) -> Ta
         grid.add_column(column, justify="right")
     for name in results["a2b"]:
         better = "higher" if metrics[name].higher_is_better else "lower"
-        cells = [f"{results[row][name]:.4f}" for row in ("a2b", "b2a", "baseline")]
+        cells = [
+            f"{results[row][name]:.4f}" if row in results else "one-sided"
+            for row in ("a2b", "b2a", "baseline")
+        ]
         grid.add_row(f"{name} ({better} is better)", *cells)
-    cycle = results["cycle"]
-    grid.add_row(
-        f"cycle {CYCLE_METRIC} (lower is better)",
-        f"{cycle['a'][CYCLE_METRIC]:.4f}",
-        f"{cycle['b'][CYCLE_METRIC]:.4f}",
-        "",
-    )
+    cycle = results.get("cycle")
+    if cycle is not None:  # a model that learns both directions
+        grid.add_row(
+            "cycle l1 (lower is better)", f"{cycle['a']['l1']:.4f}", f"{cycle['b']['l1']:.4f}", ""
+        )
     return grid
 
 
@@ -144,20 +144,30 @@ def eval_run(
     dev: torch.device,
     batch_size: int,
 ) -> dict[str, Any]:
-    g_ab, g_ba = load_generator(run_dir, "a2b"), load_generator(run_dir, "b2a")
+    g_ab = load_generator(run_dir, "a2b")
     resolved: Resolved = g_ab.resolved
-    dataset = build_dataset(resolved, Loaded(g_ab.registry, []), split)
+    one_sided = "b2a" not in resolved.model_class.directions
+    g_ba = None if one_sided else load_generator(run_dir, "b2a")
+    if one_sided:
+        console.print(
+            f"[yellow]note:[/yellow] model '{resolved.model.name}' is one-sided: a -> b only, "
+            "no b -> a scores or cycle error",
+            highlight=False,
+        )
+    dataset = build_dataset(resolved, split)
     paired = bool(getattr(dataset, "paired", False))
     skipped = sorted(n for n, m in metrics.items() if m.paired and not paired)
     if skipped:
         console.print(
-            f"[yellow]note:[/yellow] dataset '{resolved.recipe.data.name}' has no aligned pairs "
-            f"in its {split} split, so the paired metrics ({', '.join(skipped)}) are skipped",
+            f"[yellow]note:[/yellow] dataset '{resolved.components['data'].name}' has no "
+            f"aligned pairs in its {split} split, so the paired metrics "
+            f"({', '.join(skipped)}) are skipped",
             highlight=False,
         )
     try:
         results = evaluate(
-            g_ab.net.to(dev), g_ba.net.to(dev), dataset, split, list(metrics), registry, dev,
+            g_ab.net.to(dev), g_ba.net.to(dev) if g_ba else None, dataset, split,
+            list(metrics), registry, dev,
             batch_size,
         )  # fmt: skip
     except torch.cuda.OutOfMemoryError:

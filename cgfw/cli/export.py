@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 import cgfw
-from cgfw.commands.translate import (
+from cgfw.cli.translate import (
     DEFAULT_SIZE,
     DIRECTIONS,
     MULTIPLE,
@@ -35,6 +35,7 @@ from cgfw.commands.translate import (
 from cgfw.console import console, friendly, out
 from cgfw.errors import CgfwError
 from cgfw.model import build_network
+from cgfw.recipe import get_dotted
 
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}
 # Python modules each format needs beyond torch; the dynamo ONNX exporter imports onnxscript.
@@ -71,13 +72,13 @@ def example_size(generator: Generator) -> int:
 
 def metadata(generator: Generator) -> dict[str, str]:
     """Everything needed to rebuild the network; safetensors metadata holds strings only."""
-    section = generator.resolved.to_dict()["generator"]
-    component = generator.registry.get("generator", section["name"])
+    section = get_dotted(generator.resolved.to_dict(), generator.slot)
+    component = generator.resolved.components[generator.slot]
     return {
         "format": "cgfw-generator",
         "cgfw_version": cgfw.__version__,
         "direction": generator.direction,
-        "network": DIRECTIONS[generator.direction],
+        "network": generator.network,
         "generator": json.dumps(section, sort_keys=True),
         "plugin": component.plugin,
         "input": f"float32 (N, 3, H, W) in [-1, 1], H and W multiples of {MULTIPLE}",
@@ -147,7 +148,7 @@ def run_export(path: Path, fmt: str, generator: Generator, x: Tensor) -> Tensor 
         return torch.from_numpy(array)
     from safetensors.torch import load_file
 
-    net = build_network(generator.resolved, generator.registry, "generator")
+    net = build_network(generator.resolved, generator.slot)
     net.load_state_dict(load_file(str(path)))
     net.eval()
     with torch.no_grad():
@@ -236,4 +237,4 @@ def export(model: Path, fmt: str, direction: str, output: Path | None) -> None:
         else f"max difference from PyTorch {difference:.1e}"
     )
     console.print(f"checked on a (2, 3, {size}, {2 * size}) batch: {check}")
-    out.print(f"exported {DIRECTIONS[direction]} ({direction}) as {fmt} to {path}", markup=False)
+    out.print(f"exported {generator.network} ({direction}) as {fmt} to {path}", markup=False)

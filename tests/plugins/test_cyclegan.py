@@ -1,21 +1,24 @@
-"""The CycleGAN step: which terms exist, their weights, and who gets updated."""
+"""The paper plugin's CycleGAN model and its step: which terms exist, their weights, and who
+gets updated."""
 
 import pytest
 import torch
 from torch import nn
 
-from cgfw.model import CycleGAN, Speed, _mixes_samples, build_cyclegan
+from cgfw.model import Speed, build_model
 from cgfw.plugins import Loaded
 from cgfw.recipe import load
-from cgfw.step import cyclegan_step
+from cgfw_paper.cyclegan import CycleGAN
+from cgfw_paper.stacking import Stacking
+from cgfw_paper.stacking import mixes_samples as _mixes_samples
 from tests.conftest import state_equal
 
 
 def tiny(loaded: Loaded, tiny_recipe, *overrides: str) -> CycleGAN:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
-    return build_cyclegan(
-        load(str(tiny_recipe), loaded.registry, overrides), loaded.registry, torch.device("cpu")
-    )
+    m = build_model(load(str(tiny_recipe), loaded.registry, overrides))
+    assert isinstance(m, CycleGAN)
+    return m
 
 
 def batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,7 +39,7 @@ def test_full_step_has_every_term_with_the_papers_weights(loaded, tiny_recipe) -
         idt_b = 5.0 * (m.g_ab(real_b) - real_b).abs().mean()
         fake_b = m.g_ab(real_a)
         cycle_a = 10.0 * (m.g_ba(fake_b) - real_a).abs().mean()
-    terms = cyclegan_step(m, real_a, real_b)
+    terms = m.step(real_a, real_b)
     assert set(terms) == {
         "g_ab_gan",
         "g_ba_gan",
@@ -63,7 +66,7 @@ def test_ablations_remove_their_terms(loaded, tiny_recipe) -> None:  # type: ign
         "losses.gan.weight=0": {"g_ab_gan", "g_ba_gan", "d_a", "d_b"},
     }
     for override, missing in cases.items():
-        terms = cyclegan_step(tiny(loaded, tiny_recipe, override), real_a, real_b)
+        terms = tiny(loaded, tiny_recipe, override).step(real_a, real_b)
         assert not missing & set(terms), override
         assert "g_total" in terms
 
@@ -72,7 +75,7 @@ def test_identity_off_skips_its_forward_passes(loaded, tiny_recipe) -> None:  # 
     m = tiny(loaded, tiny_recipe, "losses.identity.weight=0")
     calls = []
     m.g_ab.register_forward_hook(lambda *_: calls.append("g_ab"))
-    cyclegan_step(m, *batch())
+    m.step(*batch())
     assert calls == ["g_ab", "g_ab"]  # fake_b and rec_b only; no idt_b = g_ab(real_b)
 
 
@@ -88,7 +91,7 @@ def test_generator_update_does_not_move_discriminators(loaded, tiny_recipe) -> N
         return out
 
     m.opt_g.step = watched_step  # type: ignore[method-assign]
-    cyclegan_step(m, *batch())
+    m.step(*batch())
     assert all(torch.equal(a, b) for a, b in zip(d_before, after_g["d"], strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(g_before, after_g["g"], strict=True))
     assert all(p.requires_grad for p in m.d_a.parameters())  # unfrozen again
@@ -99,7 +102,7 @@ def test_generator_update_does_not_move_discriminators(loaded, tiny_recipe) -> N
 def test_without_a_gan_term_the_discriminators_are_not_trained(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
     m = tiny(loaded, tiny_recipe, "losses.gan.weight=0")
     d_before = params(m.d_a)
-    cyclegan_step(m, *batch())
+    m.step(*batch())
     assert all(torch.equal(a, b) for a, b in zip(d_before, params(m.d_a), strict=True))
 
 
@@ -118,12 +121,12 @@ class FixedPool:
 @pytest.mark.parametrize("stack", [True, False])
 def test_discriminators_see_pooled_fakes(loaded, tiny_recipe, stack: bool) -> None:  # type: ignore[no-untyped-def]
     m = tiny(loaded, tiny_recipe)
-    m.stack_calls = stack
+    m.stacking.enabled = stack
     pool = m.pool_b = FixedPool(torch.full((1, 3, 32, 32), 0.25))  # type: ignore[assignment]
     seen: list[torch.Tensor] = []
     m.d_b.register_forward_hook(lambda _, args, __: seen.append(args[0]))
     real_a, real_b = batch()
-    cyclegan_step(m, real_a, real_b)
+    m.step(real_a, real_b)
     assert len(pool.asked) == 1 and not pool.asked[0].requires_grad
     shown = torch.cat(seen[1:])  # after the generators' call on fake_b: D's own update
     assert torch.equal(shown[: len(real_b)], real_b)
@@ -142,7 +145,7 @@ def test_discriminators_are_frozen_while_the_generators_step(loaded, tiny_recipe
         return g_step(*args, **kwargs)
 
     m.opt_g.step = watched_step  # type: ignore[method-assign]
-    cyclegan_step(m, *batch())
+    m.step(*batch())
     assert seen["d_frozen"] and all(g is None for g in seen["d_grads"])
     assert all(g is not None for g in seen["g_grads"])
     assert all(p.grad is not None for p in m.d_a.parameters())  # then D gets its own update
@@ -159,7 +162,7 @@ def test_discriminator_loss_is_half_real_plus_fake_on_pooled_fakes(loaded, tiny_
         fake_b = m.g_ab(real_a)
         on_fakes = 0.5 * ((scores_real - 1).pow(2).mean() + m.d_b(fake_b).pow(2).mean())
     assert not torch.allclose(expected, on_fakes, rtol=1e-3)  # the test can tell them apart
-    terms = cyclegan_step(m, real_a, real_b)
+    terms = m.step(real_a, real_b)
     assert torch.allclose(terms["d_b"], expected, rtol=1e-5)
 
 
@@ -184,7 +187,7 @@ def test_paired_loss_is_l1_to_the_aligned_target_and_alone_skips_the_discriminat
     with torch.no_grad():
         paired_b = 10.0 * (m.g_ab(real_a) - real_b).abs().mean()
     d_before = params(m.d_a)
-    terms = cyclegan_step(m, real_a, real_b)
+    terms = m.step(real_a, real_b)
     assert set(terms) == {"paired_a", "paired_b", "g_total"}
     assert torch.allclose(terms["paired_b"], paired_b)
     assert all(torch.equal(a, b) for a, b in zip(d_before, params(m.d_a), strict=True))
@@ -195,7 +198,7 @@ def test_a_cycle_that_is_off_skips_its_reconstruction(loaded, tiny_recipe) -> No
     calls = []
     m.g_ab.register_forward_hook(lambda *_: calls.append("g_ab"))
     m.g_ba.register_forward_hook(lambda *_: calls.append("g_ba"))
-    cyclegan_step(m, *batch())
+    m.step(*batch())
     assert calls == ["g_ab", "g_ba", "g_ba"]  # fake_b, fake_a, rec_a; no rec_b = g_ab(fake_a)
 
 
@@ -213,8 +216,8 @@ def step_twice(m: CycleGAN) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]
 
         opt.step = recorded  # type: ignore[method-assign]
     torch.manual_seed(1)  # the image pools draw from torch's generator
-    cyclegan_step(m, *batch())
-    terms = cyclegan_step(m, *batch())  # the second sees the first's pooled fakes
+    m.step(*batch())
+    terms = m.step(*batch())  # the second sees the first's pooled fakes
     return terms, [*first[id(m.opt_g)], *first[id(m.opt_d)]]
 
 
@@ -227,7 +230,7 @@ def assert_same_terms(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor
 def test_calls_on_stacked_inputs_train_as_separate_calls_would(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
     together = tiny(loaded, tiny_recipe)
     apart = tiny(loaded, tiny_recipe)
-    apart.stack_calls = False
+    apart.stacking.enabled = False
     calls = []
     together.g_ab.register_forward_hook(lambda _, args, __: calls.append(len(args[0])))
     together.d_b.register_forward_hook(lambda _, args, __: calls.append(-len(args[0])))
@@ -244,13 +247,16 @@ def test_calls_on_stacked_inputs_train_as_separate_calls_would(loaded, tiny_reci
 def test_batch_norm_keeps_each_call_apart(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
     # Batch statistics would mix the stacked inputs: the step must call the network per input.
     m = tiny(loaded, tiny_recipe, "generator.norm='batch'")
-    assert [name for name, net in m.networks().items() if not m.stacks(net)] == ["g_ab", "g_ba"]
+    assert [name for name, net in m.networks.items() if not m.stacking.stacks(net)] == [
+        "g_ab",
+        "g_ba",
+    ]
     calls = []
     m.g_ab.register_forward_hook(lambda _, args, __: calls.append(len(args[0])))
-    cyclegan_step(m, *batch())
+    m.step(*batch())
     assert calls == [2, 2, 2]  # fake_b, rec_b, idt_b: one batch of two images each
     m = tiny(loaded, tiny_recipe)
-    assert all(m.stacks(net) for net in m.networks().values())
+    assert all(m.stacking.stacks(net) for net in m.networks.values())
 
 
 def test_a_module_that_says_it_mixes_samples_keeps_each_call_apart(
@@ -259,7 +265,10 @@ def test_a_module_that_says_it_mixes_samples_keeps_each_call_apart(
     # As a plugin's minibatch-statistics layer would declare itself (cgfw/hookspecs.py).
     monkeypatch.setattr(torch.nn.LeakyReLU, "mixes_samples", True, raising=False)  # in d only
     m = tiny(loaded, tiny_recipe)
-    assert [name for name, net in m.networks().items() if not m.stacks(net)] == ["d_a", "d_b"]
+    assert [name for name, net in m.networks.items() if not m.stacking.stacks(net)] == [
+        "d_a",
+        "d_b",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -283,20 +292,20 @@ def test_a_and_b_images_of_different_sizes_are_called_apart(loaded, tiny_recipe)
     real_a, real_b = batch()
     real_b = torch.nn.functional.interpolate(real_b, size=(32, 48))
     together, apart = tiny(loaded, tiny_recipe), tiny(loaded, tiny_recipe)
-    apart.stack_calls = False
+    apart.stacking.enabled = False
     torch.manual_seed(1)
-    terms = cyclegan_step(together, real_a, real_b)
+    terms = together.step(real_a, real_b)
     torch.manual_seed(1)
-    assert_same_terms(terms, cyclegan_step(apart, real_a, real_b))
+    assert_same_terms(terms, apart.step(real_a, real_b))
 
 
 def test_stacked_inputs_keep_channels_last(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
     m = tiny(loaded, tiny_recipe, "train.channels_last=true")
-    m.speed = Speed("fp32", True, "off")  # as build_cyclegan gets it from run_speed
+    m.rt.speed = Speed("fp32", True, "off")  # as build_model gets it from the recipe
     seen = []
     m.d_b.register_forward_hook(lambda _, args, __: seen.append(args[0]))
     real_a, real_b = (x.contiguous(memory_format=torch.channels_last) for x in batch())
-    cyclegan_step(m, real_a, real_b)
+    m.step(real_a, real_b)
     stacked = seen[-1]  # real_b with the pool's (contiguous) fakes
     assert len(stacked) == 4 and stacked.is_contiguous(memory_format=torch.channels_last)
 
@@ -331,46 +340,44 @@ MINIBATCH_STDDEV = """
 def test_a_network_that_mixes_samples_unannounced_is_measured_and_called_apart(
     fake_distribution, tiny_recipe, caplog
 ) -> None:  # type: ignore[no-untyped-def]
-    from cgfw.model import check_stacking
     from cgfw.plugins import load_plugins
 
     fake_distribution("cgfw-mbstd", MINIBATCH_STDDEV)
     m = tiny(load_plugins(), tiny_recipe, 'generator={name="mbstd"}')
-    assert all(m.stacks(net) for net in m.networks().values())  # types tell nothing
+    assert all(m.stacking.stacks(net) for net in m.networks.values())  # types tell nothing
     real_a, real_b = batch()
     rng, state = torch.get_rng_state(), {k: v.clone() for k, v in m.g_ab.state_dict().items()}
     with caplog.at_level("WARNING", logger="cgfw.train"):
-        assert check_stacking(m, real_a, real_b) == ["g_ab", "g_ba"]
+        assert m.stacking.check(m.rt, m.networks, real_a, real_b) == ["g_ab", "g_ba"]
     assert torch.equal(torch.get_rng_state(), rng)  # the check draws nothing of the run's
     assert state_equal(m.g_ab.state_dict(), state)  # nor leaves a trace in the network
     assert [r.getMessage().split(" ")[0] for r in caplog.records] == ["g_ab", "g_ba"]
     assert "mixes samples" in caplog.records[0].getMessage()
     calls = []
     m.g_ab.register_forward_hook(lambda _, args, __: calls.append(len(args[0])))
-    cyclegan_step(m, real_a, real_b)
+    m.step(real_a, real_b)
     assert calls == [2, 2, 2]  # fake_b, rec_b, idt_b each alone: the objective is unchanged
 
 
 def test_the_stacking_check_leaves_per_sample_networks_stacked(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
-    from cgfw.model import check_stacking
 
     m = tiny(loaded, tiny_recipe, "generator.norm='batch'")
-    assert check_stacking(m, *batch()) == []  # batch norm: already apart by its type
+    assert (
+        m.stacking.check(m.rt, m.networks, *batch()) == []
+    )  # batch norm: already apart by its type
     m = tiny(loaded, tiny_recipe, "generator.dropout=true")  # dropout is not mixing
-    assert check_stacking(m, *batch()) == []
-    assert all(m.stacks(net) for net in m.networks().values())
+    assert m.stacking.check(m.rt, m.networks, *batch()) == []
+    assert all(m.stacking.stacks(net) for net in m.networks.values())
     assert all(x.training for x in m.g_ab.modules())  # dropout switched back on
 
 
 def test_training_measures_stacking_on_its_first_batch_only(
     fake_distribution, tiny_recipe, cli, caplog, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    import cgfw.trainer
-
     fake_distribution("cgfw-mbstd", MINIBATCH_STDDEV)
     checks = []
-    check = cgfw.trainer.check_stacking
-    monkeypatch.setattr(cgfw.trainer, "check_stacking", lambda *a: checks.append(1) or check(*a))
+    check = Stacking.check
+    monkeypatch.setattr(Stacking, "check", lambda *a: checks.append(1) or check(*a))
     with caplog.at_level("WARNING", logger="cgfw.train"):
         result = cli(
             "run", tiny_recipe, "--set", 'generator={name="mbstd"}', "--set", "train.max_iters=3"
@@ -384,22 +391,21 @@ def test_training_measures_stacking_on_its_first_batch_only(
 def test_a_network_whose_separate_calls_give_nan_is_not_stacked(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
     """Minibatch statistics with an unbiased std: NaN for one image alone, finite for two
     stacked; NaN must count as a difference, not slip through a comparison."""
-    from cgfw.model import check_stacking
 
     class UnbiasedStd(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x + x.std(dim=0).mean()
 
     m = tiny(loaded, tiny_recipe)
-    m.d_a = nn.Sequential(m.d_a, UnbiasedStd())
+    m.d_a = m.networks["d_a"] = nn.Sequential(m.d_a, UnbiasedStd())
     one_a, one_b = (x[:1] for x in batch())
-    assert check_stacking(m, one_a, one_b) == ["d_a"]
+    assert m.stacking.check(m.rt, m.networks, one_a, one_b) == ["d_a"]
 
 
 def test_the_stacking_decision_is_saved_and_resumed(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
     m = tiny(loaded, tiny_recipe)
-    m.apart.append(m.d_b)  # as if measured on the first batch
+    m.stacking.apart.append(m.d_b)  # as if measured on the first batch
     resumed = tiny(loaded, tiny_recipe)
     resumed.load_state_dict(m.state_dict())
-    assert resumed.stacking_checked and not resumed.stacks(resumed.d_b)
-    assert resumed.stacks(resumed.g_ab)
+    assert resumed.stacking.checked and not resumed.stacking.stacks(resumed.d_b)
+    assert resumed.stacking.stacks(resumed.g_ab)

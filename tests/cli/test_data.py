@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cgfw.commands.data import URL_ENV, download_cmd
+from cgfw.cli.data import URL_ENV, download_cmd
 
 PREFIX = "/cyclegan/datasets/"
 

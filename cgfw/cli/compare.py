@@ -18,7 +18,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from cgfw.commands.grid import sample_grid
+from cgfw.cli.grid import sample_grid
 from cgfw.console import friendly, out
 from cgfw.errors import CgfwError, did_you_mean
 from cgfw.recipe import read_toml

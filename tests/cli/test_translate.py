@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from cgfw.commands.translate import load_generator, to_tensor, translate, translate_batch
+from cgfw.cli.translate import load_generator, to_tensor, translate, translate_batch
 
 
 def invoke(*args: object) -> Result:

@@ -1,1 +1,0 @@
-"""Commands beyond training: each module defines click commands that cgfw.cli registers."""

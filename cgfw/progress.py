@@ -1,0 +1,84 @@
+"""What a user sees while a run trains: the progress bar (it/s, ETA, losses), TensorBoard
+scalars and, without a terminal, a plain line every 10 s."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+from torch import Tensor
+from torch.utils.tensorboard import SummaryWriter
+
+
+class SpeedColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} it/s" if speed else "-- it/s", style="progress.data.speed")
+
+
+class LossLog:
+    """Averages each loss term over a log window: TensorBoard scalars, the progress bar's
+    losses and, without a terminal (CI, nohup), a plain line every 10 s."""
+
+    # The terms shown beside the bar, where a model has them; otherwise its first three.
+    SHOWN = ("g_total", "d_a", "d_b")
+
+    def __init__(
+        self, writer: SummaryWriter | None, console: Console, total: int, start: int
+    ) -> None:
+        self.writer, self.console, self.total = writer, console, total
+        self.sums: dict[str, Tensor] = {}
+        self.window = 0
+        self.final: dict[str, float] = {}
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            SpeedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[losses]}"),
+            console=console,
+            disable=not console.is_terminal,
+        )
+        self.task = self.progress.add_task("train", total=total, completed=start, losses="")
+        self.start, self.started = start, time.perf_counter()
+        self.last_line = self.started
+
+    def add(self, terms: dict[str, Tensor]) -> None:
+        for name, value in terms.items():  # stays on the device: no sync per step
+            # A copy first: a CUDA graph's outputs are overwritten by its next replay.
+            self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
+        self.window += 1
+
+    def flush(self, iteration: int, epoch: int, lr: float) -> None:
+        self.final = {k: (v / self.window).item() for k, v in self.sums.items()}
+        if self.writer is not None:
+            for name, value in self.final.items():
+                self.writer.add_scalar(f"loss/{name}", value, iteration)
+            self.writer.add_scalar("lr", lr, iteration)
+        self.sums, self.window = {}, 0
+        names = [k for k in self.SHOWN if k in self.final] or list(self.final)[:3]
+        shown = " ".join(f"{k} {self.final[k]:.3f}" for k in names)
+        self.progress.update(self.task, losses=shown)
+        now = time.perf_counter()
+        if not self.console.is_terminal and (now - self.last_line > 10 or iteration == self.total):
+            rate = (iteration - self.start) / (now - self.started)
+            eta = (self.total - iteration) / rate if rate else 0.0
+            self.console.print(
+                f"iter {iteration}/{self.total} epoch {epoch} "
+                f"{rate:.1f} it/s ETA {eta:.0f}s {shown}"
+            )
+            self.last_line = now
+
+    def advance(self, epoch: int) -> None:
+        self.progress.update(self.task, advance=1, description=f"epoch {epoch}")

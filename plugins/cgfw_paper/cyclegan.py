@@ -1,0 +1,304 @@
+"""The CycleGAN of Zhu et al. 2017 as a cgfw model: two generators, two discriminators, their
+losses, the image pools and two optimizers. `CycleGAN.step` is the training iteration; read it
+to know what is trained. It computes what the authors' code does (tests/test_parity.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from cgfw import Build, Model, Register, Slot, hookimpl
+from cgfw.errors import CgfwError
+from cgfw.recipe import Resolved
+from cgfw.trainer import check_output
+from cgfw_paper.stacking import Stacking
+
+
+class Buffer(Protocol):
+    def query(self, images: Tensor) -> Tensor: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class _Keys(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GanKeys(_Keys):
+    weight: float = Field(1.0, ge=0, description="0 trains the generators by reconstruction alone")
+
+
+class CycleKeys(_Keys):
+    weight: float = Field(10.0, ge=0, description="lambda: absolute weight of each cycle term")
+    forward: bool = Field(True, description="the A -> B -> A term (rec_a vs real_a)")
+    backward: bool = Field(True, description="the B -> A -> B term (rec_b vs real_b)")
+
+
+class IdentityKeys(_Keys):
+    weight: float = Field(
+        0.5,
+        ge=0,
+        description="RELATIVE to losses.cycle.weight, as the authors' lambda_identity: the "
+        "identity term's absolute weight is weight x losses.cycle.weight (0.5 x 10 = 5); "
+        "0 skips the identity forward passes",
+    )
+
+
+class PairedKeys(_Keys):
+    weight: float = Field(
+        0.0,
+        ge=0,
+        description="supervision from aligned pairs (not in the paper; the paired upper bound): "
+        "weight x (L1(fake_b, real_b) + L1(fake_a, real_a)); needs a dataset that yields "
+        "aligned training pairs, e.g. data.paired = true with the emoji dataset",
+    )
+
+
+class CycleGANOptions(_Keys):
+    """The model takes its settings from its slots' keys; train.stack_calls says whether it may
+    stack network calls."""
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Loss weights as the step uses them; identity is absolute here (relative x cycle)."""
+
+    gan: float
+    cycle: float
+    cycle_forward: bool
+    cycle_backward: bool
+    identity: float
+    paired: float
+
+    @property
+    def terms(self) -> list[str]:
+        """The loss terms the step computes with these weights, by name."""
+        wanted = {
+            "g_ab_gan": self.gan,
+            "g_ba_gan": self.gan,
+            "cycle_a": self.cycle_forward,
+            "cycle_b": self.cycle_backward,
+            "idt_b": self.identity,
+            "idt_a": self.identity,
+            "paired_b": self.paired,
+            "paired_a": self.paired,
+            "d_b": self.gan,
+            "d_a": self.gan,
+        }
+        return [name for name, on in wanted.items() if on]
+
+    @staticmethod
+    def of(keys: dict[str, Any]) -> Weights:
+        gan, cycle = keys["losses.gan"], keys["losses.cycle"]
+        return Weights(
+            gan=gan.weight,
+            cycle=cycle.weight,
+            cycle_forward=cycle.forward and cycle.weight > 0,
+            cycle_backward=cycle.backward and cycle.weight > 0,
+            identity=keys["losses.identity"].weight * cycle.weight,
+            paired=keys["losses.paired"].weight,
+        )
+
+
+def _requires_grad(nets: list[nn.Module], flag: bool) -> None:
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+class CycleGAN(Model):
+    slots: ClassVar[dict[str, Slot]] = {
+        "data": Slot("dataset", "folder"),
+        "schedule": Slot("schedule", "linear_decay"),
+        "generator": Slot("generator", "resnet"),
+        "discriminator": Slot("discriminator", "patchgan"),
+        "losses.gan": Slot("gan_loss", "lsgan", GanKeys),
+        "losses.cycle": Slot("reconstruction_loss", "l1", CycleKeys),
+        "losses.identity": Slot("reconstruction_loss", "l1", IdentityKeys),
+        "losses.paired": Slot("reconstruction_loss", "l1", PairedKeys),
+        "buffer": Slot("buffer", "image_pool"),
+    }
+    directions: ClassVar[dict[str, tuple[str, str]]] = {
+        "a2b": ("g_ab", "generator"),
+        "b2a": ("g_ba", "generator"),
+    }
+    default = True  # recipes without a [model] section train the paper's model
+
+    def __init__(self, options: CycleGANOptions, build: Build) -> None:
+        super().__init__(options, build)
+        self.resolved = build.resolved
+        self.weights = Weights.of(build.resolved.keys)
+        if self.weights.paired:  # the trainer checks the dataset gives aligned pairs
+            self.needs_pairs = f"losses.paired.weight = {self.weights.paired}"
+        if not self.weights.terms:
+            raise CgfwError(
+                f"{build.resolved.source}: every loss term is off; nothing would be trained"
+            )
+        self.g_ab = build.network("generator")  # A -> B (the authors' G_A)
+        self.g_ba = build.network("generator")  # B -> A (G_B)
+        self.d_a = build.network("discriminator")  # real_a vs fake_a (the authors' D_B)
+        self.d_b = build.network("discriminator")  # real_b vs fake_b (D_A)
+        self.networks = {"g_ab": self.g_ab, "g_ba": self.g_ba, "d_a": self.d_a, "d_b": self.d_b}
+        self.opt_g = build.optimizer(self.g_ab, self.g_ba)
+        self.opt_d = build.optimizer(self.d_a, self.d_b)
+        self.optimizers = {"g": self.opt_g, "d": self.opt_d}
+        self.gan_loss: Callable[..., Tensor] = build.component("losses.gan")
+        self.cycle_loss: Callable[[Tensor, Tensor], Tensor] = build.component("losses.cycle")
+        self.identity_loss: Callable[[Tensor, Tensor], Tensor] = build.component("losses.identity")
+        self.paired_loss: Callable[[Tensor, Tensor], Tensor] = build.component("losses.paired")
+        self.pool_a: Buffer = build.component("buffer")  # history of fake_a shown to d_a
+        self.pool_b: Buffer = build.component("buffer")
+        self.stacking = Stacking(build.resolved.recipe.train.stack_calls, self.networks.values())
+
+    @classmethod
+    def terms(cls, resolved: Resolved) -> list[str]:
+        return Weights.of(resolved.keys).terms
+
+    @classmethod
+    def reference(cls, resolved: Resolved, device: torch.device) -> Any:
+        """The authors' loop (benchmarks/reference_loop.py, a source checkout's) on newly built
+        networks of the recipe, with its loss weights and switches, pool size and GAN loss:
+        what `cgfw bench --compare` times and tests/test_parity.py compares against."""
+        from cgfw.bench import load_reference
+        from cgfw.model import build_network
+
+        reference = load_reference()
+        paths = ("generator", "generator", "discriminator", "discriminator")
+        nets = [build_network(resolved, p).to(device) for p in paths]
+        keys: Any = resolved.keys  # the slots' keys models, declared above
+        r = resolved.recipe
+        lambdas = reference.Lambdas(
+            cycle=keys["losses.cycle"].weight,
+            identity=keys["losses.identity"].weight,
+            gan=keys["losses.gan"].weight > 0,
+            forward=keys["losses.cycle"].forward,
+            backward=keys["losses.cycle"].backward,
+        )
+        pool = getattr(resolved.options["buffer"], "capacity", 0)
+        # Their GANLoss knows lsgan and vanilla; any other loss is timed as lsgan (same cost).
+        mode = "vanilla" if resolved.components["losses.gan"].name == "bce" else "lsgan"
+        betas = tuple(r.optimizer.betas)
+        return reference.AuthorsLoop(*nets, r.optimizer.lr, betas, lambdas, pool, gan_mode=mode)
+
+    def setup(self, real_a: Tensor, real_b: Tensor) -> None:
+        """The discriminators' output checked, then the stacking decision measured."""
+        with torch.no_grad(), self.rt.autocast(), self.rt.uncompiled():
+            check_output(self.d_b, real_b[:1], "discriminator", self.resolved, None)
+        if not self.stacking.checked:  # a checkpoint loaded later replaces the decision
+            self.stacking.check(self.rt, self.networks, real_a, real_b)
+
+    def graph_obstacle(self) -> str | None:
+        if not getattr(self.pool_a, "graph_safe", False):
+            return (
+                f"needs a buffer that declares graph_safe = True ({type(self.pool_a).__name__} "
+                "may make host-side random choices that a graph would freeze)"
+            )
+        return None
+
+    def _translate(self, net: nn.Module, x: Tensor, own: Tensor | None) -> tuple[Tensor, Any]:
+        """`net(x)`, and `net(own)` (the identity image) when it can share the call; None when
+        the identity image is off or must wait for its own call."""
+        if own is None or not self.stacking.stacks(net) or own.shape[1:] != x.shape[1:]:
+            return net(x), None
+        out, idt = self.stacking.together(self.rt, net, x, own)
+        return out, idt
+
+    def step(self, real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
+        """Translate both ways, update both generators, then both discriminators on pooled
+        fakes. Returns each weighted loss term, detached (.item() only when logging: it syncs)."""
+        w, rt = self.weights, self.rt
+        rt.begin_iteration()
+
+        with rt.autocast():
+            # 1. Translate A -> B and back, then B -> A and back; a reconstruction only where a
+            #    cycle term uses it. With the identity loss, a generator also gets an image of
+            #    its own target domain, which it should leave alone: in the translation's call
+            #    if it may stack, else after the cycles. That is the authors' order of calls, so
+            #    with every call apart the step computes what their loop does, bit for bit.
+            fake_b, idt_b = self._translate(self.g_ab, real_a, real_b if w.identity else None)
+            rec_a = self.g_ba(fake_b) if w.cycle_forward else None
+            fake_a, idt_a = self._translate(self.g_ba, real_b, real_a if w.identity else None)
+            rec_b = self.g_ab(fake_a) if w.cycle_backward else None
+            if w.identity:
+                idt_b = self.g_ab(real_b) if idt_b is None else idt_b
+                idt_a = self.g_ba(real_a) if idt_a is None else idt_a
+
+            # 2. Generator losses, with the discriminators frozen (they pass gradients through).
+            _requires_grad([self.d_a, self.d_b], False)
+            terms: dict[str, Tensor] = {}
+            if w.gan:
+                terms["g_ab_gan"] = w.gan * self.gan_loss(self.d_b(fake_b), True, False)
+                terms["g_ba_gan"] = w.gan * self.gan_loss(self.d_a(fake_a), True, False)
+            if rec_a is not None:
+                terms["cycle_a"] = w.cycle * self.cycle_loss(rec_a, real_a)
+            if rec_b is not None:
+                terms["cycle_b"] = w.cycle * self.cycle_loss(rec_b, real_b)
+            if idt_b is not None and idt_a is not None:
+                terms["idt_b"] = w.identity * self.identity_loss(idt_b, real_b)
+                terms["idt_a"] = w.identity * self.identity_loss(idt_a, real_a)
+            if w.paired:
+                # Only with aligned pairs (real_b is real_a's counterpart): the upper bound.
+                terms["paired_b"] = w.paired * self.paired_loss(fake_b, real_b)
+                terms["paired_a"] = w.paired * self.paired_loss(fake_a, real_a)
+        loss_g = sum(terms.values())
+        assert isinstance(loss_g, Tensor)
+        self.opt_g.zero_grad(set_to_none=True)
+        rt.optimizer_step(loss_g, self.opt_g)  # both generators jointly
+        _requires_grad([self.d_a, self.d_b], True)
+
+        # 3. Discriminators on real images and fakes drawn from the history pools (kept in
+        #    fp32); 0.5 halves D's learning rate relative to G, as in the paper.
+        if w.gan:
+            pooled_b = self.pool_b.query(fake_b.detach().float())
+            pooled_a = self.pool_a.query(fake_a.detach().float())
+            with rt.autocast():
+                judged_real_b, judged_fake_b = self.stacking.together(
+                    rt, self.d_b, real_b, pooled_b
+                )
+                judged_real_a, judged_fake_a = self.stacking.together(
+                    rt, self.d_a, real_a, pooled_a
+                )
+                terms["d_b"] = 0.5 * (
+                    self.gan_loss(judged_real_b, True, True)
+                    + self.gan_loss(judged_fake_b, False, True)
+                )
+                terms["d_a"] = 0.5 * (
+                    self.gan_loss(judged_real_a, True, True)
+                    + self.gan_loss(judged_fake_a, False, True)
+                )
+            self.opt_d.zero_grad(set_to_none=True)
+            rt.optimizer_step(terms["d_a"] + terms["d_b"], self.opt_d)
+        rt.scaler.update()
+
+        terms["g_total"] = loss_g
+        return {name: t.detach() for name, t in terms.items()}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {
+            "buffers": {"a": self.pool_a.state_dict(), "b": self.pool_b.state_dict()},
+            # The first batch's stacking decision, so a resumed run stacks exactly as before.
+            "apart": [k for k, n in self.networks.items() if n in self.stacking.apart],
+        }
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.pool_a.load_state_dict(state["buffers"]["a"])
+        self.pool_b.load_state_dict(state["buffers"]["b"])
+        if "apart" in state:  # checkpoints from before the measured decision check again
+            saved = [n for k, n in self.networks.items() if k in state["apart"]]
+            self.stacking.apart += [n for n in saved if n not in self.stacking.apart]
+            self.stacking.checked = True
+
+
+@hookimpl
+def register_models(register: Register) -> None:
+    register(
+        "cyclegan",
+        CycleGAN,
+        CycleGANOptions,
+        "CycleGAN (Zhu et al. 2017): two generators, two discriminators, cycle + identity",
+    )
