@@ -18,6 +18,7 @@ import torch
 from rich.console import Console
 
 from cgfw.errors import CgfwError
+from cgfw.layout import RunDir
 from cgfw.recipe import Resolved, get_dotted, parse_value, set_dotted, validate
 from cgfw.registry import Registry
 
@@ -150,7 +151,7 @@ def run_parallel(
             if proc.poll() is None:
                 continue
             active.remove((run_dir, proc))
-            losses = run_dir / "final_losses.json"
+            losses = RunDir(run_dir).final_losses
             if proc.returncode == 0 and losses.is_file():
                 results[run_dir.name] = json.loads(losses.read_text(encoding="utf-8"))
                 console.print(f"finished {run_dir.name}")

@@ -40,6 +40,16 @@ def build_metric(registry: Registry, name: str) -> Metric:
     return metric
 
 
+def default_metrics(registry: Registry) -> list[str]:
+    """The metrics computed when none are named: those whose plugin registers them with a
+    factory marked `default = True`."""
+    return [
+        n
+        for n in registry.names("metric")
+        if getattr(registry.get("metric", n).factory, "default", False)
+    ]
+
+
 def with_companions(names: list[str], registry: Registry) -> list[str]:
     """`names` plus the metrics any of them must be reported beside (FID -> KID), in order."""
     result: list[str] = []
@@ -149,5 +159,5 @@ def flat_metrics(results: dict[str, Any]) -> dict[str, float]:
             elif isinstance(value, float) and math.isfinite(value):
                 flat[f"{prefix}/{key}"] = value
 
-    walk({k: results[k] for k in ("a2b", "b2a", "baseline", "cycle")}, "eval")
+    walk({k: results[k] for k in ("a2b", "b2a", "baseline", "cycle") if k in results}, "eval")
     return flat

@@ -8,6 +8,7 @@ from rich.console import Console
 
 from cgfw import checkpoint
 from cgfw.distributed import Group, device_for
+from cgfw.layout import RunDir
 from cgfw.plugins import Loaded
 from cgfw.recipe import Resolved
 from cgfw.runs import locked, provenance, write_json
@@ -34,21 +35,20 @@ def launch(
         latest = resume_from(run_dir, resume)
         meta = provenance(device, loaded.plugins) | {"processes": group.world}
         if resume:
-            count = len(list(run_dir.glob("resume*.json")))
-            write_json(run_dir / f"resume{count + 1 if count else ''}.json", meta)
+            write_json(RunDir(run_dir).resume_record(), meta)
         else:
             # Written before any tensor exists, so even a crashed run can be redone exactly.
-            (run_dir / "recipe.toml").write_text(resolved.to_toml(), encoding="utf-8")
-            write_json(run_dir / "run.json", meta)
+            RunDir(run_dir).recipe.write_text(resolved.to_toml(), encoding="utf-8")
+            write_json(RunDir(run_dir).provenance, meta)
         console.print(f"run directory: {run_dir}  (device {device}, {group.world} process(es))")
         result = train(
             resolved, loaded, run_dir, device, console, latest, group, allow_changes=allow_changes
         )
         if resume:  # the run goes on with the accepted changes (say, a longer schedule)
-            (run_dir / "recipe.toml").write_text(resolved.to_toml(), encoding="utf-8")
-        write_json(run_dir / "final_losses.json", result.final_losses)
+            RunDir(run_dir).recipe.write_text(resolved.to_toml(), encoding="utf-8")
+        write_json(RunDir(run_dir).final_losses, result.final_losses)
     return result
 
 
 def resume_from(run_dir: Path, resume: bool) -> Path | None:
-    return checkpoint.latest_in(run_dir / "checkpoints") if resume else None
+    return checkpoint.latest_in(RunDir(run_dir).checkpoints) if resume else None

@@ -104,8 +104,10 @@ class EvalSection(Strict):
     every: int | None = Field(
         None, ge=1, description="iterations between held-out evaluations (none: off)"
     )
-    metrics: list[str] = Field(
-        default_factory=lambda: ["psnr", "ssim", "l1"], description="registered metric names"
+    metrics: list[str] | None = Field(
+        None,
+        description="registered metric names; none: the metrics their plugins mark as the "
+        "default (cgfw's paper plugin: psnr, ssim, l1)",
     )
     split: Literal["test", "train"] = "test"
     batch_size: int = Field(8, ge=1)
@@ -438,10 +440,7 @@ def merge(
     merged = _merge(base, changes)
     slots = _slots_or_none(merged, registry) if registry is not None else {}
     if registry is not None and slots and slots != _slots_or_none(base, registry):
-        # Another model: the old one's sections (a CycleGAN's buffer, losses) would not fit.
-        roots = set(ENGINE_SECTIONS) | {p.split(".")[0] for p in slots}
-        for key in [k for k in merged if k not in roots and k not in changes]:
-            del merged[key]
+        _drop_other_models_sections(merged, slots, changes)
     for path, slot in slots.items():
         new = get_dotted(dict(changes), f"{path}.name")
         old = get_dotted(base, path)
@@ -452,6 +451,27 @@ def merge(
         section = get_dotted(merged, path)
         set_dotted(merged, path, {k: v for k, v in section.items() if k in kept or k in given})
     return merged
+
+
+def _drop_other_models_sections(
+    merged: dict[str, Any], slots: Mapping[str, Slot], changes: Mapping[str, Any]
+) -> None:
+    """Another model: the old one's sections (a CycleGAN's buffer, losses.cycle) would not
+    fit; keep the engine's, the new model's slots, and whatever the change itself sets."""
+    for key in list(merged):
+        if (
+            key in ENGINE_SECTIONS
+            or key in slots
+            or (key in changes and key not in {p.split(".")[0] for p in slots})
+        ):
+            continue
+        below = {p.split(".", 1)[1] for p in slots if p.startswith(f"{key}.")}
+        given = changes.get(key, {})
+        if not below or not isinstance(merged[key], dict):
+            del merged[key]
+            continue
+        for sub in [s for s in merged[key] if s not in below and s not in given]:
+            del merged[key][sub]
 
 
 def _merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import torch
 
 import cgfw
 from cgfw.errors import CgfwError
+from cgfw.layout import RunDir
 from cgfw.plugins import PluginInfo
 
 
@@ -95,7 +96,7 @@ def write_json(path: Path, data: Any) -> None:
 def locked(run_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on `run_dir` so two runs cannot write into it at once. The kernel
     drops the lock when the process dies, even by SIGKILL, so a crash never leaves it stuck."""
-    path = run_dir / ".lock"
+    path = RunDir(run_dir).lock
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

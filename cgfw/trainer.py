@@ -24,7 +24,7 @@ from cgfw import resume as resuming
 from cgfw.data import KeyBatches, epoch_keys, iters_per_epoch, train_loader
 from cgfw.distributed import Group
 from cgfw.errors import CgfwError, MissingSplit, TrainingStopped
-from cgfw.evaluation import build_metric, evaluate, flat_metrics
+from cgfw.evaluation import build_metric, default_metrics, evaluate, flat_metrics
 from cgfw.graphs import GraphedStep, check_graphable, obstacle
 from cgfw.layout import RunDir
 from cgfw.model import Model, Speed, build_model
@@ -152,7 +152,7 @@ class Training:
         m.setup(*(x[: cfg.batch_size] for x in samples))
         evaluation = recipe.eval
         eval_set = build_dataset(resolved, evaluation.split) if evaluation.every else None
-        for name in evaluation.metrics if evaluation.every else []:
+        for name in eval_metrics(resolved, loaded) if evaluation.every else []:
             build_metric(loaded.registry, name)  # a misspelled metric fails now, not hours in
         return Training(
             resolved, loaded, RunDir(run_dir), group, m, dataset, (samples[0], samples[1]),
@@ -212,13 +212,19 @@ class Training:
         back = m.translator("b2a") if "b2a" in m.directions else None
         with m.rt.uncompiled():
             results = evaluate(
-                m.translator("a2b"), back, self.eval_set, ev.split, ev.metrics,
+                m.translator("a2b"), back, self.eval_set, ev.split,
+                eval_metrics(self.resolved, self.loaded),
                 self.loaded.registry, m.rt.device, ev.batch_size,
             )  # fmt: skip
         for name in m.directions:
             m.translator(name).train()
         for name, value in flat_metrics(results).items():
             writer.add_scalar(name, value, self.iteration)
+
+
+def eval_metrics(resolved: Resolved, loaded: Loaded) -> list[str]:
+    named = resolved.recipe.eval.metrics
+    return named if named is not None else default_metrics(loaded.registry)
 
 
 def resolve_device(name: str, where: str = "train.device") -> torch.device:

@@ -184,3 +184,51 @@ def test_a_recipe_can_extend_another_and_set_only_what_differs(
         load(write(tmp_path, 'extends = "gone.toml"\n'), loaded.registry)
     with pytest.raises(CgfwError, match="write it at the top of the file"):
         load(write(tmp_path, ""), loaded.registry, ["extends=quickstart"])
+
+
+def test_set_name_starts_the_section_afresh_keeping_the_models_keys(
+    tiny_recipe: Path, loaded: Loaded
+) -> None:
+    """`--set discriminator.name=pixel` on a recipe whose patchgan has n_layers: the pixel
+    discriminator has no n_layers, so the section starts afresh (as extends does) instead of
+    failing; a loss section keeps its weight, which the model reads."""
+    resolved = load(
+        str(tiny_recipe),
+        loaded.registry,
+        ["losses.cycle.weight=4.0", "discriminator.name=pixel", "losses.cycle.name=l1"],
+    )
+    assert resolved.section("discriminator") == {"name": "pixel"}
+    resolved = load(
+        str(tiny_recipe),
+        loaded.registry,
+        [
+            "losses.gan.weight=0.5",
+            "losses.gan.name=bce",
+            "discriminator.name=pixel",
+            "discriminator.ndf=4",
+        ],
+    )
+    assert resolved.section("discriminator") == {"name": "pixel", "ndf": 4}
+    assert resolved.keys["losses.gan"].weight == 0.5  # type: ignore[attr-defined]
+    assert resolved.components["losses.gan"].name == "bce"
+
+
+def test_a_recipe_without_a_model_section_trains_the_plugins_default(
+    tiny_recipe: Path, loaded: Loaded
+) -> None:
+    resolved = load(str(tiny_recipe), loaded.registry)
+    assert "[model]" not in tiny_recipe.read_text()
+    assert (resolved.model.name, resolved.model.plugin) == ("cyclegan", "paper-models")
+    assert resolved.to_dict()["model"] == {"name": "cyclegan"}
+
+
+def test_a_section_of_another_model_is_a_typo_named_with_the_valid_keys(
+    tiny_recipe: Path, loaded: Loaded
+) -> None:
+    with pytest.raises(CgfwError) as err:
+        load(str(tiny_recipe), loaded.registry, ["bufer.capacity=3"])
+    assert "unknown key 'bufer'; did you mean 'buffer'?" in str(err.value)
+    with pytest.raises(CgfwError) as err:
+        load(str(tiny_recipe), loaded.registry, ["losses.cycel.weight=3"])
+    assert "unknown key 'losses.cycel'" in str(err.value)
+    assert "valid here with model 'cyclegan': cycle, gan, identity, paired" in str(err.value)

@@ -21,6 +21,7 @@ from rich.text import Text
 from cgfw.cli.grid import sample_grid
 from cgfw.console import friendly, out
 from cgfw.errors import CgfwError, did_you_mean
+from cgfw.layout import RunDir
 from cgfw.recipe import read_toml
 from cgfw.tensorboard import flatten
 
@@ -46,10 +47,10 @@ def run_dirs(paths: list[Path]) -> list[Path]:
     """Each path is a run directory (it has recipe.toml) or a folder of them (an ablation)."""
     dirs: list[Path] = []
     for path in paths:
-        if (path / "recipe.toml").is_file():
+        if RunDir(path).recipe.is_file():
             dirs.append(path)
         elif path.is_dir():
-            found = sorted(p for p in path.iterdir() if (p / "recipe.toml").is_file())
+            found = sorted(p for p in path.iterdir() if RunDir(p).recipe.is_file())
             if not found:
                 raise CgfwError(
                     f"{path}: neither a run directory nor a folder of runs (no recipe.toml)"
@@ -61,8 +62,8 @@ def run_dirs(paths: list[Path]) -> list[Path]:
 
 
 def load_run(path: Path) -> Run:
-    run = Run(path, flatten(read_toml(path / "recipe.toml")))
-    metrics = path / "metrics.json"
+    run = Run(path, flatten(read_toml(RunDir(path).recipe)))
+    metrics = RunDir(path).metrics
     if metrics.is_file():
         data = json.loads(metrics.read_text(encoding="utf-8"))
         if isinstance(data.get("samples"), int):
@@ -71,7 +72,7 @@ def load_run(path: Path) -> Run:
             for key, value in flatten(data.get(direction) or {}).items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     run.results[f"{direction}.{key}"] = float(value)
-    losses = path / "final_losses.json"
+    losses = RunDir(path).final_losses
     if losses.is_file():
         for key, value in json.loads(losses.read_text(encoding="utf-8")).items():
             run.results[f"loss.{key}"] = float(value)

@@ -31,17 +31,17 @@ from cgfw.errors import CgfwError
 from cgfw.evaluation import (
     Metric,
     build_metric,
+    default_metrics,
     evaluate,
     flat_metrics,
     with_companions,
 )
+from cgfw.layout import RunDir
 from cgfw.plugins import load_plugins
 from cgfw.recipe import Resolved, read_toml
 from cgfw.registry import Registry
 from cgfw.tensorboard import write_hparams
 from cgfw.trainer import build_dataset, resolve_device
-
-DEFAULT_METRICS = "psnr,ssim,l1"
 
 
 def parse_names(text: str) -> list[str]:
@@ -83,7 +83,7 @@ def table(results: dict[str, Any], metrics: dict[str, Metric], title: str) -> Ta
 def write_tensorboard(run_dir: Path, results: dict[str, Any], iteration: int) -> None:
     writer = SummaryWriter(log_dir=str(run_dir))
     try:
-        write_hparams(writer, read_toml(run_dir / "recipe.toml"), flat_metrics(results), iteration)
+        write_hparams(writer, read_toml(RunDir(run_dir).recipe), flat_metrics(results), iteration)
     finally:
         writer.close()
 
@@ -102,9 +102,9 @@ def write_tensorboard(run_dir: Path, results: dict[str, Any], iteration: int) ->
 @click.option(
     "--metrics",
     "metric_names",
-    default=DEFAULT_METRICS,
-    show_default=True,
-    help="Comma-separated metric names (`cgfw components metric` lists them); "
+    default=None,
+    help="Comma-separated metric names (`cgfw components metric` lists them); default: those "
+    "their plugins mark as the default (psnr, ssim, l1 with cgfw's paper plugin); "
     "kid, fid need `pip install 'cgfw[metrics]'`.",
 )
 @click.option(
@@ -118,7 +118,7 @@ def write_tensorboard(run_dir: Path, results: dict[str, Any], iteration: int) ->
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @friendly
 def eval_cmd(
-    paths: tuple[Path, ...], split: str, metric_names: str, batch_size: int, device: str
+    paths: tuple[Path, ...], split: str, metric_names: str | None, batch_size: int, device: str
 ) -> None:
     """Score each RUN_DIR's generators (latest checkpoint) on its dataset's held-out split:
     each metric a -> b and b -> a, the untranslated inputs as a baseline, and the cycle error.
@@ -127,13 +127,14 @@ def eval_cmd(
     dirs = run_dirs(list(paths))  # each has recipe.toml, or this is one clear error
     registry = load_plugins().registry
     # Before loading any weights: a typo, or KID without its network, fails fast.
-    names = with_companions(parse_names(metric_names), registry)
+    chosen = parse_names(metric_names) if metric_names is not None else default_metrics(registry)
+    names = with_companions(chosen, registry)
     metrics = {n: build_metric(registry, n) for n in names}  # their flags, read once
     dev = resolve_device(device, "--device")
     for run_dir in dirs:
         results = eval_run(run_dir, split, metrics, registry, dev, batch_size)
         out.print(table(results, metrics, f"cgfw eval {run_dir.name}"))
-        console.print(f"wrote {run_dir / 'metrics.json'}")
+        console.print(f"wrote {RunDir(run_dir).metrics}")
 
 
 def eval_run(
@@ -173,7 +174,7 @@ def eval_run(
     except torch.cuda.OutOfMemoryError:
         raise CgfwError("out of GPU memory; use a smaller --batch-size or --device cpu") from None
     results["checkpoint"], results["iteration"] = str(g_ab.checkpoint), g_ab.iteration
-    path = run_dir / "metrics.json"
+    path = RunDir(run_dir).metrics
     path.write_text(json.dumps(json_ready(results), indent=2) + "\n", encoding="utf-8")
     write_tensorboard(run_dir, results, g_ab.iteration)
     return results

@@ -34,6 +34,7 @@ from cgfw.cli.translate import (
 )
 from cgfw.console import console, friendly, out
 from cgfw.errors import CgfwError
+from cgfw.layout import RunDir
 from cgfw.model import build_network
 from cgfw.recipe import get_dotted
 
@@ -62,7 +63,7 @@ def default_output(model: Path, fmt: str, direction: str) -> Path:
     run_dir = model if model.is_dir() else model.parent
     if run_dir.name == "checkpoints":
         run_dir = run_dir.parent
-    return run_dir / "export" / f"generator_{direction}{FORMATS[fmt]}"
+    return RunDir(run_dir).export / f"generator_{direction}{FORMATS[fmt]}"
 
 
 def example_size(generator: Generator) -> int:

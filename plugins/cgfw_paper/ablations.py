@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cgfw.hookspecs import hookimpl
+from cgfw.hookspecs import Register, hookimpl
 
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "identity": ("no identity loss", {"losses.identity.weight": 0.0}),
@@ -23,6 +23,6 @@ def _edits(overrides: dict[str, Any]) -> Any:
 
 
 @hookimpl
-def register_ablations(register):  # type: ignore[no-untyped-def]
+def register_ablations(register: Register) -> None:
     for name, (summary, overrides) in ABLATIONS.items():
         register(name, _edits(overrides), None, summary)

@@ -8,7 +8,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from cgfw.hookspecs import hookimpl
+from cgfw.hookspecs import Register, hookimpl
 from cgfw.registry import NoOptions
 
 
@@ -85,6 +85,6 @@ class NoBuffer:
 
 
 @hookimpl
-def register_buffers(register):  # type: ignore[no-untyped-def]
+def register_buffers(register: Register) -> None:
     register("image_pool", ImagePool, PoolOptions, "history of 50 fakes, half of them replayed")
     register("none", NoBuffer, None, "no history: discriminators see the current fakes")

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from cgfw.data import item_generator
 from cgfw.errors import CgfwError, MissingSplit
-from cgfw.hookspecs import hookimpl
+from cgfw.hookspecs import Register, hookimpl
 from cgfw.images import IMAGE_SUFFIXES, BadImage, images_in, log, open_rgb, to_tensor, usable
 
 AUTHORS_DATASETS = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
@@ -235,7 +235,7 @@ def emoji(opts: EmojiOptions, split: str) -> EmojiDataset:
 
 
 @hookimpl
-def register_datasets(register):  # type: ignore[no-untyped-def]
+def register_datasets(register: Register) -> None:
     register(
         "folder", folder, FolderOptions, "trainA/trainB/testA/testB image folders (authors' layout)"
     )

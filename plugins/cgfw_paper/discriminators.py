@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from cgfw.hookspecs import hookimpl
+from cgfw.hookspecs import Register, hookimpl
 from cgfw_paper.generators import norm_layer
 
 
@@ -57,6 +57,6 @@ def pixel(opts: PixelOptions) -> nn.Module:
 
 
 @hookimpl
-def register_discriminators(register):  # type: ignore[no-untyped-def]
+def register_discriminators(register: Register) -> None:
     register("patchgan", patchgan, PatchOptions, "70x70 PatchGAN of the paper (n_layers=3)")
     register("pixel", pixel, PixelOptions, "1x1 PixelGAN: per-pixel real/fake scores")

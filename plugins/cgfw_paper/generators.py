@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from cgfw.hookspecs import hookimpl
+from cgfw.hookspecs import Register, hookimpl
 
 
 class ResnetOptions(BaseModel):
@@ -92,7 +92,7 @@ def resnet_upsample(opts: ResnetOptions) -> nn.Module:
 
 
 @hookimpl
-def register_generators(register):  # type: ignore[no-untyped-def]
+def register_generators(register: Register) -> None:
     register("resnet", resnet, ResnetOptions, "ResNet generator of the paper (Johnson et al.)")
     register(
         "resnet_upsample",

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from cgfw.hookspecs import hookimpl
+from cgfw.hookspecs import Register, hookimpl
 from cgfw.registry import NoOptions
 
 
@@ -52,12 +52,12 @@ def l1(_: NoOptions) -> object:
 
 
 @hookimpl
-def register_gan_losses(register):  # type: ignore[no-untyped-def]
+def register_gan_losses(register: Register) -> None:
     register("lsgan", LSGANLoss, LabelOptions, "least-squares GAN loss (the paper's choice)")
     register("bce", BCELoss, LabelOptions, "vanilla GAN loss: binary cross-entropy on logits")
     register("hinge", hinge, None, "hinge loss (margin 1 for D, -mean score for G)")
 
 
 @hookimpl
-def register_reconstruction_losses(register):  # type: ignore[no-untyped-def]
+def register_reconstruction_losses(register: Register) -> None:
     register("l1", l1, None, "mean absolute error (the paper's cycle and identity loss)")

@@ -6,7 +6,7 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from typing import Any
 
-from cgfw.hookspecs import hookimpl
+from cgfw.hookspecs import Register, hookimpl
 
 
 def _summary(recipe: Traversable) -> str:
@@ -19,7 +19,7 @@ def _path(recipe: Traversable) -> Any:
 
 
 @hookimpl
-def register_recipes(register):  # type: ignore[no-untyped-def]
+def register_recipes(register: Register) -> None:
     for recipe in sorted(files("cgfw_recipes").iterdir(), key=lambda r: r.name):
         if recipe.name.endswith(".toml"):
             register(recipe.name.removesuffix(".toml"), _path(recipe), None, _summary(recipe))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cgfw.hookspecs import hookimpl
+from cgfw.hookspecs import Register, hookimpl
 from cgfw.registry import NoOptions
 
 Factor = Callable[[int], float]
@@ -54,7 +54,7 @@ def cosine(opts: CosineOptions) -> Factor:
 
 
 @hookimpl
-def register_schedules(register):  # type: ignore[no-untyped-def]
+def register_schedules(register: Register) -> None:
     register(
         "linear_decay", linear_decay, LinearDecayOptions, "constant, then linear decay (paper)"
     )

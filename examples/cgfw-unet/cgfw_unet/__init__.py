@@ -8,12 +8,12 @@ unet_skips``). cgfw finds this module through the entry point ``unet`` in the ``
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 import cgfw
+from cgfw import Register
 from cgfw_unet.networks import UnetGenerator, UnetSizeError, UnetSkipConnectionBlock
 
 __version__ = "0.1.0"
@@ -25,9 +25,6 @@ __all__ = [
     "unet_128",
     "unet_256",
 ]
-
-# The hooks' `register(name, factory, options=None, summary="")`.
-Register = Callable[..., None]
 
 
 class UnetOptions(BaseModel):
