@@ -168,6 +168,8 @@ class Model:
     slots: ClassVar[dict[str, Slot]] = {}
     directions: ClassVar[dict[str, tuple[str, str]]] = {}
     default: ClassVar[bool] = False
+    # What needs aligned training pairs, for the error on a dataset without them (None: nothing).
+    needs_pairs: str | None = None
 
     def __init__(self, options: BaseModel, build: Build) -> None:
         self.options, self.rt = options, build.rt

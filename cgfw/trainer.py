@@ -135,10 +135,9 @@ class Training:
         samples = [x.to(device) for x in fixed_samples(resolved, dataset, cfg.samples)]
         m = build_model(resolved, device, Speed.resolve(cfg, device), group)
         graph_fallback(m, cfg.cuda_graph is True)
-        needs_pairs = getattr(m, "needs_pairs", False)
-        if needs_pairs and not getattr(dataset, "paired", False):
+        if m.needs_pairs and not getattr(dataset, "paired", False):
             raise CgfwError(
-                f"{resolved.source}: {needs_pairs} needs aligned training pairs, and dataset "
+                f"{resolved.source}: {m.needs_pairs} needs aligned training pairs, and dataset "
                 f"'{resolved.components['data'].name}' gives unpaired ones; use a paired "
                 "dataset (emoji: data.paired = true)"
             )

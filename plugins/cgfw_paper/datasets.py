@@ -50,6 +50,12 @@ class FolderOptions(Augment):
         description="testA/ and testB/ hold the same scenes under the same file names: "
         "translations are scored against their true counterparts too (PSNR, SSIM)",
     )
+    pairs: bool = Field(
+        False,
+        description="every split's A/ and B/ hold the same scenes under the same file names "
+        "(pix2pix's aligned data): training takes them together, same crop and flip, and "
+        "test translations are scored against their counterparts",
+    )
 
 
 class EmojiOptions(Augment):
@@ -173,7 +179,8 @@ def folder(opts: FolderOptions, split: str) -> FolderDataset:
         found.append(images)
     train = split == "train"
     dataset = FolderDataset(found[0], found[1], opts, train=train, cache=opts.cache)
-    if opts.test_pairs and not train:
+    if opts.pairs or (opts.test_pairs and not train):
+        option = "pairs" if opts.pairs else "test_pairs"
         names_a, names_b = (
             [str(p.relative_to(root / f"{split}{side}")) for p in images]
             for side, images in zip("AB", found, strict=True)
@@ -181,9 +188,9 @@ def folder(opts: FolderOptions, split: str) -> FolderDataset:
         if names_a != names_b:
             odd = sorted(set(names_a) ^ set(names_b))[:3] or names_a[:1]
             raise CgfwError(
-                f"data.test_pairs: {root}/{split}A/ and {split}B/ must hold the same file names "
-                f"(one scene each); these differ: {', '.join(odd)}. Set test_pairs = false "
-                "to score distributions only"
+                f"data.{option}: {root}/{split}A/ and {split}B/ must hold the same file names "
+                f"(one scene each); these differ: {', '.join(odd)}. Set {option} = false "
+                "for unpaired data"
             )
         dataset.paired = True
     return dataset

@@ -18,6 +18,9 @@ class PatchOptions(BaseModel):
     )
     ndf: int = Field(64, ge=1, description="filters in the first conv layer")
     norm: Literal["instance", "batch", "none"] = "instance"
+    in_channels: int = Field(
+        3, ge=1, description="channels judged; pix2pix's conditional D: 6 (input and output)"
+    )
 
 
 class PixelOptions(BaseModel):
@@ -29,7 +32,10 @@ class PixelOptions(BaseModel):
 def patchgan(opts: PatchOptions) -> nn.Module:
     """C64 (no norm) - C128 - C256 ... with stride 2, then a stride-1 layer and a 1-channel conv."""
     ndf, bias = opts.ndf, opts.norm != "batch"
-    layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(opts.in_channels, ndf, 4, stride=2, padding=1),
+        nn.LeakyReLU(0.2, True),
+    ]
     mult = 1
     for n in range(1, opts.n_layers + 1):
         prev, mult = mult, min(2**n, 8)

@@ -3,6 +3,7 @@ way a third-party plugin is: found through its entry point, listed, trained with
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import shutil
@@ -17,7 +18,7 @@ import torch
 from click.testing import Result
 
 from cgfw import checkpoint
-from cgfw.model import build_network
+from cgfw.model import build_model, build_network
 from cgfw.plugins import load_plugins
 from cgfw.recipe import load
 from tests.conftest import run_dirs
@@ -72,7 +73,12 @@ def test_installed_plugin_is_listed_with_what_it_provides(on_path: Path) -> None
     info = {p.name: p for p in load_plugins().plugins}["unet"]
     assert (info.distribution, info.version, info.status) == ("cgfw-unet", "0.1.0", "ok")
     assert info.target == "cgfw_unet"
-    assert info.provides == {"generator": ["unet_128", "unet_256"], "ablation": ["unet_skips"]}
+    assert info.provides == {
+        "model": ["pix2pix"],
+        "generator": ["unet_128", "unet_256", "unet_32"],
+        "ablation": ["unet_skips"],
+        "recipe": ["pix2pix", "pix2pix_emoji"],
+    }
     assert (on_path / "cgfw_unet" / "py.typed").is_file()  # typed for the plugin's own users
 
 
@@ -157,3 +163,93 @@ def test_ablation_severs_the_skip_connections(
             y = net.eval()(x)
         depends[label] = not torch.equal(y[0], y[1])
     assert depends == {"base": True, "no-unet_skips": False}
+
+
+PIX2PIX_TINY = [
+    "--set", "model.name=pix2pix",
+    "--set", 'generator={name="unet_32", ngf=4, norm="batch", dropout=true}',
+    "--set", 'discriminator={name="patchgan", n_layers=2, ndf=4, norm="batch", in_channels=6}',
+    "--set", "data.paired='a'",
+    "--set", "train.max_iters=2",
+]  # fmt: skip
+
+
+def test_pix2pix_takes_the_authors_defaults(on_path: Path) -> None:
+    """pix2pix_model.py: --norm batch, --netG unet_256, dropout on (no_dropout false), netD on
+    input_nc + output_nc channels, --gan_mode vanilla, --lambda_L1 100, --pool_size 0; 100 +
+    100 epochs of linear decay."""
+    resolved = load("pix2pix", load_plugins().registry)
+    data = resolved.to_dict()
+    assert data["model"] == {"name": "pix2pix"}
+    g, d = data["generator"], data["discriminator"]
+    assert (g["name"], g["norm"], g["dropout"], g["ngf"]) == ("unet_256", "batch", True, 64)
+    assert (d["name"], d["norm"], d["in_channels"], d["n_layers"]) == ("patchgan", "batch", 6, 3)
+    assert data["losses"] == {
+        "gan": {"name": "bce", "weight": 1.0, "real_label": 1.0, "fake_label": 0.0},
+        "l1": {"name": "l1", "weight": 100.0},
+    }
+    assert "buffer" not in data  # no image pool
+    assert (data["schedule"]["n_epochs"], data["schedule"]["n_epochs_decay"]) == (100, 100)
+    assert data["data"]["pairs"] is True
+
+
+def test_pix2pix_step_is_the_authors_one(on_path: Path, tiny_recipe: Path) -> None:
+    """One step against pix2pix_model.py's optimize_parameters written out here: D on the
+    detached fake pair then the real pair, halved, stepped; then G on GAN + 100 x L1."""
+    from cgfw_unet import Pix2Pix
+
+    registry = load_plugins().registry
+    resolved = load(str(tiny_recipe), registry, [a for a in PIX2PIX_TINY if a != "--set"])
+    torch.manual_seed(0)
+    m = build_model(resolved)
+    assert isinstance(m, Pix2Pix)
+    g, d = copy.deepcopy(m.g), copy.deepcopy(m.d)
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    gen = torch.Generator().manual_seed(1)
+    real_a, real_b = (torch.rand(2, 3, 32, 32, generator=gen) * 2 - 1 for _ in range(2))
+    bce = torch.nn.BCEWithLogitsLoss()
+
+    def gan(scores: torch.Tensor, real: bool) -> torch.Tensor:
+        return bce(scores, torch.full_like(scores, 1.0 if real else 0.0))
+
+    torch.manual_seed(5)  # dropout masks: the same draws on both sides
+    fake_b = g(real_a)
+    opt_d.zero_grad()
+    loss_d = (gan(d(torch.cat([real_a, fake_b], 1).detach()), False)
+              + gan(d(torch.cat([real_a, real_b], 1)), True)) * 0.5  # fmt: skip
+    loss_d.backward()
+    opt_d.step()
+    for p in d.parameters():
+        p.requires_grad_(False)
+    opt_g.zero_grad()
+    loss_g_gan = gan(d(torch.cat([real_a, fake_b], 1)), True)
+    loss_l1 = torch.nn.functional.l1_loss(fake_b, real_b) * 100.0
+    (loss_g_gan + loss_l1).backward()
+    opt_g.step()
+
+    torch.manual_seed(5)
+    terms = m.step(real_a, real_b)
+    assert torch.allclose(terms["d"], loss_d.detach(), rtol=1e-5)
+    assert torch.allclose(terms["g_gan"], loss_g_gan.detach(), rtol=1e-5)
+    assert torch.allclose(terms["l1"], loss_l1.detach(), rtol=1e-5)
+    for ours, theirs in ((m.g, g), (m.d, d)):
+        for a, b in zip(ours.state_dict().values(), theirs.state_dict().values(), strict=True):
+            assert torch.allclose(a.float(), b.float(), atol=1e-6)
+
+
+def test_pix2pix_trains_on_the_paired_emoji_and_refuses_what_cannot_work(
+    on_path: Path, tiny_recipe: Path, cli: Callable[..., Result]
+) -> None:
+    result = cli("run", tiny_recipe, *PIX2PIX_TINY)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = run_dirs(tiny_recipe.parent / "runs")
+    assert json.loads((run_dir / "final_losses.json").read_text()).keys() == {
+        "d", "g_gan", "l1", "g_total",
+    }  # fmt: skip
+    unpaired = cli("run", tiny_recipe, *PIX2PIX_TINY, "--set", "data.paired=false")
+    assert unpaired.exit_code == 2
+    assert "model 'pix2pix' needs aligned training pairs" in unpaired.output
+    three = cli("run", tiny_recipe, *PIX2PIX_TINY, "--set", "discriminator.in_channels=3")
+    assert three.exit_code == 2 and "Traceback" not in three.output
+    assert "set discriminator.in_channels = 6" in three.output

@@ -1,4 +1,5 @@
 import logging
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from itertools import islice
@@ -199,6 +200,25 @@ def test_folder_test_pairs_scores_aligned_scenes_and_names_a_mismatch(tmp_path: 
     (root / "testB" / "002.png").rename(root / "testB" / "009.png")
     with pytest.raises(CgfwError, match=r"test_pairs.*002.png, 009.png"):
         folder(FolderOptions(**opts, test_pairs=True), "test")
+
+
+def test_folder_pairs_trains_on_aligned_scenes_with_the_same_crop(tmp_path: Path) -> None:
+    """pix2pix's aligned data: item i's B is the B image of A's name, cropped and flipped alike
+    (here B is A's image: the two tensors are equal)."""
+    root = make_folder_dataset(tmp_path / "d", {"trainA": 4, "testA": 2}, size=(40, 48))
+    shutil.copytree(root / "trainA", root / "trainB")
+    shutil.copytree(root / "testA", root / "testB")
+    opts = FolderOptions(root=str(root), load_size=36, crop_size=32, flip=True, pairs=True)
+    train = folder(opts, "train")
+    assert train.paired and folder(opts, "test").paired
+    for index in range(4):
+        item = train[(index, 7)]
+        assert torch.equal(item["a"], item["b"])
+    unpaired = folder(FolderOptions(**{**opts.model_dump(), "pairs": False}), "train")
+    assert not unpaired.paired
+    (root / "trainB" / "001.png").rename(root / "trainB" / "007.png")
+    with pytest.raises(CgfwError, match=r"data.pairs: .*trainA/ and trainB/"):
+        folder(opts, "train")
 
 
 def test_a_corrupt_image_in_aligned_pairs_stops_instead_of_shifting_the_pairs(

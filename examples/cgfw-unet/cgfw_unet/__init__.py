@@ -1,13 +1,15 @@
-"""cgfw-unet: pix2pix's U-Net generators for cgfw, a third-party plugin.
+"""cgfw-unet: pix2pix's U-Net generators and pix2pix itself for cgfw, a third-party plugin.
 
-Installed, it adds the generators ``unet_128`` and ``unet_256`` (the authors' ``--netG
-unet_128`` / ``unet_256``) and the ablation ``unet_skips`` (``cgfw ablate --disable
-unet_skips``). cgfw finds this module through the entry point ``unet`` in the ``cgfw`` group
-(see pyproject.toml) and calls the two ``register_*`` hooks below.
+Installed, it adds the generators ``unet_32``, ``unet_128`` and ``unet_256`` (the authors'
+``--netG unet_128`` / ``unet_256``), the ablation ``unet_skips`` (``cgfw ablate --disable
+unet_skips``), the model ``pix2pix`` (pix2pix_model.py's defaults) and the recipes ``pix2pix``
+(facades, 256 px) and ``pix2pix_emoji``. cgfw finds this module through the entry point
+``unet`` in the ``cgfw`` group (see pyproject.toml) and calls the ``register_*`` hooks below.
 """
 
 from __future__ import annotations
 
+from importlib.resources import files
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,13 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field
 import cgfw
 from cgfw import Register
 from cgfw_unet.networks import UnetGenerator, UnetSizeError, UnetSkipConnectionBlock
+from cgfw_unet.pix2pix import Pix2Pix, Pix2PixOptions
 
 __version__ = "0.1.0"
 __all__ = [
+    "Pix2Pix",
+    "Pix2PixOptions",
     "UnetGenerator",
     "UnetOptions",
     "UnetSizeError",
     "UnetSkipConnectionBlock",
+    "unet_32",
     "unet_128",
     "unet_256",
 ]
@@ -46,6 +52,12 @@ def _unet(num_downs: int, name: str, opts: UnetOptions) -> UnetGenerator:
     return UnetGenerator(num_downs, opts.ngf, opts.norm, opts.dropout, opts.skips, name=name)
 
 
+def unet_32(opts: UnetOptions) -> UnetGenerator:
+    """5 downsamplings (the fewest the authors' U-Net has): 32 px, as the embedded emoji. Its
+    levels are ngf .. 8 ngf and the innermost, so no level carries dropout."""
+    return _unet(5, "unet_32", opts)
+
+
 def unet_128(opts: UnetOptions) -> UnetGenerator:
     """7 downsamplings: a 1x1 bottleneck at 128 px; sizes must be multiples of 128."""
     return _unet(7, "unet_128", opts)
@@ -62,7 +74,31 @@ def no_skips(_options: Any) -> dict[str, Any]:
 
 
 @cgfw.hookimpl
+def register_models(register: Register) -> None:
+    register(
+        "pix2pix",
+        Pix2Pix,
+        Pix2PixOptions,
+        "pix2pix (Isola et al. 2017): U-Net + conditional PatchGAN, vanilla GAN + 100 x L1, paired",
+    )
+
+
+@cgfw.hookimpl
+def register_recipes(register: Register) -> None:
+    for name in ("pix2pix", "pix2pix_emoji"):
+        path = files("cgfw_unet") / "recipes" / f"{name}.toml"
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+        register(name, lambda _opts, p=path: p, None, first.lstrip("# "))
+
+
+@cgfw.hookimpl
 def register_generators(register: Register) -> None:
+    register(
+        "unet_32",
+        unet_32,
+        UnetOptions,
+        "pix2pix's U-Net, 5 downsamplings: images of 32 px (multiples of 32)",
+    )
     register(
         "unet_128",
         unet_128,
