@@ -19,11 +19,11 @@ import torch
 from rich.console import Console
 from torch.profiler import ProfilerActivity, profile
 
-from cgfw.bench import _framework_step, _time
+from cgfw.cli.bench import _framework_step, _time
 from cgfw.model import Speed, build_model
 from cgfw.plugins import load_plugins
+from cgfw.progress import LossLog
 from cgfw.recipe import load
-from cgfw.trainer import LossLog
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
 out.mkdir(parents=True, exist_ok=True)
@@ -82,8 +82,9 @@ for name, speed, options, stacked in VARIANTS:
     try:
         with inductor(**options):
             torch.manual_seed(0)
-            m = build_model(resolved, dev, speed)
-            m.stacking.enabled = stacked
+            m: Any = build_model(resolved, dev, speed)
+            m.stacking.enabled = stacked  # the CycleGAN's switch (train.stack_calls)
+            m.setup(*next(data()))
             step = _framework_step(m, LossLog(None, Console(quiet=True), 10**6, 0))
             batches = data()
             ms, _ = _time(step, batches, dev, 20, 60)

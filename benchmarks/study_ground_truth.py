@@ -88,7 +88,7 @@ def build(out: Path) -> None:
 
 def plain(data: Path, out: Path, seed: int, extra: list[str]) -> None:
     """The authors' loop on the recipe's networks and data, then the same evaluation."""
-    from cgfw.bench import authors_loop
+    from cgfw.cli.bench import authors_loop
     from cgfw.evaluation import evaluate
     from cgfw.plugins import load_plugins
     from cgfw.recipe import load

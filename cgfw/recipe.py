@@ -279,6 +279,15 @@ def get_dotted(data: dict[str, Any], key: str) -> Any:
     return node
 
 
+def set_key(data: dict[str, Any], key: str, value: Any, registry: Registry) -> dict[str, Any]:
+    """`data` with the dotted `key` set to `value`, as a recipe laid over it would set it: a
+    section that picks another component (or a recipe that picks another model) starts afresh."""
+    change: dict[str, Any] = {}
+    set_dotted(change, key, value)
+    set_dotted(copy.deepcopy(data), key, value)  # a value on the way is an error named here
+    return merge(data, change, registry)
+
+
 def apply_overrides(
     data: dict[str, Any], overrides: Iterable[str], registry: Registry | None = None
 ) -> dict[str, Any]:
@@ -286,15 +295,13 @@ def apply_overrides(
     section afresh (as extends does), rather than keeping the old component's options."""
     for text in overrides:
         parts, value = parse_override(text)
-        change: dict[str, Any] = {}
         try:
-            set_dotted(change, ".".join(parts), value)
-            get_dotted(data, ".".join(parts[:-1]))  # a value on the way is reported below
-            probe = copy.deepcopy(data)
-            set_dotted(probe, ".".join(parts), value)
+            if registry is not None:
+                data = set_key(data, ".".join(parts), value, registry)
+            else:
+                set_dotted(data, ".".join(parts), value)
         except CgfwError as exc:
             raise CgfwError(f"--set {text!r}: {exc}") from None
-        data = merge(data, change, registry) if registry is not None else probe
     return data
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cgfw.archive import safe_extract
+from cgfw.cli.archive import safe_extract
 from cgfw.errors import CgfwError
 
 

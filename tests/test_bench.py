@@ -91,7 +91,7 @@ def test_the_loader_rate_is_how_fast_batches_are_made_not_how_fast_a_queue_empti
 
     import torch
 
-    from cgfw import bench
+    from cgfw.cli import bench
     from cgfw.recipe import load
 
     def slow_batches(*_):  # type: ignore[no-untyped-def]
@@ -110,7 +110,7 @@ def test_the_loader_rate_is_how_fast_batches_are_made_not_how_fast_a_queue_empti
 def test_setting_names_can_be_given_to_only() -> None:
     import torch
 
-    from cgfw.bench import settings
+    from cgfw.cli.bench import settings
 
     for device in ("cpu", "cuda"):
         names = [s.name for s in settings(torch.device(device), compare=True)]
@@ -126,7 +126,7 @@ def test_the_reference_does_the_same_work_as_the_step(loaded, tiny_recipe: Path)
     same loss terms (the pools are not full yet, so their random draws decide nothing)."""
     import torch
 
-    from cgfw.bench import _reference_step
+    from cgfw.cli.bench import _reference_step
     from cgfw.model import build_model
     from cgfw.recipe import load
 

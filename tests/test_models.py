@@ -161,7 +161,7 @@ def test_a_package_adds_a_model_a_command_and_components_with_the_paper_plugin_o
 
 def test_importing_the_engine_and_the_command_line_loads_no_paper_module() -> None:
     code = (
-        "import sys, cgfw, cgfw.cli, cgfw.trainer, cgfw.bench, cgfw.ablate;"
+        "import sys, cgfw, cgfw.cli, cgfw.trainer, cgfw.cli.bench, cgfw.cli.ablate;"
         "print(sorted(m for m in sys.modules if m.startswith('cgfw_paper')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import torch
 
-from cgfw import ablate
-from cgfw.bench import load_reference
+from cgfw.cli import ablate
 from cgfw.model import build_model
 from cgfw.plugins import Loaded
 from cgfw.recipe import load_data, validate
 from cgfw.trainer import build_dataset
+from cgfw_paper.reference import load_reference
 
 reference = load_reference()
 Lambdas = reference.Lambdas

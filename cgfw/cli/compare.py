@@ -18,8 +18,8 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from cgfw.cli.console import friendly, out
 from cgfw.cli.grid import sample_grid
-from cgfw.console import friendly, out
 from cgfw.errors import CgfwError, did_you_mean
 from cgfw.layout import RunDir
 from cgfw.recipe import read_toml

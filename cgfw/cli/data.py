@@ -3,7 +3,7 @@ datasets/download_cyclegan_dataset.sh fetches them, but resumable, checked and s
 
 The archive is downloaded to ROOT/NAME.zip.part (an interrupted download continues from where it
 stopped, by an HTTP Range request), its size is checked against Content-Length, and it is
-unpacked by cgfw.archive.safe_extract into a hidden staging folder, where every member's CRC is
+unpacked by cgfw.cli.archive.safe_extract into a hidden staging folder, where every member's CRC is
 checked as it is written. Only a complete, intact dataset is moved to ROOT/NAME (trainA/,
 trainB/, testA/, testB/), so a failure never leaves half a dataset behind.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import urllib.error
 import urllib.request
 import zlib
@@ -31,8 +32,8 @@ from rich.progress import (
 from rich.table import Table
 
 import cgfw
-from cgfw.archive import safe_extract
-from cgfw.console import console, friendly, out
+from cgfw.cli.archive import safe_extract
+from cgfw.cli.console import console, friendly, out
 from cgfw.errors import CgfwError, did_you_mean
 
 # The address in the authors' current datasets/download_cyclegan_dataset.sh.
@@ -288,3 +289,50 @@ def download_cmd(name: str | None, root: Path) -> None:
     counts = ", ".join(f"{s} {_count_files(target / s)}" for s in SPLITS if (target / s).is_dir())
     out.print(f"{target}: {counts}")
     out.print(f"train on it with: --set data.root={target}")
+
+
+@click.group()
+def data() -> None:
+    """Check and download datasets."""
+
+
+@data.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--crop-size", default=256, show_default=True, help="Flag images smaller than this.")
+@friendly
+def data_check(path: Path, crop_size: int) -> None:
+    """Decode every image under PATH (trainA/ trainB/ testA/ testB/, or one folder) and report
+    what training would convert or skip. Exit 0: all usable; 1: some files would be skipped;
+    2: a training folder is missing or has no usable image."""
+    from cgfw.images import images_in, inspect
+
+    if not path.is_dir():
+        raise CgfwError(f"{path}: not a folder")
+    folders = [path / s for s in ("trainA", "trainB", "testA", "testB") if (path / s).is_dir()]
+    required = [path / s for s in ("trainA", "trainB")]
+    missing = [f.name for f in required if f not in folders] if folders else []
+    folders = folders or [path]
+    table = Table("folder", "images", "ok", "converted", "skipped")
+    problems: list[str] = []
+    unusable = [f"{m}/ is missing" for m in missing]
+    skipped_any = False
+    for folder in folders:
+        findings = [inspect(p, crop_size) for p in images_in(folder)]
+        counts = {s: sum(f.status == s for f in findings) for s in ("ok", "converted", "skipped")}
+        table.add_row(folder.name, str(len(findings)), *(str(counts[s]) for s in counts))
+        problems += [f"{f.status}: {f.path} ({f.detail})" for f in findings if f.status != "ok"]
+        skipped_any |= counts["skipped"] > 0
+        if folder in required and len(findings) == counts["skipped"]:
+            unusable.append(f"{folder.name}/ has no usable image")
+    out.print(table)
+    for line in problems:
+        out.print(line, markup=False)
+    if unusable:
+        raise CgfwError(f"{path}: " + "; ".join(unusable))
+    out.print(
+        "every image is usable" if not problems else f"{len(problems)} file(s) need attention"
+    )
+    sys.exit(1 if skipped_any else 0)
+
+
+data.add_command(download_cmd)

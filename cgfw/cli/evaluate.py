@@ -25,8 +25,8 @@ from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
 
 from cgfw.cli.compare import run_dirs
+from cgfw.cli.console import console, friendly, out
 from cgfw.cli.translate import load_generator
-from cgfw.console import console, friendly, out
 from cgfw.errors import CgfwError
 from cgfw.evaluation import (
     Metric,

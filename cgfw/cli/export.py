@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 import cgfw
+from cgfw.cli.console import console, friendly, out
 from cgfw.cli.translate import (
     DEFAULT_SIZE,
     DIRECTIONS,
@@ -32,7 +33,6 @@ from cgfw.cli.translate import (
     Generator,
     load_generator,
 )
-from cgfw.console import console, friendly, out
 from cgfw.errors import CgfwError
 from cgfw.layout import RunDir
 from cgfw.model import build_network

@@ -10,22 +10,23 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 import cgfw
-from cgfw import ablate as ablation
 from cgfw import distributed
-from cgfw.cli.compare import compare_cmd, find_runs, group_seeds, render, table_rows
-from cgfw.cli.data import download_cmd
+from cgfw.cli import ablate as ablation
+from cgfw.cli.ablate import ablate_cmd
+from cgfw.cli.bench import bench
+from cgfw.cli.compare import compare_cmd
+from cgfw.cli.console import QUIET, SET_HELP, console, friendly, out
+from cgfw.cli.data import data
 from cgfw.cli.evaluate import eval_cmd
 from cgfw.cli.export import export
+from cgfw.cli.launch import launch
 from cgfw.cli.schema import schema_cmd, validate_cmd
 from cgfw.cli.translate import translate
-from cgfw.console import QUIET, console, friendly, out
 from cgfw.errors import CgfwError, TrainingStopped, did_you_mean
-from cgfw.launch import launch
 from cgfw.layout import RunDir
 from cgfw.model import build_model, count_parameters
 from cgfw.plugins import Loaded, load_plugins
@@ -40,8 +41,6 @@ from cgfw.recipe import (
 )
 from cgfw.registry import KINDS
 from cgfw.runs import new_run_dir
-
-SET_HELP = "Override a recipe key, e.g. --set generator.n_blocks=6 (TOML value; repeatable)."
 
 
 def _plugins() -> Loaded:
@@ -231,84 +230,6 @@ def _train(
         console.print(f"TensorBoard: tensorboard --logdir {r.run.output_dir}")
 
 
-@main.command(name="ablate")
-@click.argument("recipe", default="paper_default")
-@click.option(
-    "--disable",
-    multiple=True,
-    metavar="NAME",
-    help="A named ablation (see `cgfw components ablation`); repeatable.",
-)
-@click.option(
-    "--vary",
-    multiple=True,
-    metavar="KEY=V1,V2",
-    help="One run per value, e.g. --vary losses.gan.name=lsgan,bce; repeatable.",
-)
-@click.option(
-    "--seeds",
-    metavar="S1,S2,...",
-    help="Run every variant once per seed (run.seed), e.g. --seeds 0,1,2; "
-    "`cgfw compare` then reports mean +- std over the seeds.",
-)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@click.option("--device", help="auto, cpu, cuda or cuda:N (overrides train.device).")
-@click.option(
-    "--jobs",
-    "-j",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Variants run at once, each in its own process (spread over the GPUs if several).",
-)
-@friendly
-def ablate_cmd(
-    recipe: str,
-    disable: tuple[str, ...],
-    vary: tuple[str, ...],
-    seeds: str | None,
-    overrides: tuple[str, ...],
-    device: str | None,
-    jobs: int,
-) -> None:
-    """Run RECIPE and one-change variants of it side by side, then compare them in a table.
-
-    Each variant changes one thing: --disable identity, pool, gan, cycle, cycle_backward,
-    cycle_forward (and any a plugin adds); --vary KEY=V1,V2 adds a run per value;
-    --seeds 0,1,2 repeats every run per seed (RECIPE alone with --seeds is fine too).
-    """
-    loaded = _plugins()
-    data, source = load_data(recipe, loaded.registry, overrides)
-    resolved_base = validate(data, loaded.registry, source).to_dict()
-    seed_list = ablation.parse_seeds(seeds) if seeds is not None else None
-    variants = ablation.plan(
-        data, list(disable), list(vary), loaded.registry, resolved_base, seed_list
-    )
-    resolved = [validate(v.data, loaded.registry, f"{source} [{v.label}]") for v in variants]
-    base = resolved[0].recipe.run
-    parent = new_run_dir(Path(base.output_dir), f"ablate-{base.name}")
-    dirs = {v.label: parent / v.label for v in variants}
-    for d in dirs.values():
-        d.mkdir()
-    if jobs > 1:
-        results = ablation.run_parallel(
-            dict(zip(dirs.values(), resolved, strict=True)), jobs, device, console
-        )
-    else:
-        results = {}
-        for label, res in zip(dirs, resolved, strict=True):
-            console.rule(label)
-            results[label] = launch(res, loaded, dirs[label], console, device).final_losses
-    (parent / "ablation.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    # The same table as `cgfw compare PARENT`: what differs, then the results (final losses, the
-    # mean over the last log window; held-out metrics once `cgfw eval` has scored the runs).
-    out.print(render(*table_rows(*group_seeds(find_runs([parent])), None, False), "table"))
-    failed = [label for label, losses in results.items() if not losses]
-    if failed:
-        console.print(f"[red]failed: {', '.join(failed)}[/red] (their log.txt says why)")
-    console.print(f"after `cgfw eval` on each run, `cgfw compare {parent}` adds the metrics")
-
-
 @main.command()
 @friendly
 def recipes() -> None:
@@ -399,183 +320,13 @@ def components(kind: str | None) -> None:
             out.print(f"model {name}: recipe sections and the kinds they pick from: {sections}")
 
 
-@main.command()
-@click.argument("recipe", default="paper_default")
-@click.option(
-    "--iters",
-    default=50,
-    show_default=True,
-    type=click.IntRange(min=2),
-    help="Timed iterations per setting.",
-)
-@click.option(
-    "--warmup",
-    default=15,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Untimed iterations first (compilation happens here).",
-)
-@click.option(
-    "--compare",
-    is_flag=True,
-    help="Also time the eager fp32 reference loop and each speed setting.",
-)
-@click.option(
-    "--rounds",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Time every setting this many times, taking turns, and report the median and the "
-    "spread (for noisy machines; each round rebuilds and, if asked, recompiles).",
-)
-@click.option(
-    "--only",
-    metavar="NAME,NAME",
-    help="With --compare: time only these settings (names as in the table).",
-)
-@click.option(
-    "--synthetic",
-    is_flag=True,
-    help="Random tensors already on the device instead of the recipe's data.",
-)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@click.option("--device", help="auto, cpu, cuda or cuda:N (overrides train.device).")
-@click.option(
-    "--output",
-    type=click.Path(path_type=Path),
-    help="Also write the table (markdown) to this file.",
-)
-@friendly
-def bench(
-    recipe: str,
-    iters: int,
-    warmup: int,
-    compare: bool,
-    rounds: int,
-    only: str | None,
-    synthetic: bool,
-    overrides: tuple[str, ...],
-    device: str | None,
-    output: Path | None,
-) -> None:
-    """Time RECIPE's training step: ms/iteration, it/s, TFLOP/s, memory, data wait."""
-    import platform
-
-    import torch
-
-    from cgfw import bench as benchmark
-    from cgfw.trainer import resolve_device
-
-    loaded = _plugins()
-    resolved = load(recipe, loaded.registry, overrides)
-    dev = (
-        resolve_device(device, "--device")
-        if device
-        else resolve_device(resolved.recipe.train.device)
-    )
-    data = benchmark.batches(resolved, loaded, dev, synthetic, torch.contiguous_format)
-    flops = benchmark.count_flops(resolved, loaded, dev, data)
-    del data
-    peak = benchmark.device_peak(dev, torch.bfloat16 if dev.type == "cuda" else torch.float32)
-    names = [n.strip() for n in only.split(",")] if only else None
-    cfg = resolved.recipe.train
-    loader = "synthetic: no loader"
-    if not synthetic:
-        console.print("timing the data loader alone ...")
-        rate = benchmark.loader_rate(resolved, loaded, dev)
-        loader = (
-            f"the loader alone brings {rate:.1f} batches/s to the device "
-            f"({cfg.num_workers} workers): a step faster than this waits for data"
-        )
-    results = benchmark.run(
-        resolved, loaded, dev, compare, warmup, iters, synthetic, console, names, rounds
-    )
-    size = getattr(resolved.options["data"], "crop_size", "?")
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "CPU"
-    header = {
-        "device": f"{name} ({dev})",
-        "torch": torch.__version__,
-        "recipe": f"{resolved.source} {' '.join(overrides)}".strip(),
-        "images": f"{size} px, batch {cfg.batch_size}, "
-        + ("synthetic tensors" if synthetic else "the recipe's data"),
-        "work": f"{flops / 1e12:.3f} TFLOP per iteration (torch.utils.flop_counter)",
-        "data": loader,
-        "peak": f"{peak:.1f} TFLOP/s measured, the faster of a "
-        f"{'bf16' if dev.type == 'cuda' else 'fp32'} matmul and 3x3 convolution",
-        "timing": f"median of {iters} iterations after {warmup} warm-up"
-        + (
-            f"; median of {rounds} rounds taken in turn (x ref: the median of each round's "
-            "ratio, with their range)"
-            if rounds > 1
-            else ""
-        ),
-    }
-    columns, rows = benchmark.report(results, flops, peak, cfg.batch_size, header)
-    table = Table(*columns, title="cgfw bench")
-    wide = Console(highlight=False, width=max(out.width, 170))
-    for row in rows:
-        table.add_row(*row)
-    for key, value in header.items():
-        wide.print(f"{key}: {value}")
-    wide.print(table)
-    if output is not None:
-        lines = [f"- {k}: {v}" for k, v in header.items()] + [""]
-        lines.append("| " + " | ".join(columns) + " |")
-        lines.append("|" + "---|" * len(columns))
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        output.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        console.print(f"table written to {output}")
-
-
-@main.group()
-def data() -> None:
-    """Check and download datasets."""
-
-
-@data.command("check")
-@click.argument("path", type=click.Path(path_type=Path))
-@click.option("--crop-size", default=256, show_default=True, help="Flag images smaller than this.")
-@friendly
-def data_check(path: Path, crop_size: int) -> None:
-    """Decode every image under PATH (trainA/ trainB/ testA/ testB/, or one folder) and report
-    what training would convert or skip. Exit 0: all usable; 1: some files would be skipped;
-    2: a training folder is missing or has no usable image."""
-    from cgfw.images import images_in, inspect
-
-    if not path.is_dir():
-        raise CgfwError(f"{path}: not a folder")
-    folders = [path / s for s in ("trainA", "trainB", "testA", "testB") if (path / s).is_dir()]
-    required = [path / s for s in ("trainA", "trainB")]
-    missing = [f.name for f in required if f not in folders] if folders else []
-    folders = folders or [path]
-    table = Table("folder", "images", "ok", "converted", "skipped")
-    problems: list[str] = []
-    unusable = [f"{m}/ is missing" for m in missing]
-    skipped_any = False
-    for folder in folders:
-        findings = [inspect(p, crop_size) for p in images_in(folder)]
-        counts = {s: sum(f.status == s for f in findings) for s in ("ok", "converted", "skipped")}
-        table.add_row(folder.name, str(len(findings)), *(str(counts[s]) for s in counts))
-        problems += [f"{f.status}: {f.path} ({f.detail})" for f in findings if f.status != "ok"]
-        skipped_any |= counts["skipped"] > 0
-        if folder in required and len(findings) == counts["skipped"]:
-            unusable.append(f"{folder.name}/ has no usable image")
-    out.print(table)
-    for line in problems:
-        out.print(line, markup=False)
-    if unusable:
-        raise CgfwError(f"{path}: " + "; ".join(unusable))
-    out.print(
-        "every image is usable" if not problems else f"{len(problems)} file(s) need attention"
-    )
-    sys.exit(1 if skipped_any else 0)
-
-
 # Commands beyond training live in cgfw.cli, one module each.
 main.add_command(translate)
+main.add_command(ablate_cmd)
+main.add_command(bench)
+main.add_command(data)
 main.add_command(eval_cmd)
 main.add_command(compare_cmd)
 main.add_command(export)
-data.add_command(download_cmd)
 recipe.add_command(schema_cmd)
 recipe.add_command(validate_cmd)

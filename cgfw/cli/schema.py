@@ -14,14 +14,13 @@ from typing import Any
 
 import click
 
-from cgfw.console import friendly, out
+from cgfw.cli.console import SET_HELP, friendly, out
 from cgfw.plugins import load_plugins
 from cgfw.recipe import Recipe, Slot, default_model, load, slots_of
 from cgfw.registry import Component, Registry
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DEFS = "#/$defs/"
-SET_HELP = "Override a recipe key, e.g. --set generator.n_blocks=6 (TOML value; repeatable)."
 
 
 def _options_schema(component: Component, defs: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor, nn
 
 from cgfw import checkpoint
-from cgfw.console import console, friendly, out
+from cgfw.cli.console import console, friendly, out
 from cgfw.errors import CgfwError
 from cgfw.images import IMAGE_SUFFIXES, BadImage, images_in, open_rgb, to_tensor
 from cgfw.layout import RunDir

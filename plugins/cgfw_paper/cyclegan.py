@@ -164,8 +164,8 @@ class CycleGAN(Model):
         """The authors' loop (benchmarks/reference_loop.py, a source checkout's) on newly built
         networks of the recipe, with its loss weights and switches, pool size and GAN loss:
         what `cgfw bench --compare` times and tests/test_parity.py compares against."""
-        from cgfw.bench import load_reference
         from cgfw.model import build_network
+        from cgfw_paper.reference import load_reference
 
         reference = load_reference()
         paths = ("generator", "generator", "discriminator", "discriminator")

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.nn.modules.instancenorm import _InstanceNorm
 
 from cgfw import Register, checkpoint, hookimpl
-from cgfw.console import console, friendly, out
+from cgfw.cli.console import console, friendly, out
 from cgfw.errors import CgfwError
 from cgfw.layout import RunDir
 from cgfw.model import build_model

@@ -208,3 +208,18 @@ def test_a_recipe_extending_a_cyclegan_recipe_drops_the_sections_cut_has_not(
     assert data["train"]["max_iters"] == 2000 and data["eval"]["every"] == 500
     swapped = load("emoji_study", registry, ["model.name=fastcut", *TINY[1::2][:2]])
     assert swapped.model.name == "fastcut" and "buffer" not in swapped.to_dict()
+
+
+def test_ablate_varies_the_model_like_any_other_key(
+    on_path: Path, cli: Any, tiny_recipe: Path
+) -> None:
+    """`--vary model.name=cut` on a CycleGAN recipe: the variant drops the CycleGAN's sections
+    (here the pool the recipe sets) and trains CUT beside the base."""
+    tiny_recipe.write_text(tiny_recipe.read_text() + "\n[buffer]\ncapacity = 3\n")
+    args = [*TINY[:4], "--set", "train.max_iters=2", "--set", "train.device='cpu'"]
+    result = cli("ablate", tiny_recipe, "--vary", "model.name=cut", *args)
+    assert result.exit_code == 0, result.output
+    (parent,) = run_dirs(tiny_recipe.parent / "runs")
+    variant = (parent / "model.name=cut" / "recipe.toml").read_text()
+    assert '[model]\nname = "cut"' in variant and "[buffer]" not in variant
+    assert "capacity = 3" in (parent / "base" / "recipe.toml").read_text()

@@ -14,13 +14,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import torch
 from rich.console import Console
 
+from cgfw.cli.compare import find_runs, group_seeds, render, table_rows
+from cgfw.cli.console import SET_HELP, console, friendly, out
+from cgfw.cli.launch import launch
 from cgfw.errors import CgfwError
 from cgfw.layout import RunDir
-from cgfw.recipe import Resolved, get_dotted, parse_value, set_dotted, validate
+from cgfw.plugins import load_plugins
+from cgfw.recipe import (
+    Resolved,
+    get_dotted,
+    load_data,
+    parse_value,
+    set_dotted,
+    set_key,
+    validate,
+)
 from cgfw.registry import Registry
+from cgfw.runs import new_run_dir
 
 
 @dataclass
@@ -31,9 +45,8 @@ class Variant:
 
 def apply(data: dict[str, Any], name: str, registry: Registry) -> dict[str, Any]:
     """A copy of recipe `data` with the named ablation's edits."""
-    data = copy.deepcopy(data)
     for key, value in registry.get("ablation", name).factory(None).items():
-        set_dotted(data, key, value)
+        data = set_key(data, key, value, registry)
     return data
 
 
@@ -85,9 +98,7 @@ def plan(
         for value in values:
             if get_dotted(resolved_base, key) == value:
                 continue
-            data = copy.deepcopy(base)
-            set_dotted(data, key, value)
-            variants.append(Variant(_label(key, value), data))
+            variants.append(Variant(_label(key, value), set_key(base, key, value, registry)))
     labels = [v.label for v in variants]
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
@@ -162,3 +173,79 @@ def run_parallel(
                     f"[red]{run_dir.name} failed (exit {proc.returncode}): {log_path}[/red]"
                 )
     return {p.name: results[p.name] for p in runs}  # in the order the variants were planned
+
+
+@click.command(name="ablate")
+@click.argument("recipe", default="paper_default")
+@click.option(
+    "--disable",
+    multiple=True,
+    metavar="NAME",
+    help="A named ablation (see `cgfw components ablation`); repeatable.",
+)
+@click.option(
+    "--vary",
+    multiple=True,
+    metavar="KEY=V1,V2",
+    help="One run per value, e.g. --vary losses.gan.name=lsgan,bce; repeatable.",
+)
+@click.option(
+    "--seeds",
+    metavar="S1,S2,...",
+    help="Run every variant once per seed (run.seed), e.g. --seeds 0,1,2; "
+    "`cgfw compare` then reports mean +- std over the seeds.",
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--device", help="auto, cpu, cuda or cuda:N (overrides train.device).")
+@click.option(
+    "--jobs",
+    "-j",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Variants run at once, each in its own process (spread over the GPUs if several).",
+)
+@friendly
+def ablate_cmd(
+    recipe: str,
+    disable: tuple[str, ...],
+    vary: tuple[str, ...],
+    seeds: str | None,
+    overrides: tuple[str, ...],
+    device: str | None,
+    jobs: int,
+) -> None:
+    """Run RECIPE and one-change variants of it side by side, then compare them in a table.
+
+    Each variant changes one thing: --disable identity, pool, gan, cycle, cycle_backward,
+    cycle_forward (and any a plugin adds); --vary KEY=V1,V2 adds a run per value;
+    --seeds 0,1,2 repeats every run per seed (RECIPE alone with --seeds is fine too).
+    """
+    loaded = load_plugins()
+    data, source = load_data(recipe, loaded.registry, overrides)
+    resolved_base = validate(data, loaded.registry, source).to_dict()
+    seed_list = parse_seeds(seeds) if seeds is not None else None
+    variants = plan(data, list(disable), list(vary), loaded.registry, resolved_base, seed_list)
+    resolved = [validate(v.data, loaded.registry, f"{source} [{v.label}]") for v in variants]
+    base = resolved[0].recipe.run
+    parent = new_run_dir(Path(base.output_dir), f"ablate-{base.name}")
+    dirs = {v.label: parent / v.label for v in variants}
+    for d in dirs.values():
+        d.mkdir()
+    if jobs > 1:
+        results = run_parallel(
+            dict(zip(dirs.values(), resolved, strict=True)), jobs, device, console
+        )
+    else:
+        results = {}
+        for label, res in zip(dirs, resolved, strict=True):
+            console.rule(label)
+            results[label] = launch(res, loaded, dirs[label], console, device).final_losses
+    (parent / "ablation.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    # The same table as `cgfw compare PARENT`: what differs, then the results (final losses, the
+    # mean over the last log window; held-out metrics once `cgfw eval` has scored the runs).
+    out.print(render(*table_rows(*group_seeds(find_runs([parent])), None, False), "table"))
+    failed = [label for label, losses in results.items() if not losses]
+    if failed:
+        console.print(f"[red]failed: {', '.join(failed)}[/red] (their log.txt says why)")
+    console.print(f"after `cgfw eval` on each run, `cgfw compare {parent}` adds the metrics")
