@@ -6,8 +6,10 @@ components in ``plugins/`` use exactly that door. Each hook receives ``register`
     register(name, factory, options=None, summary="")
 
 ``options`` is a pydantic model (use ``extra="forbid"``); the recipe section's keys other than
-``name`` (and the engine's own keys such as ``weight``) are validated by it, and ``factory``
-receives the validated instance. What each factory must return is written on its hook below.
+``name`` (and the keys the model reads itself, such as ``weight``) are validated by it, and
+``factory`` receives the validated instance. Type the hook's argument with ``cgfw.Register``.
+What each factory must return is written on its hook below; which recipe section picks a
+component of each kind is the model's to say (``cgfw.Model.slots``).
 """
 
 from __future__ import annotations
@@ -57,16 +59,17 @@ def register_generators(register: Register) -> None:
     2 ** depth). Before training, cgfw calls it once on a sample and names the plugin if the
     shape is wrong or it raises; raise a ``cgfw.errors.CgfwError`` to say what size to use.
 
-    Generators and discriminators get same-sized inputs stacked along the batch in one call (a
-    generator's translation with its identity image, a discriminator's real with its pooled
-    fake images): see "Stacked calls" in docs/plugins.md, and ``mixes_samples``."""
+    The CycleGAN model calls generators and discriminators on same-sized inputs stacked along
+    the batch (a generator's translation with its identity image, a discriminator's real with
+    its pooled fake images): see "Stacked calls" in docs/plugins.md, and ``mixes_samples``."""
 
 
 @hookspec
 def register_discriminators(register: Register) -> None:
     """Discriminators: ``factory(options) -> nn.Module`` mapping (N, 3, H, W) to raw scores
-    (logits) of shape (N, 1, h, w); one score per patch. Called on stacked inputs as
-    generators are (see register_generators)."""
+    (logits) of shape (N, 1, h, w); one score per patch (a conditional one, as pix2pix's,
+    takes more channels). The CycleGAN calls them on stacked inputs as generators are (see
+    register_generators)."""
 
 
 @hookspec

@@ -2,17 +2,22 @@
 before the CycleGAN step moved from the engine into the paper plugin. Any change to the step's
 numerics (order of calls, loss sums, pool draws, seeding) changes these numbers.
 
-The values in tests/data/pinned_losses.json were computed by commit 8b83e61 (the step still in
-cgfw/step.py) on this project's CPU, torch 2.14.1; regenerate them only for a change that is
-meant to change the numerics: `python tests/test_pinned_losses.py --write`."""
+The values in tests/data/pinned_losses.json were computed by commit 8b83e61's step (still in
+cgfw/step.py; this file at 11ead04, threads fixed as below) on this project's CPU, torch
+2.14.1. One torch thread: the thread count changes how convolutions sum, so the numbers would
+differ between machines with other core counts. Regenerate them only for a change meant to
+change the numerics: `python tests/test_pinned_losses.py --write`."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from cgfw.cli import main
@@ -42,6 +47,16 @@ name = "emoji"
 """
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def losses(recipe: str, overrides: list[str], out: Path) -> dict[str, list[float]]:
     out.mkdir(parents=True, exist_ok=True)
     if recipe == "paper_default":
@@ -50,7 +65,8 @@ def losses(recipe: str, overrides: list[str], out: Path) -> dict[str, list[float
     args = ["run", recipe, "--set", f"run.output_dir={out}"]
     for o in overrides:
         args += ["--set", o]
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    with one_thread():
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
     found = curves(load_run(run_dir))

@@ -87,18 +87,25 @@ def section_schema(
     return {"description": description, "type": "object", "oneOf": branches}, required
 
 
-def recipe_schema(registry: Registry) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of a recipe for the default model (the one recipes
-    without [model] train), with the registry's components."""
+def recipe_schema(registry: Registry, model_name: str | None = None) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a recipe for `model_name`, or for the default model
+    (the one recipes without [model] train), with the registry's components."""
     schema = Recipe.model_json_schema(ref_template=DEFS + "{model}")
     defs: dict[str, Any] = schema.setdefault("$defs", {})
-    model = default_model(registry)
+    model = registry.get("model", model_name) if model_name else default_model(registry)
+    options = _options_schema(model, defs)
+    name: dict[str, Any] = {"const": model.name} if model_name else {"enum": [model.name]}
     schema["properties"]["model"] = {
         "type": "object",
-        "description": f"the training objective: one of {', '.join(registry.names('model'))} "
-        f"(default {model.name}); this schema describes {model.name}'s sections",
-        "properties": {"name": {"enum": registry.names("model")}},
+        "description": f"the training objective, {model.name} (plugin {model.plugin}); "
+        f"installed: {', '.join(registry.names('model'))}. `cgfw recipe schema --model NAME` "
+        "describes another model's sections",
+        "properties": {"name": name, **options.get("properties", {})},
+        "additionalProperties": False,
     }
+    if model_name:  # a recipe without [model] trains the default one, not this
+        schema.setdefault("required", []).append("model")
+        schema["properties"]["model"]["required"] = ["name"]
     schema["additionalProperties"] = False
     for path, slot in slots_of(model).items():
         section, required = section_schema(path, slot, registry, defs)
@@ -134,8 +141,13 @@ def recipe_schema(registry: Registry) -> dict[str, Any]:
 
 @click.command("schema")
 @click.option("--indent", default=2, show_default=True, help="JSON indentation (0: one line).")
+@click.option(
+    "--model",
+    "model_name",
+    help="The model whose sections to describe (default: the default model).",
+)
 @friendly
-def schema_cmd(indent: int) -> None:
+def schema_cmd(indent: int, model_name: str | None) -> None:
     """Print the JSON Schema of recipes, with every installed component's options.
 
     \b
@@ -143,7 +155,7 @@ def schema_cmd(indent: int) -> None:
       cgfw recipe schema > recipe.schema.json
     and begin a recipe with the line  #:schema ./recipe.schema.json
     """
-    schema = recipe_schema(load_plugins().registry)
+    schema = recipe_schema(load_plugins().registry, model_name)
     # Plain text, not rich: brackets in descriptions are not markup and nothing may wrap.
     click.echo(json.dumps(schema, indent=indent or None))
 

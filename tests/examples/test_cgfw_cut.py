@@ -223,3 +223,19 @@ def test_ablate_varies_the_model_like_any_other_key(
     variant = (parent / "model.name=cut" / "recipe.toml").read_text()
     assert '[model]\nname = "cut"' in variant and "[buffer]" not in variant
     assert "capacity = 3" in (parent / "base" / "recipe.toml").read_text()
+
+
+def test_the_recipe_schema_describes_a_models_own_sections(on_path: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from cgfw.cli.schema import recipe_schema
+    from cgfw.recipe import find_recipe, read_recipe
+
+    registry = load_plugins().registry
+    schema = recipe_schema(registry, "cut")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    data = read_recipe(find_recipe("cut", registry), registry)
+    jsonschema.validate(data, schema)  # the bundled recipe passes
+    assert set(schema["properties"]["losses"]["properties"]) == {"gan"}
+    assert "nce_layers" in schema["properties"]["model"]["properties"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**data, "buffer": {"name": "none"}}, schema)  # the CycleGAN's

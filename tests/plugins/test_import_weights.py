@@ -217,7 +217,7 @@ def test_a_full_training_set_of_files_becomes_a_run(tmp_path: Path, loaded: Load
     assert result.run_dir == run and result.fresh == []
     recipe = read_toml(run / "recipe.toml")
     assert recipe["generator"] == {"name": "resnet", "n_blocks": 9, **TINY_G}
-    assert recipe["discriminator"] == {"name": "patchgan", **TINY_D}
+    assert recipe["discriminator"] == {"name": "patchgan", **TINY_D, "in_channels": 3}
     state = checkpoint.load(run / "checkpoints" / "latest.pt")
     # The authors' G_A is A -> B (our g_ab); their D_A judges domain B (our d_b).
     sources = {"g_ab": g["A"], "g_ba": g["B"], "d_b": d["A"], "d_a": d["B"]}
