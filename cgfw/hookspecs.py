@@ -111,6 +111,22 @@ def register_datasets(register: Register) -> None:
 
 
 @hookspec
+def register_regularizers(register: Register) -> None:
+    """Regularisers of a discriminator (gradient penalties): ``factory(options) -> callable(d,
+    real, fake)`` returning the weighted scalar the model adds to that discriminator's loss
+    (``real`` and ``fake`` are the images it judged this step, fakes from the pool). A class
+    attribute ``graph_safe = True`` says it can be captured in a CUDA graph; without it, a run
+    with ``train.cuda_graph = true`` is refused with the reason."""
+
+
+@hookspec
+def register_augments(register: Register) -> None:
+    """Discriminator augmentations: ``factory(options) -> callable(images) -> images``,
+    differentiable, applied alike to every real and generated image a discriminator judges (in
+    its own update and the generators'). ``graph_safe = True`` as for regularisers."""
+
+
+@hookspec
 def register_ablations(register: Register) -> None:
     """Named ablations for ``cgfw ablate --disable NAME``: ``factory(options) -> dict`` of dotted
     recipe overrides, e.g. ``{"buffer.name": "none"}``."""

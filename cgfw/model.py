@@ -106,7 +106,10 @@ class Build:
         return self.resolved.keys[path]
 
     def component(self, path: str, *args: Any) -> Any:
-        """The slot's component (a loss, a buffer), built from its options."""
+        """The slot's component (a loss, a buffer), built from its options; None for an
+        optional slot the recipe leaves empty."""
+        if path not in self.resolved.components and self.resolved.slots[path].optional:
+            return None
         return self.resolved.build(path, *args)
 
     def network(self, path: str) -> nn.Module:

@@ -93,6 +93,14 @@ class TrainSection(Strict):
         "generator's translation and identity images, a discriminator's real and fake ones); "
         "false: every call apart, in the authors' order, as their code does",
     )
+    ema: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="decay of an exponential moving average of the generators (e.g. 0.999), "
+        "which samples, [eval], eval, translate and export then use (--raw: the trained "
+        "weights); 0: off",
+    )
     num_workers: int = Field(0, ge=0, description="data-loading worker processes")
     log_every: int = Field(50, ge=1, description="iterations between scalar logs")
     image_every: int = Field(1000, ge=1, description="iterations between sample grids")
@@ -138,11 +146,13 @@ class Slot:
     """A recipe section through which a model asks for a component: the registry kind that
     fills it, the component used when the section names none, and the keys the model itself
     reads from the section (a loss weight), validated by `keys`; every other key of the
-    section is the component's option."""
+    section is the component's option. An `optional` slot without a section (or one set to an
+    empty table) has no component: the model goes without (a regulariser, an augmentation)."""
 
     kind: str
     default: str | None = None
     keys: type[BaseModel] | None = None
+    optional: bool = False
 
 
 # What every model gets, whatever it declares: its data and its learning-rate schedule.
@@ -382,6 +392,8 @@ def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolv
         section = get_dotted(raw, path)
         section = dict(section) if isinstance(section, dict) else {}
         name = section.pop("name", None) or slot.default
+        if name is None and slot.optional:
+            continue
         if name is None:
             raise CgfwError(
                 f"{source}: [{path}] name is required: model '{model.name}' has no default "

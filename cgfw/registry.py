@@ -19,6 +19,8 @@ KINDS: dict[str, str] = {
     "gan_loss": "register_gan_losses",
     "reconstruction_loss": "register_reconstruction_losses",
     "buffer": "register_buffers",
+    "regularizer": "register_regularizers",
+    "augment": "register_augments",
     "schedule": "register_schedules",
     "dataset": "register_datasets",
     "ablation": "register_ablations",

@@ -11,9 +11,11 @@ import torch
 from rich.console import Console
 
 from cgfw import checkpoint
+from cgfw.ema import EMA
 from cgfw.errors import CgfwError
 from cgfw.model import Model
-from cgfw.recipe import Resolved
+from cgfw.recipe import Resolved, validate
+from cgfw.registry import Registry
 from cgfw.tensorboard import flatten
 
 # Keys a resume may change freely (prefixes end with a dot).
@@ -62,6 +64,16 @@ def check(saved: dict[str, Any], new: dict[str, Any], allow_changes: bool) -> li
     return [f"{k}: {old!r} -> {new_value!r}" for k, old, new_value in changes]
 
 
+def as_resolved_now(recipe: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    """A saved recipe with what later versions added filled in with its default (a [model]
+    section, a new option), so a run saved before is compared like for like: only what the
+    user changes counts as a change. A recipe that no longer validates is compared as saved."""
+    try:
+        return validate(recipe, registry, "the saved recipe").to_dict()
+    except CgfwError:
+        return recipe
+
+
 def state(t: Any) -> dict[str, Any]:
     """What a checkpoint holds: where the run stands, its random state, the model's state and
     the recipe it was trained with. `t` is the trainer's `Training`."""
@@ -75,31 +87,34 @@ def state(t: Any) -> dict[str, Any]:
         "rng": rng,
         "model": t.m.state_dict(),
         "recipe": t.resolved.to_dict(),
-    }
+    } | ({"ema": t.ema.state_dict()} if t.ema is not None else {})
 
 
 def restore(
     m: Model,
     path: Path,
     resolved: Resolved,
+    registry: Registry,
     total: int,
     allow_changes: bool,
     console: Console,
+    ema: EMA | None = None,
 ) -> int:
     """Load a checkpoint into a built (and set up) model; returns its iteration. Refuses
     unsafe recipe changes and a run that is already done; restores the random state."""
     device = m.rt.device
     saved = checkpoint.load(path, map_location=device)
-    recipe = saved["recipe"]
-    if "model" not in recipe:  # written before models were plugins: the CycleGAN was the one
-        recipe = {**recipe, "model": resolved.to_dict()["model"]}
-    for change in check(recipe, resolved.to_dict(), allow_changes):
+    for change in check(
+        as_resolved_now(saved["recipe"], registry), resolved.to_dict(), allow_changes
+    ):
         console.print(f"resuming with a change: {change}")
     try:
         m.load_state_dict(saved["model"])
     except (RuntimeError, KeyError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise CgfwError(f"{path}: does not fit this recipe's networks ({first})") from None
+    if ema is not None and "ema" in saved:  # a run that had no EMA starts it from here
+        ema.load_state_dict(saved["ema"])
     iteration: int = saved["iteration"]
     if iteration >= total:
         raise CgfwError(

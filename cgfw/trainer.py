@@ -23,6 +23,7 @@ from cgfw import checkpoint
 from cgfw import resume as resuming
 from cgfw.data import KeyBatches, epoch_keys, iters_per_epoch, train_loader
 from cgfw.distributed import Group
+from cgfw.ema import EMA
 from cgfw.errors import CgfwError, MissingSplit, TrainingStopped
 from cgfw.evaluation import build_metric, default_metrics, evaluate, flat_metrics
 from cgfw.graphs import GraphedStep, check_graphable, obstacle
@@ -57,7 +58,9 @@ def train(
     cfg = resolved.recipe.train
     t = Training.start(resolved, loaded, run_dir, device, group or Group())
     if resume is not None:
-        t.iteration = resuming.restore(t.m, resume, resolved, t.total, allow_changes, console)
+        t.iteration = resuming.restore(
+            t.m, resume, resolved, loaded.registry, t.total, allow_changes, console, t.ema
+        )
     step = make_step(t.m, strict=cfg.cuda_graph is True)
     writer = SummaryWriter(log_dir=str(run_dir)) if t.group.main else None
     losses = LossLog(writer, console, t.total, t.iteration)
@@ -71,6 +74,8 @@ def train(
                 lr = t.set_epoch(epoch)
             real_a, real_b = t.on_device(batch)
             train_iteration(step, t.m, real_a, real_b, losses, t.iteration + 1, run_dir, t.group)
+            if t.ema is not None:
+                t.ema.update()
             t.iteration += 1
             i = t.iteration
             if i % cfg.log_every == 0 or i == t.total:
@@ -115,6 +120,7 @@ class Training:
     total: int
     eval_set: Dataset[Any] | None
     lr_factor: Callable[[int], float]
+    ema: EMA | None = None
     iteration: int = 0
 
     @staticmethod
@@ -153,9 +159,10 @@ class Training:
         eval_set = build_dataset(resolved, evaluation.split) if evaluation.every else None
         for name in eval_metrics(resolved, loaded) if evaluation.every else []:
             build_metric(loaded.registry, name)  # a misspelled metric fails now, not hours in
+        ema = EMA(m, cfg.ema) if cfg.ema else None
         return Training(
             resolved, loaded, RunDir(run_dir), group, m, dataset, (samples[0], samples[1]),
-            per_epoch, total, eval_set, lr_factor,
+            per_epoch, total, eval_set, lr_factor, ema,
         )  # fmt: skip
 
     @property
@@ -199,14 +206,24 @@ class Training:
     def save_samples(self, writer: SummaryWriter | None) -> None:
         if writer is None:  # not the main process
             return
-        grid = translate_samples(self.m, *self.samples)
+        with self.ema.applied() if self.ema else contextlib.nullcontext():
+            grid = translate_samples(self.m, *self.samples)
         writer.add_image("samples", grid, self.iteration)
         save_grid(grid, self.run.sample(self.iteration))
 
     def evaluate(self, writer: SummaryWriter | None) -> None:
-        """Held-out metrics as TensorBoard curves (eval/a2b/psnr, ...)."""
+        """Held-out metrics as TensorBoard curves (eval/a2b/psnr, ...); with train.ema those of
+        the averaged generators, and the trained weights' as eval_raw/..."""
         if writer is None or self.eval_set is None:
             return
+        if self.ema is not None:
+            with self.ema.applied():
+                self._evaluate(writer, "eval")
+            self._evaluate(writer, "eval_raw")
+        else:
+            self._evaluate(writer, "eval")
+
+    def _evaluate(self, writer: SummaryWriter, prefix: str) -> None:
         m, ev = self.m, self.resolved.recipe.eval
         back = m.translator("b2a") if "b2a" in m.directions else None
         with m.rt.uncompiled():
@@ -218,7 +235,7 @@ class Training:
         for name in m.directions:
             m.translator(name).train()
         for name, value in flat_metrics(results).items():
-            writer.add_scalar(name, value, self.iteration)
+            writer.add_scalar(prefix + name.removeprefix("eval"), value, self.iteration)
 
 
 def eval_metrics(resolved: Resolved, loaded: Loaded) -> list[str]:

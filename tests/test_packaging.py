@@ -8,7 +8,11 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
-SOURCES = {"cgfw": ROOT / "cgfw", "cgfw_paper": ROOT / "plugins" / "cgfw_paper"}
+SOURCES = {
+    "cgfw": ROOT / "cgfw",
+    "cgfw_paper": ROOT / "plugins" / "cgfw_paper",
+    "cgfw_field": ROOT / "plugins" / "cgfw_field",
+}
 
 
 def test_the_wheel_holds_every_module_recipe_and_data_file(tmp_path: Path) -> None:

@@ -172,13 +172,14 @@ def test_each_ablation_lists_the_terms_it_leaves(loaded: Loaded, ablation: str) 
 def test_components_ablation_shows_the_terms_left(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("components", "ablation")
     assert result.exit_code == 0, result.output
-    assert "loss terms left (on paper_default)" in result.output
+    assert "what stays on, on its base recipe" in result.output
     row = next(line for line in result.output.splitlines() if line.startswith("│ cycle "))
-    assert "g_ab_gan" in row and "idt" not in row and "cycle_a" not in row
+    assert "paper_default: g_ab_gan" in row and "idt" not in row and "cycle_a" not in row
 
 
 def test_components_lists_ablations_without_the_paper_recipes(cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("CGFW_DISABLE_PLUGINS", "paper-recipes")
     result = cli("components", "ablation")
     assert result.exit_code == 0, result.output
-    assert "cycle_backward" in result.output and "loss terms left" not in result.output
+    assert "cycle_backward" in result.output and "paper_default:" not in result.output
+    assert "(its base recipe is not installed)" in result.output

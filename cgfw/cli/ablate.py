@@ -57,6 +57,26 @@ def terms_left(data: dict[str, Any], name: str, registry: Registry) -> list[str]
     return resolved.model_class.terms(resolved) or []
 
 
+def stabilizers_left(data: dict[str, Any], name: str, registry: Registry) -> list[str]:
+    """What else a run of recipe `data` with the named ablation keeps on: the components of the
+    model's optional slots (a regulariser, an augmentation), spectral norm, the EMA."""
+    resolved = validate(apply(data, name, registry), registry, name)
+    kept = [
+        f"{path} {resolved.components[path].name}"
+        for path, slot in resolved.slots.items()
+        if slot.optional and path in resolved.components
+    ]
+    full = resolved.to_dict()
+    kept += [
+        f"{path} spectral"
+        for path in resolved.slots
+        if get_dotted(full, f"{path}.norm") == "spectral"
+    ]
+    if resolved.recipe.train.ema:
+        kept.append(f"ema {resolved.recipe.train.ema}")
+    return kept
+
+
 def _parse_vary(text: str) -> tuple[str, list[Any]]:
     key, sep, raw = text.partition("=")
     try:  # V1,V2 as a TOML array keeps lists and tables whole: betas=[0.9,0.99],[0.5,0.999]

@@ -115,10 +115,20 @@ def write_tensorboard(run_dir: Path, results: dict[str, Any], iteration: int) ->
     show_default=True,
     help="Images translated at once.",
 )
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="The trained weights, not their moving average (runs with train.ema only).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @friendly
 def eval_cmd(
-    paths: tuple[Path, ...], split: str, metric_names: str | None, batch_size: int, device: str
+    paths: tuple[Path, ...],
+    split: str,
+    metric_names: str | None,
+    batch_size: int,
+    raw: bool,
+    device: str,
 ) -> None:
     """Score each RUN_DIR's generators (latest checkpoint) on its dataset's held-out split:
     each metric a -> b and b -> a, the untranslated inputs as a baseline, and the cycle error.
@@ -132,7 +142,7 @@ def eval_cmd(
     metrics = {n: build_metric(registry, n) for n in names}  # their flags, read once
     dev = resolve_device(device, "--device")
     for run_dir in dirs:
-        results = eval_run(run_dir, split, metrics, registry, dev, batch_size)
+        results = eval_run(run_dir, split, metrics, registry, dev, batch_size, raw)
         out.print(table(results, metrics, f"cgfw eval {run_dir.name}"))
         console.print(f"wrote {RunDir(run_dir).metrics}")
 
@@ -144,11 +154,12 @@ def eval_run(
     registry: Registry,
     dev: torch.device,
     batch_size: int,
+    raw: bool = False,
 ) -> dict[str, Any]:
-    g_ab = load_generator(run_dir, "a2b")
+    g_ab = load_generator(run_dir, "a2b", raw)
     resolved: Resolved = g_ab.resolved
     one_sided = "b2a" not in resolved.model_class.directions
-    g_ba = None if one_sided else load_generator(run_dir, "b2a")
+    g_ba = None if one_sided else load_generator(run_dir, "b2a", raw)
     if one_sided:
         console.print(
             f"[yellow]note:[/yellow] model '{resolved.model.name}' is one-sided: a -> b only, "
@@ -174,6 +185,7 @@ def eval_run(
     except torch.cuda.OutOfMemoryError:
         raise CgfwError("out of GPU memory; use a smaller --batch-size or --device cpu") from None
     results["checkpoint"], results["iteration"] = str(g_ab.checkpoint), g_ab.iteration
+    results["weights"] = "ema" if g_ab.averaged else "trained"
     path = RunDir(run_dir).metrics
     path.write_text(json.dumps(json_ready(results), indent=2) + "\n", encoding="utf-8")
     write_tensorboard(run_dir, results, g_ab.iteration)

@@ -203,12 +203,17 @@ def verify(path: Path, fmt: str, generator: Generator, size: int) -> float | Non
     type=click.Path(path_type=Path),
     help="File to write (default: RUN_DIR/export/generator_DIRECTION.EXT).",
 )
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="The trained weights, not their moving average (runs with train.ema only).",
+)
 @friendly
-def export(model: Path, fmt: str, direction: str, output: Path | None) -> None:
+def export(model: Path, fmt: str, direction: str, output: Path | None, raw: bool) -> None:
     """Export the generator of RUN_DIR (its latest checkpoint; a checkpoint file works too) so it
     runs without cgfw. Input and output: float32 (N, 3, H, W) in [-1, 1], H, W multiples of 4."""
     check_installed(fmt)  # before the checkpoint is read: the fix is an install
-    generator = load_generator(model, direction)
+    generator = load_generator(model, direction, raw)
     path = output or default_output(model, fmt, direction)
     if path.is_dir():
         raise CgfwError(f"--output {path} is a folder; give a file name")

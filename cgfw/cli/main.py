@@ -8,6 +8,7 @@ import logging
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -291,11 +292,13 @@ def components(kind: str | None) -> None:
         )
     for k in [kind] if kind else list(KINDS):
         columns = ["name", "summary", "options (default)", "plugin"]
-        base = None
-        if k == "ablation":  # what each one means in practice: the terms it leaves on
-            with contextlib.suppress(CgfwError):  # the paper's recipes may be disabled
-                base, _ = load_data(TERMS_BASE, registry, ())
-                columns.append(f"loss terms left (on {TERMS_BASE})")
+        bases: dict[str, dict[str, Any]] = {}
+        if k == "ablation":  # what each one means in practice: what it leaves on
+            columns.append("what stays on, on its base recipe")
+            for name in registry.names(k):  # an ablation may name its base (`base = "..."`)
+                base = getattr(registry.get(k, name).factory, "base", TERMS_BASE)
+                with contextlib.suppress(CgfwError):  # the bundled recipes may be disabled
+                    bases[name] = load_data(base, registry, ())[0]
         table = Table(*columns, title=k, title_justify="left")
         for name in registry.names(k):
             c = registry.get(k, name)
@@ -304,11 +307,16 @@ def components(kind: str | None) -> None:
                 for f, info in c.options.model_fields.items()
             )
             row: list[str | Text] = [name, Text(c.summary), Text(opts or "-"), c.plugin]
-            if base is not None:
+            if k == "ablation" and name not in bases:
+                row.append("(its base recipe is not installed)")
+            elif k == "ablation":
+                base = getattr(c.factory, "base", TERMS_BASE)
                 try:
-                    row.append(", ".join(ablation.terms_left(base, name, registry)))
-                except CgfwError:  # e.g. it edits a component paper_default does not use
-                    row.append("(does not apply)")
+                    left = ablation.terms_left(bases[name], name, registry)
+                    left += ablation.stabilizers_left(bases[name], name, registry)
+                    row.append(f"{base}: " + ", ".join(left))
+                except CgfwError:  # e.g. it edits a component the base does not use
+                    row.append(f"(does not apply to {base})")
                 except Exception as exc:  # a plugin's broken ablation must not hide the list
                     row.append(f"(error: {type(exc).__name__}: {exc})")
             table.add_row(*row)

@@ -80,7 +80,9 @@ def section_schema(
         return {"not": {}, "description": f"no {kind} component is installed"}, True
     branches = [_branch(registry.get(kind, n), engine, n == default, defs) for n in names]
     default_branch = next((b for n, b in zip(names, branches, strict=True) if n == default), None)
-    required = default_branch is None or bool(default_branch.get("required"))
+    required = not slot.optional and (
+        default_branch is None or bool(default_branch.get("required"))
+    )
     description = f"a {kind}: `name` picks one of {', '.join(names)}"
     if default_branch is not None:
         description += f" (default {default})"
@@ -128,9 +130,9 @@ def recipe_schema(registry: Registry, model_name: str | None = None) -> dict[str
         schema["then"] = {"required": schema.pop("required")}
     # The plain section models (EngineSlotSection, ...) were replaced above; drop the orphans.
     text = json.dumps(schema)
-    for name in list(defs):
-        if f'"{DEFS}{name}"' not in text:
-            del defs[name]
+    for key in list(defs):
+        if f'"{DEFS}{key}"' not in text:
+            del defs[key]
     return {
         "$schema": DIALECT,
         **{k: v for k, v in schema.items() if k != "title"},

@@ -64,6 +64,7 @@ class Generator:
     iteration: int  # of the checkpoint (0 when it does not say)
     network: str = "g_ab"  # the model's name for it (g_ab, g_ba)
     slot: str = "generator"  # the recipe section it is built from
+    averaged: bool = False  # the train.ema weights rather than the trained ones
 
     @property
     def crop_size(self) -> int | None:
@@ -94,7 +95,7 @@ def _checkpoint_of(source: Path) -> tuple[Path, dict[str, Any] | None]:
     raise CgfwError(f"{source}: no such run directory or checkpoint file")
 
 
-def load_generator(source: Path, direction: str) -> Generator:
+def load_generator(source: Path, direction: str, raw: bool = False) -> Generator:
     """Rebuild the `direction` generator of a run directory or checkpoint file, weights loaded.
 
     A run directory's recipe.toml is used; a bare checkpoint carries its own recipe.
@@ -122,6 +123,9 @@ def load_generator(source: Path, direction: str) -> Generator:
     network, slot = learned[direction]
     try:
         weights = state["model"]["networks"][network]
+        averaged = not raw and network in (state.get("ema") or {})
+        if averaged:  # train.ema: the moving average is what the run is used with
+            weights = state["ema"][network]
     except (KeyError, TypeError):
         raise CgfwError(f"{path}: no {network} generator weights in this checkpoint") from None
     net = build_network(resolved, slot)
@@ -136,7 +140,7 @@ def load_generator(source: Path, direction: str) -> Generator:
     net.eval()  # dropout off, batch norm on its running statistics
     iteration = state.get("iteration")
     iteration = iteration if isinstance(iteration, int) else 0
-    return Generator(net, resolved, registry, path, direction, iteration, network, slot)
+    return Generator(net, resolved, registry, path, direction, iteration, network, slot, averaged)
 
 
 def to_image(tensor: Tensor) -> Image.Image:
@@ -328,6 +332,11 @@ def _warn_skipped(skipped: list[str]) -> None:
     show_default=True,
     help="Images of the same size translated at once.",
 )
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="The trained weights, not their moving average (runs with train.ema only).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @friendly
 def translate(
@@ -339,6 +348,7 @@ def translate(
     full_resolution: bool,
     side_by_side: bool,
     batch_size: int,
+    raw: bool,
     device: str,
 ) -> None:
     """Translate INPUT (an image, or a folder searched recursively) into OUTPUT (a file, or a
@@ -351,7 +361,7 @@ def translate(
         raise CgfwError("--size and --full-resolution exclude each other; give one")
     jobs = plan(input_path, output)  # before loading anything: a bad OUTPUT fails fast
     dev = resolve_device(device, "--device")
-    generator = load_generator(model, direction)
+    generator = load_generator(model, direction, raw)
     if not full_resolution and size is None:
         size = generator.crop_size or DEFAULT_SIZE
     translator = Translator(generator.net.to(dev), dev, batch_size, side_by_side)

@@ -122,6 +122,10 @@ class CycleGAN(Model):
         "losses.identity": Slot("reconstruction_loss", "l1", IdentityKeys),
         "losses.paired": Slot("reconstruction_loss", "l1", PairedKeys),
         "buffer": Slot("buffer", "image_pool"),
+        # Not in the paper; none unless a recipe names one (cgfw_field ships r1, wgan_gp,
+        # gp_mix and diffaugment).
+        "regularizer": Slot("regularizer", optional=True),
+        "augment": Slot("augment", optional=True),
     }
     directions: ClassVar[dict[str, tuple[str, str]]] = {
         "a2b": ("g_ab", "generator"),
@@ -153,11 +157,20 @@ class CycleGAN(Model):
         self.paired_loss: Callable[[Tensor, Tensor], Tensor] = build.component("losses.paired")
         self.pool_a: Buffer = build.component("buffer")  # history of fake_a shown to d_a
         self.pool_b: Buffer = build.component("buffer")
+        # A gradient penalty added to each discriminator's loss, and an augmentation of every
+        # image a discriminator judges; both None in the paper's setting.
+        self.regularizer: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = build.component(
+            "regularizer"
+        )
+        self.augment: Callable[[Tensor], Tensor] | None = build.component("augment")
         self.stacking = Stacking(build.resolved.recipe.train.stack_calls, self.networks.values())
 
     @classmethod
     def terms(cls, resolved: Resolved) -> list[str]:
-        return Weights.of(resolved.keys).terms
+        terms = Weights.of(resolved.keys).terms
+        if "regularizer" in resolved.components and "d_a" in terms:
+            terms += ["reg_b", "reg_a"]
+        return terms
 
     @classmethod
     def reference(cls, resolved: Resolved, device: torch.device) -> Any:
@@ -198,7 +211,21 @@ class CycleGAN(Model):
                 f"needs a buffer that declares graph_safe = True ({type(self.pool_a).__name__} "
                 "may make host-side random choices that a graph would freeze)"
             )
+        for slot in ("regularizer", "augment"):
+            part = getattr(self, slot)
+            if part is not None and not getattr(part, "graph_safe", False):
+                name = self.resolved.components[slot].name
+                return (
+                    f"is not available with {slot} '{name}' (a second-order gradient, not "
+                    "captured here)"
+                    if slot == "regularizer"
+                    else f"needs an augment that declares graph_safe = True ('{name}' does not)"
+                )
         return None
+
+    def _seen(self, images: Tensor) -> Tensor:
+        """An image as a discriminator sees it: augmented, if the recipe says so."""
+        return images if self.augment is None else self.augment(images)
 
     def _translate(self, net: nn.Module, x: Tensor, own: Tensor | None) -> tuple[Tensor, Any]:
         """`net(x)`, and `net(own)` (the identity image) when it can share the call; None when
@@ -232,8 +259,8 @@ class CycleGAN(Model):
             _requires_grad([self.d_a, self.d_b], False)
             terms: dict[str, Tensor] = {}
             if w.gan:
-                terms["g_ab_gan"] = w.gan * self.gan_loss(self.d_b(fake_b), True, False)
-                terms["g_ba_gan"] = w.gan * self.gan_loss(self.d_a(fake_a), True, False)
+                terms["g_ab_gan"] = w.gan * self.gan_loss(self.d_b(self._seen(fake_b)), True, False)
+                terms["g_ba_gan"] = w.gan * self.gan_loss(self.d_a(self._seen(fake_a)), True, False)
             if rec_a is not None:
                 terms["cycle_a"] = w.cycle * self.cycle_loss(rec_a, real_a)
             if rec_b is not None:
@@ -254,14 +281,15 @@ class CycleGAN(Model):
         # 3. Discriminators on real images and fakes drawn from the history pools (kept in
         #    fp32); 0.5 halves D's learning rate relative to G, as in the paper.
         if w.gan:
-            pooled_b = self.pool_b.query(fake_b.detach().float())
-            pooled_a = self.pool_a.query(fake_a.detach().float())
+            pooled_b = self._seen(self.pool_b.query(fake_b.detach().float()))
+            pooled_a = self._seen(self.pool_a.query(fake_a.detach().float()))
+            seen_b, seen_a = self._seen(real_b), self._seen(real_a)
             with rt.autocast():
                 judged_real_b, judged_fake_b = self.stacking.together(
-                    rt, self.d_b, real_b, pooled_b
+                    rt, self.d_b, seen_b, pooled_b
                 )
                 judged_real_a, judged_fake_a = self.stacking.together(
-                    rt, self.d_a, real_a, pooled_a
+                    rt, self.d_a, seen_a, pooled_a
                 )
                 terms["d_b"] = 0.5 * (
                     self.gan_loss(judged_real_b, True, True)
@@ -271,8 +299,13 @@ class CycleGAN(Model):
                     self.gan_loss(judged_real_a, True, True)
                     + self.gan_loss(judged_fake_a, False, True)
                 )
+                loss_d = terms["d_a"] + terms["d_b"]
+                if self.regularizer is not None:
+                    terms["reg_b"] = self.regularizer(self.d_b, seen_b, pooled_b)
+                    terms["reg_a"] = self.regularizer(self.d_a, seen_a, pooled_a)
+                    loss_d = loss_d + terms["reg_b"] + terms["reg_a"]
             self.opt_d.zero_grad(set_to_none=True)
-            rt.optimizer_step(terms["d_a"] + terms["d_b"], self.opt_d)
+            rt.optimizer_step(loss_d, self.opt_d)
         rt.scaler.update()
 
         terms["g_total"] = loss_g

@@ -17,7 +17,11 @@ class PatchOptions(BaseModel):
         3, ge=1, description="3 gives 70x70 receptive fields (30x30 scores at 256 px)"
     )
     ndf: int = Field(64, ge=1, description="filters in the first conv layer")
-    norm: Literal["instance", "batch", "none"] = "instance"
+    norm: Literal["instance", "batch", "none", "spectral"] = Field(
+        "instance",
+        description="spectral: spectral norm on every conv (Miyato et al. 2018) instead of a "
+        "normalisation layer, as the authors suggest (their issue 340, PR 750)",
+    )
     in_channels: int = Field(
         3, ge=1, description="channels judged; pix2pix's conditional D: 6 (input and output)"
     )
@@ -32,20 +36,23 @@ class PixelOptions(BaseModel):
 def patchgan(opts: PatchOptions) -> nn.Module:
     """C64 (no norm) - C128 - C256 ... with stride 2, then a stride-1 layer and a 1-channel conv."""
     ndf, bias = opts.ndf, opts.norm != "batch"
-    layers: list[nn.Module] = [
-        nn.Conv2d(opts.in_channels, ndf, 4, stride=2, padding=1),
-        nn.LeakyReLU(0.2, True),
-    ]
+    spectral = opts.norm == "spectral"
+
+    def conv(c_in: int, c_out: int, stride: int, use_bias: bool = True) -> nn.Module:
+        layer = nn.Conv2d(c_in, c_out, 4, stride=stride, padding=1, bias=use_bias)
+        return nn.utils.parametrizations.spectral_norm(layer) if spectral else layer
+
+    layers: list[nn.Module] = [conv(opts.in_channels, ndf, 2), nn.LeakyReLU(0.2, True)]
     mult = 1
     for n in range(1, opts.n_layers + 1):
         prev, mult = mult, min(2**n, 8)
         stride = 2 if n < opts.n_layers else 1
         layers += [
-            nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=bias),
-            norm_layer(opts.norm, ndf * mult),
+            conv(ndf * prev, ndf * mult, stride, bias),
+            norm_layer("none" if spectral else opts.norm, ndf * mult),
             nn.LeakyReLU(0.2, True),
         ]
-    layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
+    layers.append(conv(ndf * mult, 1, 1))
     return nn.Sequential(*layers)
 
 
