@@ -39,15 +39,10 @@ class RunSection(Strict):
     description: str = ""
 
 
-class ModelSection(ComponentSection):
-    """`name` picks a registered model (the training objective); without it, the model that an
-    installed plugin marks as the default (cgfw's paper plugin: cyclegan)."""
-
-    name: str | None = None  # type: ignore[assignment]
-
-
-class EngineSlotSection(ComponentSection):
-    """data and schedule: every model needs them; the default component is the model's."""
+class DefaultedSection(ComponentSection):
+    """A section whose `name` may be left out: [model] (then the model an installed plugin
+    marks as the default, cgfw's paper plugin's cyclegan), [data] and [schedule] (then the
+    model's default component)."""
 
     name: str | None = None  # type: ignore[assignment]
 
@@ -132,9 +127,9 @@ class Recipe(BaseModel):
         "file) and set only what differs; merged when the recipe is loaded",
     )
     run: RunSection = Field(default_factory=RunSection)
-    model: ModelSection = Field(default_factory=ModelSection)
-    data: EngineSlotSection = Field(default_factory=EngineSlotSection)
-    schedule: EngineSlotSection = Field(default_factory=EngineSlotSection)
+    model: DefaultedSection = Field(default_factory=DefaultedSection)
+    data: DefaultedSection = Field(default_factory=DefaultedSection)
+    schedule: DefaultedSection = Field(default_factory=DefaultedSection)
     init: InitSection = Field(default_factory=InitSection)
     optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
     train: TrainSection = Field(default_factory=TrainSection)

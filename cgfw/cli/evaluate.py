@@ -26,7 +26,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from cgfw.cli.compare import run_dirs
 from cgfw.cli.console import console, friendly, out
-from cgfw.cli.translate import load_generator
+from cgfw.cli.translate import load_generator, raw_option
 from cgfw.errors import CgfwError
 from cgfw.evaluation import (
     Metric,
@@ -115,11 +115,7 @@ def write_tensorboard(run_dir: Path, results: dict[str, Any], iteration: int) ->
     show_default=True,
     help="Images translated at once.",
 )
-@click.option(
-    "--raw",
-    is_flag=True,
-    help="The trained weights, not their moving average (runs with train.ema only).",
-)
+@raw_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @friendly
 def eval_cmd(

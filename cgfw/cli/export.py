@@ -32,6 +32,7 @@ from cgfw.cli.translate import (
     MULTIPLE,
     Generator,
     load_generator,
+    raw_option,
 )
 from cgfw.errors import CgfwError
 from cgfw.layout import RunDir
@@ -203,11 +204,7 @@ def verify(path: Path, fmt: str, generator: Generator, size: int) -> float | Non
     type=click.Path(path_type=Path),
     help="File to write (default: RUN_DIR/export/generator_DIRECTION.EXT).",
 )
-@click.option(
-    "--raw",
-    is_flag=True,
-    help="The trained weights, not their moving average (runs with train.ema only).",
-)
+@raw_option
 @friendly
 def export(model: Path, fmt: str, direction: str, output: Path | None, raw: bool) -> None:
     """Export the generator of RUN_DIR (its latest checkpoint; a checkpoint file works too) so it

@@ -128,7 +128,7 @@ def recipe_schema(registry: Registry, model_name: str | None = None) -> dict[str
     if "required" in schema:  # a recipe that extends another may leave them to its parent
         schema["if"] = {"not": {"required": ["extends"]}}
         schema["then"] = {"required": schema.pop("required")}
-    # The plain section models (EngineSlotSection, ...) were replaced above; drop the orphans.
+    # The plain section models (DefaultedSection, ...) were replaced above; drop the orphans.
     text = json.dumps(schema)
     for key in list(defs):
         if f'"{DEFS}{key}"' not in text:

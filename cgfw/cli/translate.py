@@ -95,6 +95,14 @@ def _checkpoint_of(source: Path) -> tuple[Path, dict[str, Any] | None]:
     raise CgfwError(f"{source}: no such run directory or checkpoint file")
 
 
+# `--raw` of translate, export and eval: the weights load_generator reads.
+raw_option = click.option(
+    "--raw",
+    is_flag=True,
+    help="The trained weights, not their moving average (runs with train.ema only).",
+)
+
+
 def load_generator(source: Path, direction: str, raw: bool = False) -> Generator:
     """Rebuild the `direction` generator of a run directory or checkpoint file, weights loaded.
 
@@ -332,11 +340,7 @@ def _warn_skipped(skipped: list[str]) -> None:
     show_default=True,
     help="Images of the same size translated at once.",
 )
-@click.option(
-    "--raw",
-    is_flag=True,
-    help="The trained weights, not their moving average (runs with train.ema only).",
-)
+@raw_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @friendly
 def translate(
