@@ -59,10 +59,15 @@ def grade(rgb: np.ndarray) -> np.ndarray:
 
 
 def build(out: Path) -> None:
+    """The task in `out`, and beside it the paired upper bound's data: `out`-paired-a holds the
+    A crops with their graded versions (aligned, same names), `out`-paired-b the B crops with
+    their ungraded originals; both keep the held-out test crops."""
     import skimage.data
 
-    for sub in ("trainA", "trainB", "testA", "testB"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    paired_a, paired_b = (out.with_name(f"{out.name}-paired-{half}") for half in "ab")
+    for root in (out, paired_a, paired_b):
+        for sub in ("trainA", "trainB", "testA", "testB"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
     for name in PHOTOS:
         photo = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
         scale = SHORT_SIDE / min(photo.size)
@@ -76,14 +81,20 @@ def build(out: Path) -> None:
                 crop = np.asarray(photo.crop(box))
                 stem = f"{name}_{r:02d}_{c:02d}.png"
                 if r >= rows - TEST_ROWS:  # held out, in both: the ground truth
-                    Image.fromarray(crop).save(out / "testA" / stem)
-                    Image.fromarray(grade(crop)).save(out / "testB" / stem)
-                elif (r + c) % 2 == 0:  # a checkerboard: A and B never share a crop
+                    for root in (out, paired_a, paired_b):
+                        Image.fromarray(crop).save(root / "testA" / stem)
+                        Image.fromarray(grade(crop)).save(root / "testB" / stem)
+                    continue
+                half = paired_a if (r + c) % 2 == 0 else paired_b
+                Image.fromarray(crop).save(half / "trainA" / stem)
+                Image.fromarray(grade(crop)).save(half / "trainB" / stem)
+                if half is paired_a:  # a checkerboard: A and B never share a crop
                     Image.fromarray(crop).save(out / "trainA" / stem)
                 else:
                     Image.fromarray(grade(crop)).save(out / "trainB" / stem)
-    counts = {sub: len(list((out / sub).iterdir())) for sub in ("trainA", "trainB", "testA")}
-    print(f"wrote {out}: {counts}")
+    for root in (out, paired_a, paired_b):
+        counts = {sub: len(list((root / sub).iterdir())) for sub in ("trainA", "trainB", "testA")}
+        print(f"wrote {root}: {counts}")
 
 
 def plain(data: Path, out: Path, seed: int, extra: list[str]) -> None:
