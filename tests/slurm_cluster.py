@@ -77,11 +77,16 @@ def slurm_available() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    """A TCP port nothing listens on now (the daemons bind it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports nothing listens on now (the daemons bind them a moment later).
+
+    The sockets stay open until all are picked, so the kernel cannot hand out one port twice.
+    """
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def _socket_dir(tmp_dir: Path) -> tuple[Path, bool]:
@@ -101,12 +106,13 @@ def write_config(tmp_dir: Path, run_dir: Path, cpus: int) -> Path:
     for sub in ("state", "log"):
         (tmp_dir / sub).mkdir(parents=True, exist_ok=True)
     (run_dir / "spool").mkdir(parents=True, exist_ok=True)
+    ctld_port, slurmd_port = _free_ports(2)
     settings = {
         "ClusterName": "cgfwtest",
         # "localhost" is accepted as the controller's name whatever the machine's hostname.
         "SlurmctldHost": NODE,
-        "SlurmctldPort": str(_free_port()),
-        "SlurmdPort": str(_free_port()),
+        "SlurmctldPort": str(ctld_port),
+        "SlurmdPort": str(slurmd_port),
         "SlurmUser": "root",
         "SlurmdUser": "root",
         "AuthType": "auth/munge",
