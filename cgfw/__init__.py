@@ -6,6 +6,17 @@ a model subclasses `Model`, asks for components through `Slot`s and builds them 
 from cgfw.hookspecs import Register, hookimpl
 from cgfw.model import Build, Model, Runtime
 from cgfw.recipe import Slot
+from cgfw.tracking import TrackedRun, Tracker
 
 __version__ = "0.1.0"
-__all__ = ["Build", "Model", "Register", "Runtime", "Slot", "__version__", "hookimpl"]
+__all__ = [
+    "Build",
+    "Model",
+    "Register",
+    "Runtime",
+    "Slot",
+    "TrackedRun",
+    "Tracker",
+    "__version__",
+    "hookimpl",
+]

@@ -155,3 +155,13 @@ def register_metrics(register: Register) -> None:
       them possibly empty (an unpaired test split feeds each domain's images once);
     - ``compute() -> float``: the value over every batch since the last ``reset()``;
     - ``reset() -> None``: forget every batch."""
+
+
+@hookspec
+def register_trackers(register: Register) -> None:
+    """Experiment trackers for ``[run] trackers``: ``factory(options, run: cgfw.TrackedRun) ->
+    cgfw.Tracker`` (scalars, sample grids, a summary of final numbers, close). A factory
+    attribute ``default = True`` puts it on when a recipe names none; ``requires = (package,
+    extra)`` makes a recipe that asks for it without the package installed an error that says
+    ``pip install "cgfw[extra]"``. A tracker's errors never stop a run: cgfw names it and goes
+    on without it."""

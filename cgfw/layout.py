@@ -13,6 +13,7 @@ class RunDir:
     run.json            provenance: versions, device, command, plugins; resume.json, resume2.json
     final_losses.json   the last log window's loss terms
     metrics.json        `cgfw eval`'s results
+    trackers.json       the trackers' run ids (MLflow, W&B), so resume and eval continue them
     checkpoints/        latest.pt and previous.pt
     samples/            iter_0001000.png, ...: the fixed images' grids
     export/             `cgfw export`'s files
@@ -40,6 +41,11 @@ class RunDir:
     @property
     def metrics(self) -> Path:
         return self.path / "metrics.json"
+
+    @property
+    def trackers(self) -> Path:
+        """What each tracker needs to continue its run (MLflow's run id, ...)."""
+        return self.path / "trackers.json"
 
     @property
     def checkpoints(self) -> Path:

@@ -1,4 +1,4 @@
-"""What a user sees while a run trains: the progress bar (it/s, ETA, losses), TensorBoard
+"""What a user sees while a run trains: the progress bar (it/s, ETA, losses), the trackers'
 scalars and, without a terminal, a plain line every 10 s."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from rich.progress import (
 )
 from rich.text import Text
 from torch import Tensor
-from torch.utils.tensorboard import SummaryWriter
+
+from cgfw.tracking import Tracking
 
 
 class SpeedColumn(ProgressColumn):
@@ -27,16 +28,14 @@ class SpeedColumn(ProgressColumn):
 
 
 class LossLog:
-    """Averages each loss term over a log window: TensorBoard scalars, the progress bar's
+    """Averages each loss term over a log window: the trackers' scalars, the progress bar's
     losses and, without a terminal (CI, nohup), a plain line every 10 s."""
 
     # The terms shown beside the bar, where a model has them; otherwise its first three.
     SHOWN = ("g_total", "d_a", "d_b")
 
-    def __init__(
-        self, writer: SummaryWriter | None, console: Console, total: int, start: int
-    ) -> None:
-        self.writer, self.console, self.total = writer, console, total
+    def __init__(self, tracking: Tracking | None, console: Console, total: int, start: int) -> None:
+        self.tracking, self.console, self.total = tracking, console, total
         self.sums: dict[str, Tensor] = {}
         self.window = 0
         self.final: dict[str, float] = {}
@@ -62,10 +61,9 @@ class LossLog:
 
     def flush(self, iteration: int, epoch: int, lr: float) -> None:
         self.final = {k: (v / self.window).item() for k, v in self.sums.items()}
-        if self.writer is not None:
-            for name, value in self.final.items():
-                self.writer.add_scalar(f"loss/{name}", value, iteration)
-            self.writer.add_scalar("lr", lr, iteration)
+        if self.tracking is not None:
+            scalars = {f"loss/{name}": value for name, value in self.final.items()}
+            self.tracking.scalars(scalars | {"lr": lr}, iteration)
         self.sums, self.window = {}, 0
         names = [k for k in self.SHOWN if k in self.final] or list(self.final)[:3]
         shown = " ".join(f"{k} {self.final[k]:.3f}" for k in names)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cgfw import tracking
 from cgfw.errors import CgfwError, did_you_mean
 from cgfw.registry import Component, Registry
 
@@ -37,6 +38,12 @@ class RunSection(Strict):
     seed: int = 0
     output_dir: str = "runs"
     description: str = ""
+    trackers: list[str | dict[str, Any]] | None = Field(
+        None,
+        description='where scalars, sample grids and metrics go, e.g. ["tensorboard", '
+        '"mlflow"] or tables with options ({name = "mlflow", uri = "sqlite:///runs/mlflow.db"}); '
+        "left out: the default trackers (TensorBoard)",
+    )
 
 
 class DefaultedSection(ComponentSection):
@@ -379,6 +386,10 @@ def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolv
     _check_unknown_keys(dict(data), slots, model, source)
     try:
         model_options = model.parse_options(recipe.model.options(), "model")
+    except CgfwError as exc:
+        raise CgfwError(f"{source}: {exc}") from None
+    try:
+        tracking.resolve(recipe.run.trackers, registry)
     except CgfwError as exc:
         raise CgfwError(f"{source}: {exc}") from None
     resolved = Resolved(recipe, source, model, model_options, slots, {}, {}, {})

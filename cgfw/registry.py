@@ -26,6 +26,7 @@ KINDS: dict[str, str] = {
     "ablation": "register_ablations",
     "recipe": "register_recipes",
     "metric": "register_metrics",
+    "tracker": "register_trackers",
     "command": "register_commands",
 }
 

@@ -17,7 +17,6 @@ import torch
 from rich.console import Console
 from torch import Tensor
 from torch.utils.data import Dataset
-from torch.utils.tensorboard import SummaryWriter
 
 from cgfw import checkpoint
 from cgfw import resume as resuming
@@ -32,7 +31,8 @@ from cgfw.model import Model, Speed, build_model
 from cgfw.plugins import Loaded
 from cgfw.progress import LossLog
 from cgfw.recipe import Resolved
-from cgfw.tensorboard import sample_grid, save_grid, write_hparams
+from cgfw.tensorboard import sample_grid, save_grid
+from cgfw.tracking import Tracking
 
 log = logging.getLogger("cgfw.train")
 Step = Callable[[Tensor, Tensor], dict[str, Tensor]]
@@ -62,8 +62,12 @@ def train(
             t.m, resume, resolved, loaded.registry, t.total, allow_changes, console, t.ema
         )
     step = make_step(t.m, strict=cfg.cuda_graph is True)
-    writer = SummaryWriter(log_dir=str(run_dir)) if t.group.main else None
-    losses = LossLog(writer, console, t.total, t.iteration)
+    tracking = (
+        Tracking.open(run_dir, resolved.to_dict(), loaded.registry, console)
+        if t.group.main
+        else None
+    )
+    losses = LossLog(tracking, console, t.total, t.iteration)
     epoch, lr = 0, 0.0
     with losses.progress, StopRequest() as stop:
         for batch in t.loader():
@@ -81,27 +85,26 @@ def train(
             if i % cfg.log_every == 0 or i == t.total:
                 losses.flush(i, epoch, lr)
             if i % cfg.image_every == 0:
-                t.save_samples(writer)
+                t.save_samples(tracking)
             if t.eval_every and i % t.eval_every == 0:
-                t.evaluate(writer)
+                t.evaluate(tracking)
             if i % cfg.checkpoint_every == 0:
                 t.save_checkpoint()
             losses.advance(epoch)
         t.save_checkpoint()
     if stop.signum is not None:
-        if writer:
-            writer.close()
+        if tracking:
+            tracking.close("stopped")
         console.print(
             f"[yellow]stopped by signal {stop.signum} at iteration {t.iteration}; checkpoint "
             f"saved. Resume with: cgfw run --resume {run_dir}[/yellow]"
         )
         raise SystemExit(128 + stop.signum)
     if t.iteration % cfg.image_every:
-        t.save_samples(writer)
-    if writer:
-        final = {f"final/{k}": v for k, v in losses.final.items()}
-        write_hparams(writer, resolved.to_dict(), final, t.iteration)
-        writer.close()
+        t.save_samples(tracking)
+    if tracking:
+        tracking.summary({f"final/{k}": v for k, v in losses.final.items()}, t.iteration)
+        tracking.close("finished")
     return RunResult(run_dir, t.iteration, losses.final)
 
 
@@ -203,27 +206,28 @@ class Training:
         if self.group.main:
             checkpoint.save(self.run.checkpoints, resuming.state(self))
 
-    def save_samples(self, writer: SummaryWriter | None) -> None:
-        if writer is None:  # not the main process
+    def save_samples(self, tracking: Tracking | None) -> None:
+        if tracking is None:  # not the main process
             return
         with self.ema.applied() if self.ema else contextlib.nullcontext():
             grid = translate_samples(self.m, *self.samples)
-        writer.add_image("samples", grid, self.iteration)
-        save_grid(grid, self.run.sample(self.iteration))
+        path = self.run.sample(self.iteration)
+        save_grid(grid, path)
+        tracking.image("samples", grid, path, self.iteration)
 
-    def evaluate(self, writer: SummaryWriter | None) -> None:
+    def evaluate(self, tracking: Tracking | None) -> None:
         """Held-out metrics as TensorBoard curves (eval/a2b/psnr, ...); with train.ema those of
         the averaged generators, and the trained weights' as eval_raw/..."""
-        if writer is None or self.eval_set is None:
+        if tracking is None or self.eval_set is None:
             return
         if self.ema is not None:
             with self.ema.applied():
-                self._evaluate(writer, "eval")
-            self._evaluate(writer, "eval_raw")
+                self._evaluate(tracking, "eval")
+            self._evaluate(tracking, "eval_raw")
         else:
-            self._evaluate(writer, "eval")
+            self._evaluate(tracking, "eval")
 
-    def _evaluate(self, writer: SummaryWriter, prefix: str) -> None:
+    def _evaluate(self, tracking: Tracking, prefix: str) -> None:
         m, ev = self.m, self.resolved.recipe.eval
         back = m.translator("b2a") if "b2a" in m.directions else None
         with m.rt.uncompiled():
@@ -234,8 +238,8 @@ class Training:
             )  # fmt: skip
         for name in m.directions:
             m.translator(name).train()
-        for name, value in flat_metrics(results).items():
-            writer.add_scalar(prefix + name.removeprefix("eval"), value, self.iteration)
+        scores = {prefix + k.removeprefix("eval"): v for k, v in flat_metrics(results).items()}
+        tracking.scalars(scores, self.iteration)
 
 
 def eval_metrics(resolved: Resolved, loaded: Loaded) -> list[str]:

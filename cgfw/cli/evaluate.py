@@ -22,7 +22,6 @@ from typing import Any
 import click
 import torch
 from rich.table import Table
-from torch.utils.tensorboard import SummaryWriter
 
 from cgfw.cli.compare import run_dirs
 from cgfw.cli.console import console, friendly, out
@@ -40,7 +39,7 @@ from cgfw.layout import RunDir
 from cgfw.plugins import load_plugins
 from cgfw.recipe import Resolved, read_toml
 from cgfw.registry import Registry
-from cgfw.tensorboard import write_hparams
+from cgfw.tracking import Tracking
 from cgfw.trainer import build_dataset, resolve_device
 
 
@@ -80,12 +79,16 @@ def table(results: dict[str, Any], metrics: dict[str, Metric], title: str) -> Ta
     return grid
 
 
-def write_tensorboard(run_dir: Path, results: dict[str, Any], iteration: int) -> None:
-    writer = SummaryWriter(log_dir=str(run_dir))
+def track(run_dir: Path, results: dict[str, Any], iteration: int, registry: Registry) -> None:
+    """The scores to the run's trackers (TensorBoard HParams, its MLflow or W&B run); a
+    tracker that cannot take them is named and skipped, metrics.json is written already."""
     try:
-        write_hparams(writer, read_toml(RunDir(run_dir).recipe), flat_metrics(results), iteration)
-    finally:
-        writer.close()
+        tracking = Tracking.open(run_dir, read_toml(RunDir(run_dir).recipe), registry, console)
+    except CgfwError as exc:
+        console.print(f"[yellow]trackers skipped: {exc}[/yellow]", highlight=False)
+        return
+    tracking.summary(flat_metrics(results), iteration)
+    tracking.close("finished")
 
 
 @click.command("eval")
@@ -128,7 +131,8 @@ def eval_cmd(
 ) -> None:
     """Score each RUN_DIR's generators (latest checkpoint) on its dataset's held-out split:
     each metric a -> b and b -> a, the untranslated inputs as a baseline, and the cycle error.
-    Writes RUN_DIR/metrics.json and the run's TensorBoard HParams. A folder of runs (an
+    Writes RUN_DIR/metrics.json and sends the scores to the run's trackers (TensorBoard
+    HParams; its MLflow or W&B run when its recipe names them). A folder of runs (an
     ablation's) means every run in it."""
     dirs = run_dirs(list(paths))  # each has recipe.toml, or this is one clear error
     registry = load_plugins().registry
@@ -184,5 +188,5 @@ def eval_run(
     results["weights"] = "ema" if g_ab.averaged else "trained"
     path = RunDir(run_dir).metrics
     path.write_text(json.dumps(json_ready(results), indent=2) + "\n", encoding="utf-8")
-    write_tensorboard(run_dir, results, g_ab.iteration)
+    track(run_dir, results, g_ab.iteration, registry)
     return results

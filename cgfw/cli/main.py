@@ -228,7 +228,8 @@ def _train(
         group.close()
     if group.main:
         console.print(f"[green]done[/green]: {result.iterations} iterations in {result.run_dir}")
-        console.print(f"TensorBoard: tensorboard --logdir {r.run.output_dir}")
+        if RunDir(result.run_dir).events():  # when a TensorBoard tracker wrote there
+            console.print(f"TensorBoard: tensorboard --logdir {r.run.output_dir}")
 
 
 @main.command()

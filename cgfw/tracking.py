@@ -1,0 +1,178 @@
+"""Where a run's numbers go: TensorBoard, MLflow, W&B, ... (registered `tracker` components).
+
+`[run] trackers` lists them by name, or as tables with options (`{name = "mlflow", uri =
+"sqlite:///runs/mlflow.db"}`); left out, the trackers their plugin marks `default = True`
+(cgfw's TensorBoard). The loop talks to one `Tracking`, which fans every call out and keeps a
+failing tracker from stopping or damaging the run: the first error names the tracker, and the
+run goes on without it. What a tracker must remember to continue its run later (MLflow's run id,
+W&B's id) is kept in RUN_DIR/trackers.json, so a resumed run and `cgfw eval` write to the same
+tracked run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from rich.console import Console
+from torch import Tensor
+
+from cgfw.errors import CgfwError
+from cgfw.layout import RunDir
+from cgfw.registry import Component, Registry
+
+
+@dataclass
+class TrackedRun:
+    """What a tracker is told about the run it tracks."""
+
+    path: Path
+    name: str  # the run directory's name, e.g. quickstart-20261130-101500
+    recipe: dict[str, Any]  # the resolved recipe (nested; `cgfw.tensorboard.flatten` flattens)
+    saved: dict[str, Any] = field(default_factory=dict)  # this tracker's `state` from before
+
+
+class Tracker(Protocol):
+    """One destination for a run's numbers. A factory ``factory(options, run: TrackedRun)``
+    opens it; ``state`` (a JSON-able dict, e.g. a run id) is saved and handed back as
+    ``run.saved`` when the run resumes or is evaluated."""
+
+    state: dict[str, Any]
+
+    def scalars(self, values: Mapping[str, float], step: int) -> None:
+        """Loss terms, the learning rate and held-out metrics at iteration `step`."""
+
+    def image(self, name: str, grid: Tensor, path: Path, step: int) -> None:
+        """A sample grid (3, H, W) in [0, 1], also saved as the PNG at `path`."""
+
+    def summary(self, metrics: Mapping[str, float], step: int) -> None:
+        """The numbers that sum a run up: its final losses, then `cgfw eval`'s metrics."""
+
+    def close(self, status: str) -> None:
+        """`status` is "finished", "stopped" (a signal; it may resume) or "failed"."""
+
+
+def _entries(
+    trackers: Sequence[str | Mapping[str, Any]] | None, registry: Registry
+) -> list[tuple[str, dict[str, Any]]]:
+    if trackers is None:
+        return [(n, {}) for n in default_trackers(registry)]
+    entries: list[tuple[str, dict[str, Any]]] = []
+    for entry in trackers:
+        if isinstance(entry, str):
+            entries.append((entry, {}))
+        else:
+            options = dict(entry)
+            entries.append((str(options.pop("name", "")), options))
+    return entries
+
+
+def default_trackers(registry: Registry) -> list[str]:
+    """The trackers a plugin marks `default = True` (cgfw's TensorBoard)."""
+    return [
+        n
+        for n in registry.names("tracker")
+        if getattr(registry.get("tracker", n).factory, "default", False)
+    ]
+
+
+def resolve(
+    trackers: Sequence[str | Mapping[str, Any]] | None, registry: Registry
+) -> list[tuple[Component, Any]]:
+    """Each tracker's component and validated options; a wrong name or option, or a tracker
+    whose package is missing (its factory's `requires`), is the recipe's error."""
+    resolved, seen = [], set()
+    for i, (name, options) in enumerate(_entries(trackers, registry)):
+        where = f"run.trackers[{i}]"
+        if not name:
+            raise CgfwError(f'{where}: a table needs a name, e.g. {{name = "mlflow"}}')
+        if name in seen:
+            raise CgfwError(f"{where}: tracker '{name}' is listed twice; list it once")
+        seen.add(name)
+        try:
+            component = registry.get("tracker", name)
+        except CgfwError as exc:
+            raise CgfwError(f"{where}: {exc}") from None
+        parsed = component.parse_options(options, where)
+        package, extra = getattr(component.factory, "requires", (None, None))
+        if package and importlib.util.find_spec(package) is None:
+            raise CgfwError(
+                f"{where}: tracker '{name}' needs the {package} package, which is not "
+                f"installed: pip install \"cgfw[{extra}]\" (or remove '{name}' from "
+                "run.trackers)"
+            )
+        resolved.append((component, parsed))
+    return resolved
+
+
+class Tracking:
+    """Every tracker of one run behind one object; a tracker that raises is named once and
+    dropped, the others and the run go on."""
+
+    def __init__(self, trackers: dict[str, Tracker], console: Console, state_file: Path) -> None:
+        self.trackers, self.console, self.state_file = trackers, console, state_file
+
+    @classmethod
+    def open(
+        cls,
+        run_dir: Path,
+        recipe: dict[str, Any],
+        registry: Registry,
+        console: Console,
+    ) -> Tracking:
+        """Open the trackers `recipe`'s [run] asks for on the run in `run_dir` (a new one, or
+        the one each tracker saved there before)."""
+        state_file = RunDir(run_dir).trackers
+        saved = _read_state(state_file)
+        tracking = cls({}, console, state_file)
+        for component, options in resolve(recipe.get("run", {}).get("trackers"), registry):
+            run = TrackedRun(run_dir, run_dir.name, recipe, saved.get(component.name, {}))
+            tracker = tracking._guard(component.name, component.factory, options, run)
+            if tracker is not None:
+                tracking.trackers[component.name] = tracker
+        tracking._save_state(saved)
+        return tracking
+
+    def _guard(self, name: str, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except Exception as exc:  # any tracker error: name it, never stop the run
+            self.trackers.pop(name, None)
+            self.console.print(
+                f"[yellow]tracker '{name}' failed: {type(exc).__name__}: {exc}; the run goes on "
+                "without it[/yellow]"
+            )
+            return None
+
+    def _save_state(self, saved: dict[str, Any]) -> None:
+        state = saved | {name: t.state for name, t in self.trackers.items() if t.state}
+        if state and state != saved:
+            self.state_file.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+
+    def _each(self, method: str, *args: Any) -> None:
+        for name, tracker in list(self.trackers.items()):
+            self._guard(name, getattr(tracker, method), *args)
+
+    def scalars(self, values: Mapping[str, float], step: int) -> None:
+        self._each("scalars", values, step)
+
+    def image(self, name: str, grid: Tensor, path: Path, step: int) -> None:
+        self._each("image", name, grid, path, step)
+
+    def summary(self, metrics: Mapping[str, float], step: int) -> None:
+        self._each("summary", metrics, step)
+
+    def close(self, status: str = "finished") -> None:
+        self._each("close", status)
+        self.trackers.clear()
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # none yet (or unreadable): the trackers start new runs
+    return data if isinstance(data, dict) else {}
