@@ -25,7 +25,7 @@ from cgfw.cli.export import export
 from cgfw.cli.launch import launch, train_run
 from cgfw.cli.schema import schema_cmd, validate_cmd
 from cgfw.cli.translate import translate
-from cgfw.errors import CgfwError, did_you_mean
+from cgfw.errors import CgfwError
 from cgfw.layout import RunDir
 from cgfw.model import build_model, count_parameters
 from cgfw.plugins import Loaded, load_plugins
@@ -37,7 +37,7 @@ from cgfw.recipe import (
     slots_of,
     validate,
 )
-from cgfw.registry import KINDS
+from cgfw.registry import KINDS, check_kind
 
 
 def _plugins() -> Loaded:
@@ -240,10 +240,8 @@ TERMS_BASE = "paper_default"
 def components(kind: str | None) -> None:
     """List registered components of KIND (or all), with summaries and options."""
     registry = _plugins().registry
-    if kind is not None and kind not in KINDS:
-        raise CgfwError(
-            f"unknown kind '{kind}'{did_you_mean(kind, KINDS)} (known: {', '.join(KINDS)})"
-        )
+    if kind is not None:
+        check_kind(kind)
     for k in [kind] if kind else list(KINDS):
         columns = ["name", "summary", "options (default)", "plugin"]
         bases: dict[str, dict[str, Any]] = {}
