@@ -37,7 +37,7 @@ from cgfw.layout import RunDir
 from cgfw.plugins import load_plugins
 from cgfw.recipe import load_data, read_toml, set_values, validate
 from cgfw.registry import KINDS, check_kind
-from cgfw.trainer import resolve_device
+from cgfw.trainer import Interrupted, resolve_device
 
 
 def train(
@@ -66,9 +66,10 @@ def train(
     console = Console(stderr=True) if progress else Console(stderr=True, quiet=True)
     try:
         result = train_run(resolved, loaded, console, device)
-    except SystemExit as exc:  # the trainer ends a run stopped by SIGINT / SIGTERM this way
+    except Interrupted as stop:  # the kernel interrupted (SIGINT): no SystemExit in a notebook
         raise KeyboardInterrupt(
-            f"training stopped (exit code {exc.code}); its last checkpoint is kept"
+            f"training stopped at iteration {stop.iteration}, checkpoint saved; "
+            f"`cgfw run --resume {stop.run_dir}` goes on from it"
         ) from None
     return load(result.run_dir, device=device or resolved.recipe.train.device)
 

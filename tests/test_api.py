@@ -3,8 +3,11 @@ overrides, reopen the run, translate images and tensors both ways, build and lis
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +17,7 @@ from PIL import Image
 from torch import nn
 
 import cgfw
-from cgfw import checkpoint
+from cgfw import checkpoint, trainer
 from cgfw.cli import main
 from cgfw.errors import CgfwError
 
@@ -167,3 +170,21 @@ def test_a_one_sided_run_refuses_b2a_as_the_cli_does(
     assert run.translate(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
     with pytest.raises(CgfwError, match=r"model 'forward' learns a2b only \(it is one-sided\)"):
         run.translate(torch.zeros(1, 3, 32, 32), "b2a")
+
+
+def test_interrupting_training_checkpoints_and_raises_keyboard_interrupt(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    step = trainer.train_iteration
+
+    def then_interrupt(*args: Any, **kwargs: Any) -> None:
+        step(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # what interrupting the kernel sends, mid-run
+
+    monkeypatch.setattr(trainer, "train_iteration", then_interrupt)
+    overrides = {**TINY, "train.max_iters": 5, "run.output_dir": tmp_path}
+    with pytest.raises(KeyboardInterrupt, match=r"at iteration 1, checkpoint saved; .*--resume"):
+        cgfw.train("quickstart", overrides, device="cpu", progress=False)
+    (run_dir,) = tmp_path.iterdir()
+    assert checkpoint.load(run_dir / "checkpoints" / "latest.pt")["iteration"] == 1
+    assert cgfw.load(run_dir, device="cpu").translate(torch.zeros(3, 32, 32)).shape == (3, 32, 32)
