@@ -7,7 +7,7 @@ import copy
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
 import tomli_w
@@ -314,6 +314,24 @@ def apply_overrides(
                 set_dotted(data, ".".join(parts), value)
         except CgfwError as exc:
             raise CgfwError(f"--set {text!r}: {exc}") from None
+    return data
+
+
+def set_values(
+    data: dict[str, Any], values: Mapping[str, Any], registry: Registry
+) -> dict[str, Any]:
+    """Overrides given as Python values by dotted key (the Python API's): what `--set` does,
+    without reading the values as TOML. A path becomes its string, as TOML would hold it."""
+    for key, value in values.items():
+        if not isinstance(key, str) or not all(p.strip() for p in key.split(".")):
+            raise CgfwError(
+                f"override {key!r}: expected a dotted recipe key, e.g. 'generator.n_blocks'"
+            )
+        plain = str(value) if isinstance(value, PurePath) else value
+        try:
+            data = set_key(data, key.strip(), plain, registry)
+        except CgfwError as exc:
+            raise CgfwError(f"overrides: {exc}") from None  # it names the key
     return data
 
 

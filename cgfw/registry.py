@@ -31,6 +31,14 @@ KINDS: dict[str, str] = {
 }
 
 
+def check_kind(kind: str) -> None:
+    """An error naming the closest kind and every kind, unless `kind` is one."""
+    if kind not in KINDS:
+        raise CgfwError(
+            f"unknown kind '{kind}'{did_you_mean(kind, KINDS)} (known: {', '.join(KINDS)})"
+        )
+
+
 class NoOptions(BaseModel):
     """For components that take no options."""
 
@@ -141,8 +149,7 @@ class Registry:
 
     def get(self, kind: str, name: str) -> Component:
         """The component `name` of `kind`, or an error naming the closest match."""
-        if kind not in self.components:
-            raise CgfwError(f"unknown kind '{kind}'{did_you_mean(kind, KINDS)}")
+        check_kind(kind)
         table = self.components[kind]
         if name in table:
             return table[name]

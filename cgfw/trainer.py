@@ -38,6 +38,15 @@ log = logging.getLogger("cgfw.train")
 Step = Callable[[Tensor, Tensor], dict[str, Tensor]]
 
 
+class Interrupted(SystemExit):
+    """A run stopped by SIGINT / SIGTERM once its checkpoint is saved: the command line exits
+    with 128 + the signal's number; the Python API says where to resume from."""
+
+    def __init__(self, signum: int, run_dir: Path, iteration: int) -> None:
+        super().__init__(128 + signum)
+        self.run_dir, self.iteration = run_dir, iteration
+
+
 @dataclass
 class RunResult:
     run_dir: Path
@@ -99,7 +108,7 @@ def train(
             f"[yellow]stopped by signal {stop.signum} at iteration {t.iteration}; checkpoint "
             f"saved. Resume with: cgfw run --resume {run_dir}[/yellow]"
         )
-        raise SystemExit(128 + stop.signum)
+        raise Interrupted(stop.signum, run_dir, t.iteration)
     if t.iteration % cfg.image_every:
         t.save_samples(tracking)
     if tracking:

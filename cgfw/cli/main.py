@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,24 +14,22 @@ from rich.table import Table
 from rich.text import Text
 
 import cgfw
-from cgfw import distributed
 from cgfw.cli import ablate as ablation
 from cgfw.cli.ablate import ablate_cmd
 from cgfw.cli.bench import bench
 from cgfw.cli.compare import compare_cmd
-from cgfw.cli.console import QUIET, SET_HELP, console, friendly, out
+from cgfw.cli.console import SET_HELP, console, friendly, out
 from cgfw.cli.data import data
 from cgfw.cli.evaluate import eval_cmd
 from cgfw.cli.export import export
-from cgfw.cli.launch import launch
+from cgfw.cli.launch import launch, train_run
 from cgfw.cli.schema import schema_cmd, validate_cmd
 from cgfw.cli.translate import translate
-from cgfw.errors import CgfwError, TrainingStopped, did_you_mean
+from cgfw.errors import CgfwError
 from cgfw.layout import RunDir
 from cgfw.model import build_model, count_parameters
 from cgfw.plugins import Loaded, load_plugins
 from cgfw.recipe import (
-    Resolved,
     apply_overrides,
     load,
     load_data,
@@ -40,8 +37,7 @@ from cgfw.recipe import (
     slots_of,
     validate,
 )
-from cgfw.registry import KINDS
-from cgfw.runs import new_run_dir
+from cgfw.registry import KINDS, check_kind
 
 
 def _plugins() -> Loaded:
@@ -173,7 +169,7 @@ def run(
             loaded.registry,
             str(saved),
         )
-        _train(resolved, loaded, device, resume_dir, allow_changes)
+        train_run(resolved, loaded, console, device, resume_dir, allow_changes)
         return
     if recipe is None:
         raise CgfwError("give a recipe: a TOML file or a bundled name (`cgfw recipes` lists them)")
@@ -182,54 +178,11 @@ def run(
         launch(resolved, loaded, into, console, device)
         return
     if not dry_run:
-        _train(resolved, loaded, device)
+        train_run(resolved, loaded, console, device)
         return
     click.echo(resolved.to_toml(), nl=False)
     for name, net in build_model(resolved).networks.items():
         out.print(f"{name:5} {type(net).__name__:24} {count_parameters(net)} parameters")
-
-
-def _train(
-    resolved: Resolved,
-    loaded: Loaded,
-    device: str | None,
-    resume_dir: Path | None = None,
-    allow_changes: bool = False,
-) -> None:
-    """A new run, or a resumed one; under torchrun every process joins and the main one names
-    the directory. A new run that fails before its first checkpoint leaves no directory behind."""
-    r = resolved.recipe
-    group = distributed.setup(device or r.train.device)
-    new = resume_dir is None
-    run_dir = resume_dir
-    try:
-        if new:
-            run_dir = group.share(
-                new_run_dir(Path(r.run.output_dir), r.run.name) if group.main else None
-            )
-        assert run_dir is not None
-        result = launch(
-            resolved,
-            loaded,
-            run_dir,
-            console if group.main else QUIET,
-            device,
-            resume=not new,
-            group=group,
-            allow_changes=allow_changes,
-        )
-    except CgfwError as exc:
-        created = new and group.main and run_dir is not None  # only what this command made
-        untrained = created and not RunDir(run_dir).checkpoints.exists()  # type: ignore[arg-type]
-        if untrained and not isinstance(exc, TrainingStopped):
-            shutil.rmtree(run_dir, ignore_errors=True)  # type: ignore[arg-type]
-        raise
-    finally:
-        group.close()
-    if group.main:
-        console.print(f"[green]done[/green]: {result.iterations} iterations in {result.run_dir}")
-        if RunDir(result.run_dir).events():  # when a TensorBoard tracker wrote there
-            console.print(f"TensorBoard: tensorboard --logdir {r.run.output_dir}")
 
 
 @main.command()
@@ -287,10 +240,8 @@ TERMS_BASE = "paper_default"
 def components(kind: str | None) -> None:
     """List registered components of KIND (or all), with summaries and options."""
     registry = _plugins().registry
-    if kind is not None and kind not in KINDS:
-        raise CgfwError(
-            f"unknown kind '{kind}'{did_you_mean(kind, KINDS)} (known: {', '.join(KINDS)})"
-        )
+    if kind is not None:
+        check_kind(kind)
     for k in [kind] if kind else list(KINDS):
         columns = ["name", "summary", "options (default)", "plugin"]
         bases: dict[str, dict[str, Any]] = {}
