@@ -9,6 +9,7 @@ a model subclasses `Model`, asks for components through `Slot`s and builds them 
 from typing import TYPE_CHECKING, Any
 
 from cgfw.hookspecs import Register, hookimpl
+from cgfw.launching import Batch, Launcher
 from cgfw.model import Build, Model, Runtime
 from cgfw.recipe import Slot
 from cgfw.tracking import TrackedRun, Tracker
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = [
+    "Batch",
     "Build",
+    "Launcher",
     "Model",
     "Register",
     "Run",

@@ -158,6 +158,16 @@ def register_metrics(register: Register) -> None:
 
 
 @hookspec
+def register_launchers(register: Register) -> None:
+    """Where ``cgfw ablate`` runs its runs (``--launcher NAME --launcher-opt KEY=VALUE,...``):
+    ``factory(options) -> cgfw.Launcher``, whose ``launch(batch: cgfw.Batch)`` starts `cgfw
+    run` for each planned run directory (``cgfw.launching.run_command`` gives the command: from
+    the run's variant.toml, or from its latest checkpoint) and returns the final losses by run
+    name, or None when the runs go on after it returns (a scheduler's queue). ``default =
+    True`` marks the one used without --launcher; ``requires`` as for trackers."""
+
+
+@hookspec
 def register_trackers(register: Register) -> None:
     """Experiment trackers for ``[run] trackers``: ``factory(options, run: cgfw.TrackedRun) ->
     cgfw.Tracker`` (scalars, sample grids, a summary of final numbers, close). A factory

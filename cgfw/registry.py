@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ KINDS: dict[str, str] = {
     "recipe": "register_recipes",
     "metric": "register_metrics",
     "tracker": "register_trackers",
+    "launcher": "register_launchers",
     "command": "register_commands",
 }
 
@@ -62,6 +64,16 @@ class Component:
             return self.options.model_validate(dict(values))
         except ValidationError as exc:
             raise CgfwError(_explain(exc, where, self)) from None
+
+    def check_installed(self, where: str) -> None:
+        """A factory's `requires = (package, extra)`: the optional package it imports, named
+        before anything starts rather than deep inside a run."""
+        package, extra = getattr(self.factory, "requires", (None, None))
+        if package and importlib.util.find_spec(package) is None:
+            raise CgfwError(
+                f"{where}: {self.kind} '{self.name}' needs the {package} package, which is not "
+                f'installed: pip install "cgfw[{extra}]"'
+            )
 
     def build(self, values: Mapping[str, Any], *args: Any, where: str = "") -> Any:
         """Validate `values` and call the factory with the options and any extra arguments."""

@@ -10,7 +10,6 @@ tracked run."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -97,13 +96,7 @@ def resolve(
         except CgfwError as exc:
             raise CgfwError(f"{where}: {exc}") from None
         parsed = component.parse_options(options, where)
-        package, extra = getattr(component.factory, "requires", (None, None))
-        if package and importlib.util.find_spec(package) is None:
-            raise CgfwError(
-                f"{where}: tracker '{name}' needs the {package} package, which is not "
-                f"installed: pip install \"cgfw[{extra}]\" (or remove '{name}' from "
-                "run.trackers)"
-            )
+        component.check_installed(where)
         resolved.append((component, parsed))
     return resolved
 

@@ -426,21 +426,25 @@ def check_output(
 
 
 class StopRequest:
-    """SIGINT / SIGTERM: finish the step in flight, checkpoint, then exit."""
+    """SIGINT / SIGTERM, and SIGUSR1 / SIGUSR2, the signals schedulers send before a time limit
+    or a preemption (Slurm's --signal, submitit): finish the step in flight, checkpoint, exit.
+    A second Ctrl-C stops at once; a scheduler's repeated signals just wait for the checkpoint."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> StopRequest:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
             with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        if self.signum is not None:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
+        if self.signum is not None:
+            if signum == signal.SIGINT:  # a second Ctrl-C stops at once
+                raise KeyboardInterrupt
+            return
         self.signum = signum
 
     def __exit__(self, *exc: object) -> None:

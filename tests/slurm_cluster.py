@@ -350,10 +350,13 @@ def local_slurm(tmp_dir: Path, timeout_s: float = 30.0) -> Iterator[dict[str, st
 def slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """A fresh local cluster for one test, its SLURM_CONF set in os.environ (sbatch, submitit).
 
-    Skips the test when slurm_available() says the cluster cannot run here.
+    Skips the test when slurm_available() says the cluster cannot run here, or fails it with
+    CGFW_REQUIRE_SLURM=1 (.ci/run sets it once Slurm is installed: there it must run).
     """
     reason = slurm_available()
     if reason is not None:
+        if os.environ.get("CGFW_REQUIRE_SLURM") == "1":
+            pytest.fail(f"CGFW_REQUIRE_SLURM=1 but {reason}")
         pytest.skip(reason)
     with local_slurm(tmp_path / "slurm") as env:
         for key, value in env.items():

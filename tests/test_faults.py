@@ -133,8 +133,11 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_sigterm_and_sigint_finish_the_step_checkpoint_and_say_how_to_resume(
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGUSR1, 138), (signal.SIGUSR2, 140)],
+)
+def test_stop_signals_finish_the_step_checkpoint_and_say_how_to_resume(
     tiny_recipe: Path, sig: int, code: int
 ) -> None:
     runs_dir = tiny_recipe.parent / "runs"

@@ -4,28 +4,20 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
-import subprocess
-import sys
-import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
-import torch
-from rich.console import Console
 
 from cgfw.cli.compare import find_runs, group_seeds, render, table_rows
 from cgfw.cli.console import SET_HELP, console, friendly, out
-from cgfw.cli.launch import launch
 from cgfw.errors import CgfwError
-from cgfw.layout import RunDir
+from cgfw.launching import VARIANT, Batch, Launcher
 from cgfw.plugins import load_plugins
 from cgfw.recipe import (
-    Resolved,
     get_dotted,
     load_data,
     parse_value,
@@ -148,51 +140,40 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def run_parallel(
-    runs: dict[Path, Resolved], jobs: int, device: str | None, console: Console
-) -> dict[str, dict[str, float]]:
-    """Each run in its own `cgfw run` process, `jobs` at a time; a batch-1 CycleGAN leaves most
-    of a large GPU idle, so several fit side by side. With several GPUs, runs take turns."""
-    gpus = torch.cuda.device_count()
-    pending = list(runs.items())
-    active: list[tuple[Path, subprocess.Popen[bytes]]] = []
-    results: dict[str, dict[str, float]] = {}
-    n = 0
-    while pending or active:
-        while pending and len(active) < jobs:
-            run_dir, resolved = pending.pop(0)
-            recipe = run_dir / "variant.toml"
-            recipe.write_text(resolved.to_toml(), encoding="utf-8")
-            env = dict(os.environ)
-            if not gpus and "OMP_NUM_THREADS" not in env:
-                # Runs sharing the CPU split its cores instead of each claiming all of them.
-                env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
-            if gpus > 1:
-                env["CUDA_VISIBLE_DEVICES"] = str(n % gpus)
-            n += 1
-            cmd = [sys.executable, "-m", "cgfw", "run", str(recipe), "--into", str(run_dir)]
-            if device:
-                cmd += ["--device", device]
-            with open(run_dir / "log.txt", "wb") as log:
-                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-            active.append((run_dir, proc))
-            console.print(f"started {run_dir.name} (log: {run_dir / 'log.txt'})")
-        time.sleep(0.2)
-        for run_dir, proc in list(active):
-            if proc.poll() is None:
-                continue
-            active.remove((run_dir, proc))
-            losses = RunDir(run_dir).final_losses
-            if proc.returncode == 0 and losses.is_file():
-                results[run_dir.name] = json.loads(losses.read_text(encoding="utf-8"))
-                console.print(f"finished {run_dir.name}")
-            else:
-                results[run_dir.name] = {}
-                log_path = run_dir / "log.txt"
-                console.print(
-                    f"[red]{run_dir.name} failed (exit {proc.returncode}): {log_path}[/red]"
+def parse_launcher_opts(texts: tuple[str, ...]) -> dict[str, Any]:
+    """--launcher-opt partition=gpu,gpus_per_node=1 (repeatable) -> {"partition": "gpu", ...};
+    values read as TOML, else kept as plain strings."""
+    options: dict[str, Any] = {}
+    for text in texts:
+        for item in (i for i in text.split(",") if i.strip()):
+            key, sep, raw = item.partition("=")
+            if not sep or not key.strip():
+                raise CgfwError(
+                    f"--launcher-opt {text!r}: expected KEY=VALUE[,KEY=VALUE...], e.g. "
+                    "--launcher-opt partition=gpu,gpus_per_node=1,timeout_min=720"
                 )
-    return {p.name: results[p.name] for p in runs}  # in the order the variants were planned
+            options[key.strip()] = parse_value(raw)
+    return options
+
+
+def default_launcher(registry: Registry) -> str:
+    """The launcher a plugin marks `default = True` (cgfw's `local`)."""
+    marked = [
+        n
+        for n in registry.names("launcher")
+        if getattr(registry.get("launcher", n).factory, "default", False)
+    ]
+    if not marked:
+        raise CgfwError("no default launcher installed; name one with --launcher")
+    return marked[0]
+
+
+def build_launcher(name: str | None, texts: tuple[str, ...], registry: Registry) -> Launcher:
+    """The launcher and its checked options, before any run directory is made."""
+    component = registry.get("launcher", name or default_launcher(registry))
+    component.check_installed(f"--launcher {component.name}")
+    launcher: Launcher = component.build(parse_launcher_opts(texts), where="--launcher-opt")
+    return launcher
 
 
 @click.command(name="ablate")
@@ -223,7 +204,21 @@ def run_parallel(
     default=1,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Variants run at once, each in its own process (spread over the GPUs if several).",
+    help="Variants run at once, each in its own process (spread over the GPUs if several); "
+    "with --launcher slurm, array tasks at once.",
+)
+@click.option(
+    "--launcher",
+    metavar="NAME",
+    help="Where the runs train (`cgfw components launcher`): local (default) or slurm.",
+)
+@click.option(
+    "--launcher-opt",
+    "launcher_opts",
+    multiple=True,
+    metavar="KEY=VALUE,...",
+    help="The launcher's options, e.g. --launcher-opt partition=gpu,gpus_per_node=1,"
+    "timeout_min=720 (see `cgfw components launcher`); repeatable.",
 )
 @friendly
 def ablate_cmd(
@@ -234,14 +229,19 @@ def ablate_cmd(
     overrides: tuple[str, ...],
     device: str | None,
     jobs: int,
+    launcher: str | None,
+    launcher_opts: tuple[str, ...],
 ) -> None:
     """Run RECIPE and one-change variants of it side by side, then compare them in a table.
 
     Each variant changes one thing: --disable identity, pool, gan, cycle, cycle_backward,
     cycle_forward (and any a plugin adds); --vary KEY=V1,V2 adds a run per value;
     --seeds 0,1,2 repeats every run per seed (RECIPE alone with --seeds is fine too).
+    The runs train here (--jobs N side by side) or, with --launcher slurm, as one Slurm job
+    array whose preempted or timed-out tasks checkpoint, requeue and resume.
     """
     loaded = load_plugins()
+    chosen = build_launcher(launcher, launcher_opts, loaded.registry)
     data, source = load_data(recipe, loaded.registry, overrides)
     resolved_base = validate(data, loaded.registry, source).to_dict()
     seed_list = parse_seeds(seeds) if seeds is not None else None
@@ -249,18 +249,13 @@ def ablate_cmd(
     resolved = [validate(v.data, loaded.registry, f"{source} [{v.label}]") for v in variants]
     base = resolved[0].recipe.run
     parent = new_run_dir(Path(base.output_dir), f"ablate-{base.name}")
-    dirs = {v.label: parent / v.label for v in variants}
-    for d in dirs.values():
-        d.mkdir()
-    if jobs > 1:
-        results = run_parallel(
-            dict(zip(dirs.values(), resolved, strict=True)), jobs, device, console
-        )
-    else:
-        results = {}
-        for label, res in zip(dirs, resolved, strict=True):
-            console.rule(label)
-            results[label] = launch(res, loaded, dirs[label], console, device).final_losses
+    runs = {parent / v.label: res for v, res in zip(variants, resolved, strict=True)}
+    for run_dir, res in runs.items():
+        run_dir.mkdir()
+        (run_dir / VARIANT).write_text(res.to_toml(), encoding="utf-8")
+    results = chosen.launch(Batch(parent, runs, loaded, device, jobs, console))
+    if results is None:  # submitted to a scheduler: the runs go on after this command
+        return
     (parent / "ablation.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     # The same table as `cgfw compare PARENT`: what differs, then the results (final losses, the
     # mean over the last log window; held-out metrics once `cgfw eval` has scored the runs).

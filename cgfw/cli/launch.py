@@ -26,17 +26,18 @@ def train_run(
     device: str | None = None,
     resume_dir: Path | None = None,
     allow_changes: bool = False,
+    into: Path | None = None,
 ) -> RunResult:
     """A new run, or a resumed one; under torchrun every process joins and the main one names
     the directory and speaks on `console`. A new run that fails before its first checkpoint
-    leaves no directory behind."""
+    leaves no directory behind (unless it was given one, `into`: an ablation's)."""
     r = resolved.recipe
     group = distributed.setup(device or r.train.device)
     speaker = console if group.main else QUIET
     new = resume_dir is None
-    run_dir = resume_dir
+    run_dir = resume_dir or into
     try:
-        if new:
+        if run_dir is None:
             run_dir = group.share(
                 new_run_dir(Path(r.run.output_dir), r.run.name) if group.main else None
             )
@@ -52,7 +53,7 @@ def train_run(
             allow_changes=allow_changes,
         )
     except CgfwError as exc:
-        created = new and group.main and run_dir is not None  # only what this call made
+        created = new and into is None and group.main and run_dir is not None  # made here
         untrained = created and not RunDir(run_dir).checkpoints.exists()  # type: ignore[arg-type]
         if untrained and not isinstance(exc, TrainingStopped):
             shutil.rmtree(run_dir, ignore_errors=True)  # type: ignore[arg-type]

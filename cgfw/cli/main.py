@@ -22,7 +22,7 @@ from cgfw.cli.console import SET_HELP, console, friendly, out
 from cgfw.cli.data import data
 from cgfw.cli.evaluate import eval_cmd
 from cgfw.cli.export import export
-from cgfw.cli.launch import launch, train_run
+from cgfw.cli.launch import train_run
 from cgfw.cli.schema import schema_cmd, validate_cmd
 from cgfw.cli.translate import translate
 from cgfw.errors import CgfwError
@@ -174,8 +174,8 @@ def run(
     if recipe is None:
         raise CgfwError("give a recipe: a TOML file or a bundled name (`cgfw recipes` lists them)")
     resolved = load(recipe, loaded.registry, overrides)
-    if into is not None:
-        launch(resolved, loaded, into, console, device)
+    if into is not None:  # a run that `cgfw ablate` planned, maybe under torchrun
+        train_run(resolved, loaded, console, device, into=into)
         return
     if not dry_run:
         train_run(resolved, loaded, console, device)

@@ -1,0 +1,63 @@
+"""Where an ablation's runs train: registered `launcher` components (`cgfw ablate --launcher`).
+
+A launcher gets the planned runs, each with its directory already made and its recipe written
+there as variant.toml, and starts `cgfw run` for each (`run_command`): in this process, as
+local processes side by side, or as one Slurm job array. Whatever runs them, a run is the same
+directory with the same files, so `cgfw compare PARENT` and `cgfw eval` work unchanged."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from rich.console import Console
+
+from cgfw import checkpoint
+from cgfw.errors import CgfwError
+from cgfw.layout import RunDir
+from cgfw.plugins import Loaded
+from cgfw.recipe import Resolved
+
+VARIANT = "variant.toml"  # each run's recipe, written into its directory before it starts
+
+
+@dataclass
+class Batch:
+    """The runs of one ablation, for a launcher to start."""
+
+    parent: Path  # the ablation's folder: one directory per run inside
+    runs: dict[Path, Resolved]  # run directory -> its resolved recipe (also in RUN/variant.toml)
+    loaded: Loaded
+    device: str | None  # --device, if given
+    jobs: int  # at most this many at once (--jobs)
+    console: Console
+
+
+class Launcher(Protocol):
+    """``factory(options) -> Launcher``; ``launch`` returns each run's final losses by run
+    name when it waited for the runs, or None when they were handed to a scheduler and go on
+    after the command returns (`cgfw compare PARENT` shows them as they finish)."""
+
+    def launch(self, batch: Batch) -> dict[str, dict[str, float]] | None: ...
+
+
+def run_command(run_dir: Path, device: str | None = None, processes: int = 1) -> list[str]:
+    """`cgfw run` for one planned run: from its variant.toml, or from its latest checkpoint
+    when it has one (a job that was preempted or timed out and started again). With
+    `processes` > 1, under torchrun: data parallel on one machine."""
+    try:
+        resume = checkpoint.latest_in(RunDir(run_dir).checkpoints).is_file()
+    except CgfwError:  # none yet: start it (again, if a first try died before checkpointing)
+        resume = False
+    if processes > 1:
+        torchrun = shutil.which("torchrun") or "torchrun"
+        command = [torchrun, "--standalone", f"--nproc-per-node={processes}", "-m", "cgfw"]
+    else:
+        command = [sys.executable, "-m", "cgfw"]
+    command += ["run", "--resume", str(run_dir)] if resume else [
+        "run", str(run_dir / VARIANT), "--into", str(run_dir)
+    ]  # fmt: skip
+    return command + (["--device", device] if device else [])
