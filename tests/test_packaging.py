@@ -12,6 +12,8 @@ SOURCES = {
     "cgfw": ROOT / "cgfw",
     "cgfw_paper": ROOT / "plugins" / "cgfw_paper",
     "cgfw_field": ROOT / "plugins" / "cgfw_field",
+    "cgfw_track": ROOT / "plugins" / "cgfw_track",
+    "cgfw_launch": ROOT / "plugins" / "cgfw_launch",
 }
 
 
