@@ -51,3 +51,24 @@ def test_slurm_without_submitit_says_how_to_install_it(
     assert result.exit_code == 2
     assert 'pip install "cgfw[slurm]"' in result.output
     assert not (tiny_recipe.parent / "runs").exists()
+
+
+def test_a_task_starts_its_run_then_resumes_it_and_goes_data_parallel_under_torchrun(
+    tmp_path: Path,
+) -> None:
+    from cgfw.launching import run_command
+
+    run_dir = tmp_path / "base-seed0"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    first = run_command(run_dir)
+    assert first[-4:] == ["run", str(run_dir / "variant.toml"), "--into", str(run_dir)]
+    (run_dir / "checkpoints" / "latest.pt").write_bytes(b"")  # a requeued task finds it
+    assert run_command(run_dir, "cuda")[-5:] == [
+        "run",
+        "--resume",
+        str(run_dir),
+        "--device",
+        "cuda",
+    ]
+    parallel = run_command(run_dir, None, processes=4)
+    assert "--nproc-per-node=4" in parallel and parallel[-5:-3] == ["-m", "cgfw"]
