@@ -87,10 +87,7 @@ def from_pil(image: Image.Image) -> Planes:
     if image.mode == "1":
         image = image.convert("L")
     array = np.asarray(image)
-    if array.ndim == 2:
-        array = array[None]
-    else:
-        array = array.transpose(2, 0, 1)
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
     return to_unit_tensor(array)
 
 

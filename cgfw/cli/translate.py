@@ -29,9 +29,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor, nn
 
 from cgfw import checkpoint
+from cgfw.channels import data_channels
 from cgfw.cli.console import console, friendly, out
 from cgfw.errors import CgfwError
-from cgfw.channels import data_channels
 from cgfw.images import IMAGE_SUFFIXES, BadImage, decode, images_in, to_tensor
 from cgfw.layout import RunDir
 from cgfw.model import build_network
