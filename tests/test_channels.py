@@ -166,8 +166,8 @@ def test_8_bit_rgb_folders_are_read_as_before(tmp_path: Path) -> None:
     dataset = folder(FolderOptions(root=str(root), load_size=36, crop_size=32), "test")
     path = root / "testA" / "0.png"
     before = to_tensor(open_rgb(path).resize((32, 32), Image.Resampling.BICUBIC))
-    assert isinstance(decode(path, 3), Image.Image)
     assert torch.equal(dataset[0]["a"], before)
+    assert isinstance(decode(path, 3), Image.Image)
 
 
 def test_the_emoji_in_grayscale() -> None:
