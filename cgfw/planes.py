@@ -64,7 +64,8 @@ def pil_channels(mode: str) -> int:
 
 def to_unit_tensor(array: NDArray[np.generic]) -> Planes:
     """(C, H, W) samples -> planes: integers scaled by their type's range, float clamped to
-    [0, 1]. 32-bit integers (Pillow's mode I) are 16-bit PNG samples: scaled as uint16."""
+    [0, 1]. 32-bit integers (Pillow's mode I) are 16-bit PNG samples: scaled as uint16, as are
+    int16 ones (negative values clipped to 0)."""
     dtype = array.dtype
     if dtype == np.uint8:
         unit = array.astype(np.float32) / 255.0
@@ -102,7 +103,7 @@ def tiff_is_deep(path: Path) -> bool:
     samples other than gray, RGB and RGBA. A TIFF tifffile cannot parse is left to Pillow."""
     try:
         shape, axes, dtype = _tiff_layout(path)
-    except (tifffile.TiffFileError, OSError, ValueError, IndexError):
+    except Exception:  # whatever breaks tifffile's parse: Pillow decides, and names the problem
         return False
     if dtype != np.uint8:
         return True
