@@ -199,18 +199,10 @@ def usable(paths: list[Path], where: str) -> list[Path]:
     return keep
 
 
-def inspect(path: Path, crop_size: int) -> Finding:
-    """Full decode of one file and what the loader will do with it."""
-    if is_array(path):
-        try:
-            planes = read_array(path)
-        except (UnreadableArray, OSError, ValueError) as exc:
-            return Finding(path, "skipped", f"cannot be decoded ({exc})")
-        height, width = planes.data.shape[-2:]
-        note = f"{planes.channels} channel(s) of {planes.dtype}, read at full precision"
-        if min(height, width) < crop_size:
-            note += f"; {width}x{height} upscaled (smaller than crop {crop_size})"
-        return Finding(path, "converted", note)
+def inspect(path: Path, crop_size: int, channels: int = 3) -> Finding:
+    """Full decode of one file and what the loader will do with it for data of `channels`."""
+    if is_array(path) or channels != 3:
+        return _inspect_planes(path, crop_size, channels)
     try:
         image = open_rgb(path)
         with _check_header(path) as header:
@@ -224,6 +216,23 @@ def inspect(path: Path, crop_size: int) -> Finding:
         notes.append(f"rotated upright (EXIF orientation {orientation})")
     if min(image.size) < crop_size:
         notes.append(f"{image.width}x{image.height} upscaled (smaller than crop {crop_size})")
+    return Finding(path, "converted" if notes else "ok", "; ".join(notes))
+
+
+def _inspect_planes(path: Path, crop_size: int, channels: int) -> Finding:
+    """`inspect` for what is not read as 8-bit RGB: arrays, other channel counts."""
+    try:
+        decoded = decode(path, channels)
+    except BadImage as exc:
+        return Finding(path, "skipped", str(exc))
+    notes = []
+    if isinstance(decoded, Planes):
+        width, height = decoded.data.shape[-1], decoded.data.shape[-2]
+        notes.append(f"{decoded.channels} channel(s) of {decoded.dtype}, read at full precision")
+    else:
+        width, height = decoded.size
+    if min(width, height) < crop_size:
+        notes.append(f"{width}x{height} upscaled (smaller than crop {crop_size})")
     return Finding(path, "converted" if notes else "ok", "; ".join(notes))
 
 

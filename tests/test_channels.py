@@ -134,6 +134,16 @@ def test_a_folder_of_mixed_channel_counts_is_one_error_naming_the_file(
     assert "data.channels = 3" in result.output  # the fix, beside converting the file
 
 
+def test_data_check_names_the_file_of_another_channel_count(cli: Cli, tmp_path: Path) -> None:
+    root = gray16_folder(tmp_path / "gray16")
+    clean = cli("data", "check", root, "--channels", "1", "--crop-size", "32")
+    assert clean.exit_code == 0, clean.output
+    assert "1 channel(s) of uint16, read at full precision" in clean.output
+    Image.new("RGB", (40, 40), (200, 30, 40)).save(root / "testB" / "colour.png")
+    mixed = cli("data", "check", root, "--channels", "1", "--crop-size", "32")
+    assert mixed.exit_code == 2 and "colour.png has 3 channel(s)" in mixed.output
+
+
 def test_a_network_channel_count_that_disagrees_with_the_data_names_both_keys(
     tmp_path: Path, loaded: Loaded
 ) -> None:
