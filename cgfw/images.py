@@ -5,7 +5,12 @@ converted: grayscale, palette, CMYK, 16-bit and alpha images become RGB (alpha c
            upscaled by the resize;
 skipped:   empty files, files that are not images, truncated images and images over the pixel
            limit (decompression bombs), each counted and named;
-stopped:   a folder with no usable image (the dataset says which folder).
+stopped:   a folder with no usable image (the dataset says which folder), and a folder whose
+           images do not all have data.channels channels (the error names a file and the fix).
+
+With data.channels = 3 (the default) every image Pillow reads at 8 bits becomes 8-bit RGB as
+above, exactly as before data.channels existed. Anything else (another channel count, 16-bit and
+float TIFFs, TIFF stacks, .npy arrays) is read at full precision as planes: cgfw.planes.
 """
 
 from __future__ import annotations
@@ -18,9 +23,22 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor
 
+from cgfw.errors import CgfwError
+from cgfw.planes import (
+    ARRAY_SUFFIXES,
+    TIFF_SUFFIXES,
+    Planes,
+    UnreadableArray,
+    array_channels,
+    from_pil,
+    pil_channels,
+    read_array,
+    tiff_is_deep,
+)
+
 log = logging.getLogger("cgfw.data")
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", *ARRAY_SUFFIXES}
 MAX_PIXELS = 64_000_000  # 8000 x 8000; a decompression bomb declares far more
 SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
@@ -75,6 +93,89 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def is_array(path: Path) -> bool:
+    """Read by cgfw.planes rather than Pillow: .npy files, and TIFFs Pillow would cut short."""
+    suffix = path.suffix.lower()
+    return suffix in ARRAY_SUFFIXES or (suffix in TIFF_SUFFIXES and tiff_is_deep(path))
+
+
+def _check_file(path: Path) -> None:
+    """Raise BadImage when the file's header shows it cannot be used."""
+    if is_array(path):
+        if path.stat().st_size == 0:
+            raise BadImage("empty file")
+        try:
+            array_channels(path)
+        except (UnreadableArray, OSError) as exc:
+            raise BadImage(str(exc)) from None
+        return
+    _check_header(path).close()
+
+
+def channel_count(path: Path, channels: int) -> int:
+    """Channels the loader gives this file when the data has `channels` channels: 3 for every
+    8-bit image Pillow reads when that is 3 (they are converted to RGB, as always)."""
+    if is_array(path):
+        try:
+            return array_channels(path)
+        except (UnreadableArray, OSError) as exc:
+            raise BadImage(str(exc)) from None
+    if channels == 3:
+        return 3
+    with _check_header(path) as image:
+        return pil_channels(image.mode)
+
+
+def check_channels(paths: list[Path], where: str, channels: int) -> None:
+    """Stop on a folder whose images do not all have `channels` channels, naming a file of each
+    count found and the two fixes."""
+    found: dict[int, list[Path]] = {}
+    for path in paths:
+        try:
+            found.setdefault(channel_count(path, channels), []).append(path)
+        except BadImage:
+            continue  # corrupt files are skipped when loaded, and named then
+    odd = {count: files for count, files in found.items() if count != channels}
+    if not odd:
+        return
+    count, files = min(odd.items(), key=lambda item: len(item[1]))
+    kinds = ", ".join(f"{len(f)} of {c} channel(s)" for c, f in sorted(found.items()))
+    raise CgfwError(
+        f"{where}: data.channels = {channels}, but {files[0].name} has {count} channel(s) "
+        f"({kinds} in this folder). Set data.channels = {count} if that is the data, or convert "
+        f"the {len(files)} file(s) of {count} channel(s) to {channels}"
+    )
+
+
+def decode(path: Path, channels: int) -> Image.Image | Planes:
+    """The image at `path` as the loader uses it: an 8-bit Pillow image (RGB for 3 channels,
+    grayscale L for 1) whose transforms are those used before data.channels existed, or planes
+    at full precision (16-bit, float, N channels). BadImage when it cannot be used."""
+    if is_array(path):
+        try:
+            planes = read_array(path)
+        except (UnreadableArray, OSError, ValueError) as exc:
+            raise BadImage(f"cannot be decoded ({exc})") from None
+    elif channels == 3:
+        return open_rgb(path)
+    else:
+        with _check_header(path) as image:
+            try:
+                image.load()
+                upright = ImageOps.exif_transpose(image) or image
+                if channels == 1 and upright.mode in ("L", "1"):
+                    return upright.convert("L")
+                planes = from_pil(upright)
+            except (OSError, SyntaxError, ValueError) as exc:
+                raise BadImage(f"cannot be decoded ({exc})") from None
+    if planes.channels != channels:  # a folder is checked up front (check_channels)
+        raise BadImage(
+            f"has {planes.channels} channel(s), not data.channels = {channels}; convert it, or "
+            f"use data.channels = {planes.channels}"
+        )
+    return planes
+
+
 def usable(paths: list[Path], where: str) -> list[Path]:
     """`paths` without files whose header shows they cannot be used; logs what was skipped.
 
@@ -83,7 +184,7 @@ def usable(paths: list[Path], where: str) -> list[Path]:
     keep, skipped = [], []
     for path in paths:
         try:
-            _check_header(path).close()
+            _check_file(path)
             keep.append(path)
         except BadImage as exc:
             skipped.append(f"{path.name} ({exc})")
@@ -98,8 +199,10 @@ def usable(paths: list[Path], where: str) -> list[Path]:
     return keep
 
 
-def inspect(path: Path, crop_size: int) -> Finding:
-    """Full decode of one file and what the loader will do with it."""
+def inspect(path: Path, crop_size: int, channels: int = 3) -> Finding:
+    """Full decode of one file and what the loader will do with it for data of `channels`."""
+    if is_array(path) or channels != 3:
+        return _inspect_planes(path, crop_size, channels)
     try:
         image = open_rgb(path)
         with _check_header(path) as header:
@@ -113,6 +216,23 @@ def inspect(path: Path, crop_size: int) -> Finding:
         notes.append(f"rotated upright (EXIF orientation {orientation})")
     if min(image.size) < crop_size:
         notes.append(f"{image.width}x{image.height} upscaled (smaller than crop {crop_size})")
+    return Finding(path, "converted" if notes else "ok", "; ".join(notes))
+
+
+def _inspect_planes(path: Path, crop_size: int, channels: int) -> Finding:
+    """`inspect` for what is not read as 8-bit RGB: arrays, other channel counts."""
+    try:
+        decoded = decode(path, channels)
+    except BadImage as exc:
+        return Finding(path, "skipped", str(exc))
+    notes = []
+    if isinstance(decoded, Planes):
+        width, height = decoded.data.shape[-1], decoded.data.shape[-2]
+        notes.append(f"{decoded.channels} channel(s) of {decoded.dtype}, read at full precision")
+    else:
+        width, height = decoded.size
+    if min(width, height) < crop_size:
+        notes.append(f"{width}x{height} upscaled (smaller than crop {crop_size})")
     return Finding(path, "converted" if notes else "ok", "; ".join(notes))
 
 

@@ -15,6 +15,7 @@ import torch
 from pydantic import BaseModel
 from torch import Tensor, nn
 
+from cgfw.channels import data_channels, needed_channels
 from cgfw.distributed import Group
 from cgfw.errors import CgfwError
 from cgfw.init import init_weights
@@ -100,6 +101,13 @@ class Build:
 
     def __init__(self, resolved: Resolved, rt: Runtime) -> None:
         self.resolved, self.rt = resolved, rt
+
+    @property
+    def channels(self) -> int:
+        """The data's channel count (data.channels; 3 for datasets without the option). The
+        recipe's network slots already carry it (see `Model.network_channels`); this is for
+        networks a model makes itself."""
+        return data_channels(self.resolved.options.get("data"))
 
     def keys(self, path: str) -> Any:
         """The slot's keys that the model reads (its `Slot.keys` model, validated)."""
@@ -188,6 +196,14 @@ class Model:
     def graph_obstacle(self) -> str | None:
         """Why this model's step cannot be captured as one CUDA graph, or None."""
         return None
+
+    @classmethod
+    def network_channels(cls, path: str, kind: str, channels: int) -> dict[str, int]:
+        """The `in_channels` / `out_channels` the network of slot `path` (a registry `kind`)
+        takes for `channels`-channel data; the recipe's options left at None are filled with
+        them when it is validated. Default: generators map channels to channels,
+        discriminators judge `channels`; a conditional discriminator would say twice that."""
+        return needed_channels(kind, channels)
 
     @classmethod
     def terms(cls, resolved: Resolved) -> list[str] | None:

@@ -14,6 +14,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cgfw import tracking
+from cgfw.channels import fill_network_channels
 from cgfw.errors import CgfwError, did_you_mean
 from cgfw.registry import Component, Registry
 
@@ -437,6 +438,8 @@ def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolv
         except CgfwError as exc:
             raise CgfwError(f"{source}: {exc}") from None
         resolved.components[path] = component
+    # After every slot: a network's channel counts follow the data section's.
+    fill_network_channels(resolved)
     return resolved
 
 

@@ -41,10 +41,20 @@ def write_hparams(
         writer.add_scalar(name, value, step)
 
 
+def viewable(images: Tensor) -> Tensor:
+    """(N, C, H, W) -> images a PNG and TensorBoard can show: 1 channel stays grayscale (the
+    grid repeats it), 3 are RGB, 2 show their first as grayscale, more than 3 their first three
+    as RGB (the others are not drawn)."""
+    channels = images.shape[1]
+    if channels == 2:
+        return images[:, :1]
+    return images[:, :3] if channels > 3 else images
+
+
 def sample_grid(rows: list[Tensor]) -> Tensor:
-    """Images in [-1, 1] -> one grid, one sample per row:
+    """Images in [-1, 1] -> one RGB grid, one sample per row:
     real_a | fake_b | rec_a | real_b | fake_a | rec_b."""
-    images = torch.stack(rows, dim=1).flatten(0, 1)  # (samples * 6, 3, H, W)
+    images = viewable(torch.stack(rows, dim=1).flatten(0, 1))  # (samples * 6, C, H, W)
     return make_grid(images.float().cpu(), nrow=len(rows), normalize=True, value_range=(-1, 1))
 
 

@@ -90,6 +90,8 @@ def test_resolved_recipe_round_trips_with_every_default(loaded: Loaded) -> None:
         "ngf": 64,
         "norm": "instance",
         "dropout": False,
+        "in_channels": 3,  # filled from data.channels (3) when the recipe is validated
+        "out_channels": 3,
     }
     assert data["losses"]["identity"]["weight"] == 0.5
     again = validate(data, loaded.registry, "again")

@@ -299,12 +299,20 @@ def data() -> None:
 @data.command("check")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--crop-size", default=256, show_default=True, help="Flag images smaller than this.")
+@click.option(
+    "--channels",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="The recipe's data.channels: images of another channel count are named.",
+)
 @friendly
-def data_check(path: Path, crop_size: int) -> None:
+def data_check(path: Path, crop_size: int, channels: int) -> None:
     """Decode every image under PATH (trainA/ trainB/ testA/ testB/, or one folder) and report
     what training would convert or skip. Exit 0: all usable; 1: some files would be skipped;
-    2: a training folder is missing or has no usable image."""
-    from cgfw.images import images_in, inspect
+    2: a training folder is missing or has no usable image, or a folder's images have another
+    channel count than --channels."""
+    from cgfw.images import check_channels, images_in, inspect
 
     if not path.is_dir():
         raise CgfwError(f"{path}: not a folder")
@@ -317,7 +325,11 @@ def data_check(path: Path, crop_size: int) -> None:
     unusable = [f"{m}/ is missing" for m in missing]
     skipped_any = False
     for folder in folders:
-        findings = [inspect(p, crop_size) for p in images_in(folder)]
+        findings = [inspect(p, crop_size, channels) for p in images_in(folder)]
+        try:  # mixed or other channel counts stop training, so they stop here too
+            check_channels([f.path for f in findings], folder.name, channels)
+        except CgfwError as exc:
+            unusable.append(str(exc))
         counts = {s: sum(f.status == s for f in findings) for s in ("ok", "converted", "skipped")}
         table.add_row(folder.name, str(len(findings)), *(str(counts[s]) for s in counts))
         problems += [f"{f.status}: {f.path} ({f.detail})" for f in findings if f.status != "ok"]

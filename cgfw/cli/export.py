@@ -6,7 +6,8 @@ onnx         torch.onnx (torch.export-based) graph with dynamic batch, height an
 safetensors  the generator's weights, with the recipe's generator section and the component's
              plugin in the file's metadata, so the same architecture can be rebuilt and loaded.
 
-Every format takes and returns float32 (N, 3, H, W) images in [-1, 1], H and W multiples of 4.
+Every format takes and returns float32 (N, C, H, W) images in [-1, 1], H and W multiples of 4, C
+the run's data.channels (3 unless the recipe says otherwise).
 After writing, the export is run (where a runtime is installed) and compared with PyTorch, so a
 trace that baked in the example's shape is caught here, not by the user.
 
@@ -76,6 +77,7 @@ def metadata(generator: Generator) -> dict[str, str]:
     """Everything needed to rebuild the network; safetensors metadata holds strings only."""
     section = get_dotted(generator.resolved.to_dict(), generator.slot)
     component = generator.resolved.components[generator.slot]
+    c = generator.channels
     return {
         "format": "cgfw-generator",
         "cgfw_version": cgfw.__version__,
@@ -83,8 +85,8 @@ def metadata(generator: Generator) -> dict[str, str]:
         "network": generator.network,
         "generator": json.dumps(section, sort_keys=True),
         "plugin": component.plugin,
-        "input": f"float32 (N, 3, H, W) in [-1, 1], H and W multiples of {MULTIPLE}",
-        "output": "float32 (N, 3, H, W) in [-1, 1]",
+        "input": f"float32 (N, {c}, H, W) in [-1, 1], H and W multiples of {MULTIPLE}",
+        "output": f"float32 (N, {c}, H, W) in [-1, 1]",
     }
 
 
@@ -161,7 +163,8 @@ def run_export(path: Path, fmt: str, generator: Generator, x: Tensor) -> Tensor 
 def verify(path: Path, fmt: str, generator: Generator, size: int) -> float | None:
     """Largest difference from PyTorch at a shape unlike the example's (None: not checked)."""
     # A batch of 2 at twice the width: a trace that froze the example's shape fails here.
-    x = torch.rand(2, 3, size, 2 * size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    shape = (2, generator.channels, size, 2 * size)
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         expected = generator.net(x)
     try:
@@ -208,14 +211,15 @@ def verify(path: Path, fmt: str, generator: Generator, size: int) -> float | Non
 @friendly
 def export(model: Path, fmt: str, direction: str, output: Path | None, raw: bool) -> None:
     """Export the generator of RUN_DIR (its latest checkpoint; a checkpoint file works too) so it
-    runs without cgfw. Input and output: float32 (N, 3, H, W) in [-1, 1], H, W multiples of 4."""
+    runs without cgfw. Input and output: float32 (N, C, H, W) in [-1, 1], H, W multiples of 4,
+    C the run's data.channels (3 for RGB)."""
     check_installed(fmt)  # before the checkpoint is read: the fix is an install
     generator = load_generator(model, direction, raw)
     path = output or default_output(model, fmt, direction)
     if path.is_dir():
         raise CgfwError(f"--output {path} is a folder; give a file name")
     size = example_size(generator)
-    example = torch.rand(1, 3, size, size) * 2 - 1
+    example = torch.rand(1, generator.channels, size, size) * 2 - 1
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with torch.no_grad():
@@ -239,5 +243,5 @@ def export(model: Path, fmt: str, direction: str, output: Path | None, raw: bool
         if difference is None
         else f"max difference from PyTorch {difference:.1e}"
     )
-    console.print(f"checked on a (2, 3, {size}, {2 * size}) batch: {check}")
+    console.print(f"checked on a (2, {generator.channels}, {size}, {2 * size}) batch: {check}")
     out.print(f"exported {generator.network} ({direction}) as {fmt} to {path}", markup=False)

@@ -6,6 +6,10 @@ are batched. Output files keep the input's names; each is written in the format 
 (PNG when the name has no image suffix). Unreadable files are skipped and counted, never fatal
 for a folder, and no input file is ever written to.
 
+Images are read as the run's data were (data.channels; cgfw.images.decode): 8-bit RGB as
+always, and 16-bit, float and N-channel images (.npy, TIFF stacks) at full precision, whose
+translations are written at the input's precision (16-bit in, 16-bit out; see cgfw.planes).
+
 `load_generator` is shared with `cgfw export`.
 """
 
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -24,11 +29,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor, nn
 
 from cgfw import checkpoint
+from cgfw.channels import data_channels
 from cgfw.cli.console import console, friendly, out
 from cgfw.errors import CgfwError
-from cgfw.images import IMAGE_SUFFIXES, BadImage, images_in, open_rgb, to_tensor
+from cgfw.images import IMAGE_SUFFIXES, BadImage, decode, images_in, to_tensor
 from cgfw.layout import RunDir
 from cgfw.model import build_network
+from cgfw.planes import ARRAY_SUFFIXES, Planes, UnreadableArray, resize_planes, write_planes
 from cgfw.plugins import load_plugins
 from cgfw.recipe import Resolved, read_toml, validate
 from cgfw.registry import Registry
@@ -70,6 +77,11 @@ class Generator:
     def crop_size(self) -> int | None:
         size = getattr(self.resolved.options.get("data"), "crop_size", None)
         return size if isinstance(size, int) else None
+
+    @property
+    def channels(self) -> int:
+        """The run's data.channels: what the generator takes and gives."""
+        return data_channels(self.resolved.options.get("data"))
 
 
 def _checkpoint_of(source: Path) -> tuple[Path, dict[str, Any] | None]:
@@ -167,6 +179,28 @@ def resize_shorter(image: Image.Image, size: int | None) -> Image.Image:
     return image.resize(new, Image.Resampling.BICUBIC)  # as the datasets resize for training
 
 
+def resize_planes_shorter(planes: Planes, size: int | None) -> Planes:
+    """`resize_shorter` for full-precision planes."""
+    height, width = planes.data.shape[-2:]
+    if size is None or min(height, width) == size:
+        return planes
+    scale = size / min(width, height)
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    return Planes(resize_planes(planes.data, new_h, new_w), planes.dtype)
+
+
+# What translate reads an input as: an 8-bit Pillow image, or planes at full precision.
+Decoded = Image.Image | Planes
+
+
+def side_of(image: Decoded) -> tuple[int, int]:
+    """(width, height), the key images are batched by."""
+    if isinstance(image, Image.Image):
+        return image.size
+    height, width = image.data.shape[-2:]
+    return width, height
+
+
 @torch.no_grad()
 def translate_batch(net: nn.Module, batch: Tensor) -> Tensor:
     """Pad (reflect) to a multiple of MULTIPLE, translate, crop back to the input's size."""
@@ -243,6 +277,17 @@ def plan(input_path: Path, output: Path) -> list[Job]:
     return jobs
 
 
+def save_planes(planes: Tensor, path: Path, dtype: np.dtype[np.generic]) -> None:
+    """Planes written at `dtype`'s precision, in the format the suffix names."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_planes(planes, path, dtype)
+    except UnreadableArray as exc:
+        raise CgfwError(f"cannot write {path}: {exc}") from None
+    except OSError as exc:
+        raise CgfwError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def save(image: Image.Image, path: Path) -> None:
     quality = QUALITY.get(path.suffix.lower())
     try:
@@ -263,22 +308,23 @@ class Translator:
     ) -> None:
         self.net, self.device = net, device
         self.batch_size, self.side_by_side = batch_size, side_by_side
-        self.pending: dict[tuple[int, int], list[tuple[Path, Image.Image]]] = {}
+        self.pending: dict[tuple[int, int], list[tuple[Path, Decoded]]] = {}
         self.done = 0
 
-    def add(self, target: Path, image: Image.Image) -> int:
+    def add(self, target: Path, image: Decoded) -> int:
         """Queue one decoded image; returns how many images were written as a result."""
-        group = self.pending.setdefault(image.size, [])
+        size = side_of(image)
+        group = self.pending.setdefault(size, [])
         group.append((target, image))
         if len(group) >= self.batch_size:
-            return self.flush(image.size)
+            return self.flush(size)
         if sum(len(g) for g in self.pending.values()) > PENDING_BATCHES * self.batch_size:
             return self.flush(max(self.pending, key=lambda k: len(self.pending[k])))
         return 0
 
     def flush(self, size: tuple[int, int]) -> int:
         group = self.pending.pop(size)
-        batch = torch.stack([to_tensor(image) for _, image in group]).to(self.device)
+        batch = torch.stack([as_tensor(image) for _, image in group]).to(self.device)
         try:
             results = translate_batch(self.net, batch).cpu()
         except torch.cuda.OutOfMemoryError:
@@ -288,6 +334,9 @@ class Translator:
                 "use a smaller --batch-size or --size, or --device cpu"
             ) from None
         for (target, image), result in zip(group, results, strict=True):
+            if not isinstance(image, Image.Image) or not as_before(result, target):
+                self.write_planes(image, result, target)
+                continue
             translated = to_image(result)
             if self.side_by_side:
                 pair = Image.new("RGB", (image.width * 2, image.height))
@@ -298,8 +347,24 @@ class Translator:
         self.done += len(group)
         return len(group)
 
+    def write_planes(self, image: Decoded, result: Tensor, target: Path) -> None:
+        """A translation that is not 8-bit RGB: at the input's precision (8 bits for an 8-bit
+        input), side by side along the width."""
+        dtype = image.dtype if isinstance(image, Planes) else np.dtype(np.uint8)
+        out = torch.cat([as_tensor(image), result], -1) if self.side_by_side else result
+        save_planes(out, target, dtype)
+
     def finish(self) -> int:
         return sum(self.flush(size) for size in list(self.pending))
+
+
+def as_tensor(image: Decoded) -> Tensor:
+    return to_tensor(image) if isinstance(image, Image.Image) else image.data
+
+
+def as_before(result: Tensor, target: Path) -> bool:
+    """An 8-bit RGB translation into an image file: written as before data.channels existed."""
+    return result.shape[0] == 3 and target.suffix.lower() not in ARRAY_SUFFIXES
 
 
 def _warn_skipped(skipped: list[str]) -> None:
@@ -369,6 +434,7 @@ def translate(
     if not full_resolution and size is None:
         size = generator.crop_size or DEFAULT_SIZE
     translator = Translator(generator.net.to(dev), dev, batch_size, side_by_side)
+    channels = generator.channels
     single = not input_path.is_dir()
     skipped: list[str] = []
     progress = Progress(
@@ -383,7 +449,12 @@ def translate(
         task = progress.add_task("translate", total=len(jobs))
         for job in jobs:
             try:
-                image = resize_shorter(open_rgb(job.source), size)
+                decoded = decode(job.source, channels)
+                image: Decoded = (
+                    resize_shorter(decoded, size)
+                    if isinstance(decoded, Image.Image)
+                    else resize_planes_shorter(decoded, size)
+                )
             except (BadImage, OSError) as exc:  # OSError: no read permission, vanished file
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 if single:
@@ -391,8 +462,9 @@ def translate(
                 skipped.append(f"{job.source} ({reason})")
                 progress.advance(task)
                 continue
-            if min(image.size) < MIN_SIDE:
-                reason = f"{image.width}x{image.height} is under {MIN_SIDE} px"
+            width, height = side_of(image)
+            if min(width, height) < MIN_SIDE:
+                reason = f"{width}x{height} is under {MIN_SIDE} px"
                 if single:
                     raise CgfwError(f"{job.source}: {reason}; use --size {MIN_SIDE} or more")
                 skipped.append(f"{job.source} ({reason})")

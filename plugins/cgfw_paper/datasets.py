@@ -17,7 +17,17 @@ from torch.utils.data import Dataset
 from cgfw.data import item_generator
 from cgfw.errors import CgfwError, MissingSplit
 from cgfw.hookspecs import Register, hookimpl
-from cgfw.images import IMAGE_SUFFIXES, BadImage, images_in, log, open_rgb, to_tensor, usable
+from cgfw.images import (
+    IMAGE_SUFFIXES,
+    BadImage,
+    check_channels,
+    decode,
+    images_in,
+    log,
+    to_tensor,
+    usable,
+)
+from cgfw.planes import Planes, resize_planes
 
 AUTHORS_DATASETS = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 
@@ -40,6 +50,13 @@ class Augment(BaseModel):
 
 class FolderOptions(Augment):
     root: str = Field(description="folder holding trainA, trainB (and testA, testB)")
+    channels: int = Field(
+        3,
+        ge=1,
+        description="channels of every image: 3 (8-bit images become RGB, as always; 16-bit "
+        "and float TIFFs are read at full precision), 1 (grayscale: 8- and 16-bit PNG, TIFF), "
+        "N (multi-channel .npy HxWxC arrays, TIFF stacks); networks follow it",
+    )
     cache: bool = Field(
         False,
         description="decode every image once, up front, and keep it in memory (uint8); "
@@ -62,6 +79,7 @@ class EmojiOptions(Augment):
     load_size: int = Field(64, ge=1, description="the 64 px emoji are resized to this square")
     crop_size: int = Field(64, ge=4)
     flip: bool = Field(False, description="off by default: some emoji (arrows) mean their side")
+    channels: Literal[1, 3] = Field(3, description="3: the emoji in colour; 1: in grayscale")
     paired: bool | Literal["a", "b"] = Field(
         False,
         description="train on aligned pairs (one emoji in both styles, same crop and flip) "
@@ -71,9 +89,11 @@ class EmojiOptions(Augment):
     )
 
 
-def augment(image: Image.Image, opts: Augment, g: torch.Generator | None) -> Tensor:
+def augment(image: Image.Image | Tensor, opts: Augment, g: torch.Generator | None) -> Tensor:
     """Resize to load_size, then a random crop and flip when `g` is given (training), else a
     plain resize to crop_size (evaluation)."""
+    if isinstance(image, Tensor):
+        return augment_planes(image, opts, g)
     if g is None:
         return to_tensor(image.resize((opts.crop_size, opts.crop_size), Image.Resampling.BICUBIC))
     image = image.resize((opts.load_size, opts.load_size), Image.Resampling.BICUBIC)
@@ -83,6 +103,25 @@ def augment(image: Image.Image, opts: Augment, g: torch.Generator | None) -> Ten
     if opts.flip and torch.rand((), generator=g).item() < 0.5:
         image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return to_tensor(image)
+
+
+def augment_planes(planes: Tensor, opts: Augment, g: torch.Generator | None) -> Tensor:
+    """`augment` for (C, H, W) float planes (16-bit, float, N channels): the same steps and the
+    same random draws, on the tensor, so nothing is rounded to 8 bits."""
+    crop = opts.crop_size
+    if g is None:
+        return resize_planes(planes, crop, crop)
+    planes = resize_planes(planes, opts.load_size, opts.load_size)
+    span = opts.load_size - crop + 1
+    x, y = (int(v) for v in torch.randint(span, (2,), generator=g))
+    planes = planes[:, y : y + crop, x : x + crop]
+    if opts.flip and torch.rand((), generator=g).item() < 0.5:
+        planes = planes.flip(-1)
+    return planes.contiguous()
+
+
+# What a dataset's `load` returns: an 8-bit Pillow image or float planes in [-1, 1].
+Loaded = Image.Image | Tensor
 
 
 class Unpaired(Dataset[dict[str, Tensor]]):
@@ -100,10 +139,10 @@ class Unpaired(Dataset[dict[str, Tensor]]):
     def __len__(self) -> int:
         return max(len(self.a), len(self.b))
 
-    def load(self, item: Any) -> Image.Image:
+    def load(self, item: Any) -> Loaded:
         raise NotImplementedError
 
-    def fetch(self, items: list[Any], index: int) -> Image.Image:
+    def fetch(self, items: list[Any], index: int) -> Loaded:
         """items[index], or the next usable one if it turns out to be corrupt (named once). Not
         with aligned pairs: the next image would be another pair's, so a corrupt one stops."""
         for k in range(len(items)):
@@ -142,17 +181,23 @@ class Unpaired(Dataset[dict[str, Tensor]]):
 
 
 class FolderDataset(Unpaired):
-    def __init__(self, a: list[Any], b: list[Any], opts: Augment, train: bool, cache: bool) -> None:
+    def __init__(
+        self, a: list[Any], b: list[Any], opts: FolderOptions, train: bool, cache: bool
+    ) -> None:
         super().__init__(a, b, opts, train)
+        self.channels = opts.channels
         # Filled before worker processes fork, so they share it instead of each decoding again.
-        self.cache: dict[Path, Image.Image] = {}
+        self.cache: dict[Path, Loaded] = {}
         if cache:
             for path in [*a, *b]:
                 self.cache[path] = self.fetch([path], 0)
 
-    def load(self, item: Any) -> Image.Image:
+    def load(self, item: Any) -> Loaded:
         cached = self.cache.get(item)
-        return cached if cached is not None else open_rgb(item)
+        if cached is not None:
+            return cached
+        image = decode(item, self.channels)
+        return image.data if isinstance(image, Planes) else image
 
 
 def folder(opts: FolderOptions, split: str) -> FolderDataset:
@@ -176,6 +221,7 @@ def folder(opts: FolderOptions, split: str) -> FolderDataset:
                 f"data.root: '{sub}' holds no usable images "
                 f"({', '.join(sorted(IMAGE_SUFFIXES))}); `cgfw data check {root}` says why"
             )
+        check_channels(images, f"data.root: '{sub}'", opts.channels)
         found.append(images)
     train = split == "train"
     dataset = FolderDataset(found[0], found[1], opts, train=train, cache=opts.cache)
@@ -219,7 +265,9 @@ class EmojiDataset(Unpaired):
         index = _emoji_index()
         tile, cols = index["tile"], index["columns"]
         x, y = (i % cols) * tile, (i // cols) * tile
-        return _emoji_atlas(style).crop((x, y, x + tile, y + tile))
+        crop = _emoji_atlas(style).crop((x, y, x + tile, y + tile))
+        channels = getattr(self.opts, "channels", 3)
+        return crop.convert("L") if channels == 1 else crop
 
 
 def emoji(opts: EmojiOptions, split: str) -> EmojiDataset:

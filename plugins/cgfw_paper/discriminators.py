@@ -22,8 +22,12 @@ class PatchOptions(BaseModel):
         description="spectral: spectral norm on every conv (Miyato et al. 2018) instead of a "
         "normalisation layer, as the authors suggest (their issue 340, PR 750)",
     )
-    in_channels: int = Field(
-        3, ge=1, description="channels judged; pix2pix's conditional D: 6 (input and output)"
+    # None in a recipe: filled from data.channels when the recipe is validated (cgfw.channels).
+    in_channels: int | None = Field(
+        None,
+        ge=1,
+        description="channels judged; none: data.channels (pix2pix's conditional D: twice "
+        "that, input and output)",
     )
 
 
@@ -31,6 +35,7 @@ class PixelOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ndf: int = Field(64, ge=1)
     norm: Literal["instance", "batch", "none"] = "instance"
+    in_channels: int | None = Field(None, ge=1, description="channels judged; none: data.channels")
 
 
 def patchgan(opts: PatchOptions) -> nn.Module:
@@ -42,7 +47,7 @@ def patchgan(opts: PatchOptions) -> nn.Module:
         layer = nn.Conv2d(c_in, c_out, 4, stride=stride, padding=1, bias=use_bias)
         return nn.utils.parametrizations.spectral_norm(layer) if spectral else layer
 
-    layers: list[nn.Module] = [conv(opts.in_channels, ndf, 2), nn.LeakyReLU(0.2, True)]
+    layers: list[nn.Module] = [conv(opts.in_channels or 3, ndf, 2), nn.LeakyReLU(0.2, True)]
     mult = 1
     for n in range(1, opts.n_layers + 1):
         prev, mult = mult, min(2**n, 8)
@@ -60,7 +65,7 @@ def pixel(opts: PixelOptions) -> nn.Module:
     """1x1 convolutions only: judges colour statistics per pixel, not structure."""
     ndf, bias = opts.ndf, opts.norm != "batch"
     return nn.Sequential(
-        nn.Conv2d(3, ndf, 1),
+        nn.Conv2d(opts.in_channels or 3, ndf, 1),
         nn.LeakyReLU(0.2, True),
         nn.Conv2d(ndf, ndf * 2, 1, bias=bias),
         norm_layer(opts.norm, ndf * 2),

@@ -122,6 +122,20 @@ def to_uint8(images: Tensor) -> Tensor:
     return images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
 
 
+def as_rgb(images: Tensor, name: str) -> Tensor:
+    """Inception is an RGB network: grayscale images are shown to it as gray RGB (the channel
+    repeated); other counts have no RGB reading, so the metric stops rather than guess one."""
+    channels = images.shape[1]
+    if channels == 3:
+        return images
+    if channels == 1:
+        return images.expand(-1, 3, -1, -1)
+    raise CgfwError(
+        f"{name} scores RGB images through Inception; these have {channels} channels "
+        "(data.channels). Use psnr, ssim, l1 or swd, which take any channel count"
+    )
+
+
 class InceptionMetric:
     """KID or FID behind cgfw's Metric contract: fakes against the real target images."""
 
@@ -140,7 +154,7 @@ class InceptionMetric:
             self.metric = self.metric.to(fake.device)
         for images, is_real in ((real, True), (fake, False)):
             if len(images):
-                self.metric.update(to_uint8(images), real=is_real)
+                self.metric.update(to_uint8(as_rgb(images, self.name)), real=is_real)
                 self.counts[is_real] += len(images)
 
     def compute(self) -> float:

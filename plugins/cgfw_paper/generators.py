@@ -19,6 +19,14 @@ class ResnetOptions(BaseModel):
     ngf: int = Field(64, ge=1, description="filters in the first conv layer")
     norm: Literal["instance", "batch", "none"] = "instance"
     dropout: bool = Field(False, description="dropout 0.5 inside each residual block")
+    # None in a recipe: filled from data.channels when the recipe is validated (cgfw.channels);
+    # 3 when the factory is called on options of its own, outside a recipe.
+    in_channels: int | None = Field(
+        None, ge=1, description="channels of the input images; none: data.channels"
+    )
+    out_channels: int | None = Field(
+        None, ge=1, description="channels of the output images; none: data.channels"
+    )
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -61,12 +69,13 @@ def _upsample(c_in: int, c_out: int, transposed: bool, bias: bool) -> nn.Module:
 
 
 def resnet(opts: ResnetOptions, transposed: bool = True) -> nn.Module:
-    """c7s1-ngf, d2ngf, d4ngf, R4ngf x n_blocks, u2ngf, ungf, c7s1-3, tanh."""
+    """c7s1-ngf, d2ngf, d4ngf, R4ngf x n_blocks, u2ngf, ungf, c7s1-out_channels, tanh."""
     ngf, norm = opts.ngf, opts.norm
     bias = norm != "batch"  # batch norm's affine shift makes a conv bias redundant
+    c_in, c_out = opts.in_channels or 3, opts.out_channels or 3
     layers: list[nn.Module] = [
         nn.ReflectionPad2d(3),
-        nn.Conv2d(3, ngf, 7, bias=bias),
+        nn.Conv2d(c_in, ngf, 7, bias=bias),
         norm_layer(norm, ngf),
         nn.ReLU(True),
     ]
@@ -83,7 +92,7 @@ def resnet(opts: ResnetOptions, transposed: bool = True) -> nn.Module:
             norm_layer(norm, ngf * mult // 2),
             nn.ReLU(True),
         ]
-    layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, c_out, 7), nn.Tanh()]
     return nn.Sequential(*layers)
 
 

@@ -62,6 +62,8 @@ def test_safetensors_rebuilds_from_its_metadata(trained_run: Path, tmp_path: Pat
         "ngf": 8,
         "norm": "instance",
         "dropout": False,
+        "in_channels": 3,  # the run's data.channels, filled in the resolved recipe
+        "out_channels": 3,
     }
     # Rebuild from the metadata alone, as a user with the plugin's code would.
     registry = load_plugins().registry

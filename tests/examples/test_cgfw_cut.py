@@ -89,6 +89,14 @@ def test_parameter_counts_at_the_official_defaults(on_path: Path) -> None:
     assert set(m.optimizers) == {"g", "d", "f"}  # the head's own Adam
 
 
+def test_cut_on_four_channels_builds_its_networks_and_head_for_them(on_path: Path) -> None:
+    resolved = load("cut", load_plugins().registry, ["data.channels=4", *TINY[1::2][:4]])
+    m: Any = build_model(resolved)
+    x = torch.rand(2, 4, 32, 32) * 2 - 1
+    m.setup(x, x)
+    assert m.g(x).shape == x.shape and torch.isfinite(m.step(x, x)["g_total"])
+
+
 def test_cut_and_fastcut_take_the_official_settings(on_path: Path) -> None:
     registry = load_plugins().registry
     cut, fast = load("cut", registry), load("fastcut", registry)

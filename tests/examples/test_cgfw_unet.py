@@ -18,6 +18,7 @@ import torch
 from click.testing import Result
 
 from cgfw import checkpoint
+from cgfw.errors import CgfwError
 from cgfw.model import build_model, build_network
 from cgfw.plugins import load_plugins
 from cgfw.recipe import load
@@ -191,6 +192,21 @@ def test_pix2pix_takes_the_authors_defaults(on_path: Path) -> None:
     assert "buffer" not in data  # no image pool
     assert (data["schedule"]["n_epochs"], data["schedule"]["n_epochs_decay"]) == (100, 100)
     assert data["data"]["pairs"] is True
+
+
+def test_pix2pix_on_grayscale_judges_two_channels(on_path: Path) -> None:
+    """data.channels = 1: a 1 -> 1 channel U-Net and a conditional PatchGAN of 2 channels,
+    filled in by the model; a count written for RGB data is named with the fix."""
+    registry = load_plugins().registry
+    resolved = load("pix2pix_emoji", registry, ["data.channels=1"])
+    g, d = resolved.to_dict()["generator"], resolved.to_dict()["discriminator"]
+    assert (g["in_channels"], g["out_channels"], d["in_channels"]) == (1, 1, 2)
+    m: Any = build_model(resolved)
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    m.setup(x, x)
+    assert torch.isfinite(m.step(x, x)["g_total"])
+    with pytest.raises(CgfwError, match=r"discriminator\.in_channels = 6 .*data\.channels = 1"):
+        load("pix2pix_emoji", registry, ["data.channels=1", "discriminator.in_channels=6"])
 
 
 def test_pix2pix_step_is_the_authors_one(on_path: Path, tiny_recipe: Path) -> None:

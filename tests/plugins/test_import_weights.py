@@ -168,6 +168,8 @@ def same_output(a: nn.Module, b: nn.Module, size: int = 32) -> bool:
 
 
 TINY_G = {"ngf": 4, "norm": "instance", "dropout": False}
+# What a resolved recipe adds to a generator section of 3-channel data (cgfw.channels).
+RGB_G = {"in_channels": 3, "out_channels": 3}
 TINY_D = {"ndf": 4, "n_layers": 3, "norm": "instance"}
 
 
@@ -216,7 +218,7 @@ def test_a_full_training_set_of_files_becomes_a_run(tmp_path: Path, loaded: Load
     run = tmp_path / "run"
     assert result.run_dir == run and result.fresh == []
     recipe = read_toml(run / "recipe.toml")
-    assert recipe["generator"] == {"name": "resnet", "n_blocks": 9, **TINY_G}
+    assert recipe["generator"] == {"name": "resnet", "n_blocks": 9, **TINY_G, **RGB_G}
     assert recipe["discriminator"] == {"name": "patchgan", **TINY_D, "in_channels": 3}
     state = checkpoint.load(run / "checkpoints" / "latest.pt")
     # The authors' G_A is A -> B (our g_ab); their D_A judges domain B (our d_b).
@@ -277,7 +279,8 @@ def test_other_generator_settings_are_read_from_the_keys(
                     tensor.zero_()
     file = authors_file(tmp_path / "latest_net_G_A.pth", g, layout)
     import_weights([str(file)], tmp_path / "run")
-    assert read_toml(tmp_path / "run" / "recipe.toml")["generator"] == {"name": "resnet", **options}
+    saved = read_toml(tmp_path / "run" / "recipe.toml")["generator"]
+    assert saved == {"name": "resnet", **options, **RGB_G}
     assert same_output(run_networks(tmp_path / "run", loaded)["g_ab"], g)
 
 

@@ -64,6 +64,9 @@ class GeneratorOptions(BaseModel):
     antialias_up: bool = Field(
         True, description="fixed-blur upsampling + conv; false: a learned transposed conv"
     )
+    # None: cgfw fills them from data.channels when the recipe is validated (3 outside one).
+    in_channels: int | None = Field(None, ge=1, description="input channels; none: data.channels")
+    out_channels: int | None = Field(None, ge=1, description="output channels; none: data.channels")
 
 
 def resnet_aa(opts: GeneratorOptions) -> nn.Sequential:
@@ -71,7 +74,7 @@ def resnet_aa(opts: GeneratorOptions) -> nn.Sequential:
     ngf, norm, bias = opts.ngf, opts.norm, opts.norm != "batch"
     layers: list[nn.Module] = [
         nn.ReflectionPad2d(3),
-        nn.Conv2d(3, ngf, 7, bias=bias),
+        nn.Conv2d(opts.in_channels or 3, ngf, 7, bias=bias),
         norm_layer(norm, ngf),
         nn.ReLU(True),
     ]
@@ -100,7 +103,7 @@ def resnet_aa(opts: GeneratorOptions) -> nn.Sequential:
                 nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1, bias=bias)
             )
         layers += [norm_layer(norm, c_out), nn.ReLU(True)]
-    layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, opts.out_channels or 3, 7), nn.Tanh()]
     return nn.Sequential(*layers)
 
 
@@ -110,6 +113,7 @@ class DiscriminatorOptions(BaseModel):
     ndf: int = Field(64, ge=1)
     norm: Literal["instance", "batch", "none"] = "instance"
     antialias: bool = Field(True, description="blur before subsampling (CUT's default)")
+    in_channels: int | None = Field(None, ge=1, description="channels judged; none: data.channels")
 
 
 def patchgan_aa(opts: DiscriminatorOptions) -> nn.Sequential:
@@ -125,7 +129,7 @@ def patchgan_aa(opts: DiscriminatorOptions) -> nn.Sequential:
         block.append(nn.LeakyReLU(0.2, True))
         return block + ([BlurDown(c_out)] if opts.antialias else [])
 
-    layers = down(3, ndf, norm=False, use_bias=True)
+    layers = down(opts.in_channels or 3, ndf, norm=False, use_bias=True)
     mult = 1
     for n in range(1, opts.n_layers):
         prev, mult = mult, min(2**n, 8)

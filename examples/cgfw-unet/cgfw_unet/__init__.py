@@ -46,10 +46,22 @@ class UnetOptions(BaseModel):
         False, description="dropout 0.5 in the inner 8 * ngf levels (pix2pix: on; CycleGAN: off)"
     )
     skips: bool = Field(True, description="skip connections; false makes pix2pix's encoder-decoder")
+    # None: cgfw fills them from data.channels when the recipe is validated (3 outside one).
+    in_channels: int | None = Field(None, ge=1, description="input channels; none: data.channels")
+    out_channels: int | None = Field(None, ge=1, description="output channels; none: data.channels")
 
 
 def _unet(num_downs: int, name: str, opts: UnetOptions) -> UnetGenerator:
-    return UnetGenerator(num_downs, opts.ngf, opts.norm, opts.dropout, opts.skips, name=name)
+    return UnetGenerator(
+        num_downs,
+        opts.ngf,
+        opts.norm,
+        opts.dropout,
+        opts.skips,
+        input_nc=opts.in_channels or 3,
+        output_nc=opts.out_channels or 3,
+        name=name,
+    )
 
 
 def unet_32(opts: UnetOptions) -> UnetGenerator:

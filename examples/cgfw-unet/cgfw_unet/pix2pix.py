@@ -49,6 +49,13 @@ class Pix2Pix(Model):
     directions: ClassVar[dict[str, tuple[str, str]]] = {"a2b": ("g", "generator")}
     needs_pairs = "model 'pix2pix'"
 
+    @classmethod
+    def network_channels(cls, path: str, kind: str, channels: int) -> dict[str, int]:
+        """The conditional discriminator judges input and output stacked on channels."""
+        if kind == "discriminator":
+            return {"in_channels": 2 * channels}
+        return super().network_channels(path, kind, channels)
+
     def __init__(self, options: Pix2PixOptions, build: Build) -> None:
         super().__init__(options, build)
         self.g = build.network("generator")
