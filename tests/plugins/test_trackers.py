@@ -29,9 +29,10 @@ def _train(cli: Callable[..., Any], recipe: Path, trackers: str, *more: str) -> 
 
 
 def test_mlflow_holds_the_recipe_every_scalar_the_samples_and_the_eval_metrics(
-    tiny_recipe: Path, cli: Callable[..., Any]
+    tiny_recipe: Path, cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mlflow = pytest.importorskip("mlflow")
+    monkeypatch.chdir(tiny_recipe.parent)  # MLflow's artifacts go to ./mlruns
     uri = f"sqlite:///{tiny_recipe.parent / 'mlflow.db'}"
     run = _train(cli, tiny_recipe, f'["tensorboard", {{name = "mlflow", uri = "{uri}"}}]')
     assert cli("eval", run, "--metrics", "psnr").exit_code == 0
