@@ -10,8 +10,9 @@ tracked run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -157,6 +158,16 @@ class Tracking:
 
     def summary(self, metrics: Mapping[str, float], step: int) -> None:
         self._each("summary", metrics, step)
+
+    @contextlib.contextmanager
+    def closed_if_failing(self) -> Iterator[None]:
+        """A run that raises (non-finite losses, out of memory, a bug) closes its trackers as
+        failed, so an MLflow run does not stay RUNNING forever."""
+        try:
+            yield
+        except BaseException:
+            self.close("failed")
+            raise
 
     def close(self, status: str = "finished") -> None:
         self._each("close", status)

@@ -78,7 +78,8 @@ def train(
     )
     losses = LossLog(tracking, console, t.total, t.iteration)
     epoch, lr = 0, 0.0
-    with losses.progress, StopRequest() as stop:
+    failing = tracking.closed_if_failing() if tracking else contextlib.nullcontext()
+    with losses.progress, StopRequest() as stop, failing:
         for batch in t.loader():
             if t.iteration >= t.total or t.group.any(stop.signum is not None):
                 break

@@ -195,3 +195,25 @@ def test_unknown_trackers_and_missing_packages_are_recipe_errors(
         importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
     )
     assert 'pip install "cgfw[wandb]"' in check('["wandb"]')
+
+
+def test_a_run_that_fails_closes_its_mlflow_run_as_failed(
+    tiny_recipe: Path,
+    cli: Callable[..., Any],
+    fake_distribution: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.test_faults import NAN_LOSS
+
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.chdir(tiny_recipe.parent)
+    fake_distribution("cgfw-nan", NAN_LOSS)
+    uri = f"sqlite:///{tiny_recipe.parent / 'mlflow.db'}"
+    result = cli(
+        "run", tiny_recipe, "--set", f'run.trackers=[{{name = "mlflow", uri = "{uri}"}}]',
+        "--set", 'losses.gan={name = "nan_after", after = 6}', "--set", "train.max_iters=8",
+    )  # fmt: skip
+    assert result.exit_code != 0 and "non-finite" in result.output
+    mlflow.set_tracking_uri(uri)
+    (status,) = mlflow.search_runs(experiment_names=["cgfw"])["status"]
+    assert status == "FAILED"
