@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -130,6 +131,8 @@ def fake_distribution(
 
     def install(name: str, module_source: str) -> Path:
         module = name.replace("-", "_")
+        # Another test's module of the same name, still imported, would shadow this one.
+        monkeypatch.delitem(sys.modules, module, raising=False)
         (site / f"{module}.py").write_text(textwrap.dedent(module_source), encoding="utf-8")
         info = site / f"{module}-1.2.3.dist-info"
         info.mkdir()

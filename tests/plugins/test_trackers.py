@@ -150,7 +150,7 @@ BROKEN_TRACKER = """
 def test_a_failing_tracker_is_named_and_the_run_finishes_with_the_others(
     tiny_recipe: Path, cli: Callable[..., Any], fake_distribution: Any
 ) -> None:
-    fake_distribution("cgfw-broken", BROKEN_TRACKER)
+    fake_distribution("cgfw-unreachable-tracker", BROKEN_TRACKER)
     run = _train(cli, tiny_recipe, '["broken", "tensorboard"]')
     log = (run / "final_losses.json").read_text()
     assert json.loads(log)  # trained to the end
@@ -163,7 +163,7 @@ def test_the_failing_tracker_says_its_name_once(
 ) -> None:
     from cgfw.cli import main
 
-    fake_distribution("cgfw-broken", BROKEN_TRACKER)
+    fake_distribution("cgfw-unreachable-tracker", BROKEN_TRACKER)
     with pytest.raises(SystemExit) as done:
         main.main(
             ["run", str(tiny_recipe), "--set", 'run.trackers=["broken"]'], standalone_mode=True
