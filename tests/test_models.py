@@ -187,15 +187,17 @@ def _code_strings(path: Path) -> list[str]:
     ]
 
 
-def test_the_engine_names_no_component_of_the_paper_plugin() -> None:
+def test_the_engine_names_no_component_of_the_bundled_plugins() -> None:
     """No string in the engine's code (cgfw/, the command line apart) is the name of a
-    component the paper plugin registers, so no default hides there."""
+    component the bundled plugins register (the paper's, the stabilisers, the trackers and
+    the launchers), so no default hides there."""
     registry = load_plugins().registry
     paper = {
         name
         for kind, table in registry.components.items()
         for name, c in table.items()
-        if c.plugin.startswith("paper-") and kind not in ("recipe", "command", "ablation")
+        if c.plugin.startswith(("paper-", "field-", "track-", "launch-"))
+        and kind not in ("recipe", "command", "ablation")
     }
     # "l1": the key of the engine's own cycle error in metrics.json; "step": Adam's state key;
     # "none": a word in messages.
