@@ -165,8 +165,14 @@ class Run:
                     "translate: size and full_resolution apply to PIL images; a tensor is "
                     "translated at its own size"
                 )
-            return _translate_tensor(generator.net, image, self.device)
+            return _translate_tensor(generator.net, image, self.device, generator.channels)
         if isinstance(image, Image.Image):
+            if generator.channels != 3:
+                raise CgfwError(
+                    f"translate: this run's data have {generator.channels} channel(s) "
+                    "(data.channels); give a tensor of shape "
+                    f"({generator.channels}, H, W), or use `cgfw translate` on the files"
+                )
             if size is not None and full_resolution:
                 raise CgfwError("translate: size and full_resolution exclude each other; give one")
             side = None if full_resolution else size or generator.crop_size or DEFAULT_SIZE
@@ -192,16 +198,19 @@ def _json_or_none(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _translate_tensor(net: nn.Module, image: Tensor, device: torch.device) -> Tensor:
+def _translate_tensor(
+    net: nn.Module, image: Tensor, device: torch.device, channels: int = 3
+) -> Tensor:
     if not image.is_floating_point():
         raise CgfwError(
             f"translate: a {image.dtype} tensor; give floats in [-1, 1] (from 0-255 pixels: "
             "x.float() / 127.5 - 1)"
         )
-    if image.dim() not in (3, 4) or image.shape[-3] != 3:
+    if image.dim() not in (3, 4) or image.shape[-3] != channels:
         raise CgfwError(
-            f"translate: a tensor of shape {tuple(image.shape)}; give an RGB image as "
-            "(3, H, W) or a batch as (N, 3, H, W)"
+            f"translate: a tensor of shape {tuple(image.shape)}; this run's images have "
+            f"{channels} channel(s) (data.channels): give ({channels}, H, W) or a batch as "
+            f"(N, {channels}, H, W)"
         )
     if min(image.shape[-2:]) < MIN_SIDE:
         raise CgfwError(f"translate: {tuple(image.shape)} is under {MIN_SIDE} px on a side")

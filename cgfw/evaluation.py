@@ -43,11 +43,7 @@ def build_metric(registry: Registry, name: str) -> Metric:
 def default_metrics(registry: Registry) -> list[str]:
     """The metrics computed when none are named: those whose plugin registers them with a
     factory marked `default = True`."""
-    return [
-        n
-        for n in registry.names("metric")
-        if getattr(registry.get("metric", n).factory, "default", False)
-    ]
+    return registry.defaults("metric")
 
 
 def with_companions(names: list[str], registry: Registry) -> list[str]:

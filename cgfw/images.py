@@ -93,10 +93,21 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def is_array(path: Path) -> bool:
-    """Read by cgfw.planes rather than Pillow: .npy files, and TIFFs Pillow would cut short."""
+def is_array(path: Path, channels: int = 3) -> bool:
+    """Read by cgfw.planes rather than Pillow: .npy files, and TIFFs Pillow would cut short.
+    For 3-channel data only a 3-channel TIFF: any other (16-bit gray, gray + alpha, several
+    pages) becomes RGB through Pillow, as it did before data.channels existed."""
     suffix = path.suffix.lower()
-    return suffix in ARRAY_SUFFIXES or (suffix in TIFF_SUFFIXES and tiff_is_deep(path))
+    if suffix in ARRAY_SUFFIXES:
+        return True
+    if suffix not in TIFF_SUFFIXES or not tiff_is_deep(path):
+        return False
+    if channels != 3:
+        return True
+    try:
+        return array_channels(path) == 3
+    except (UnreadableArray, OSError):
+        return False  # Pillow decides, and names the problem
 
 
 def _check_file(path: Path) -> None:
@@ -115,7 +126,7 @@ def _check_file(path: Path) -> None:
 def channel_count(path: Path, channels: int) -> int:
     """Channels the loader gives this file when the data has `channels` channels: 3 for every
     8-bit image Pillow reads when that is 3 (they are converted to RGB, as always)."""
-    if is_array(path):
+    if is_array(path, channels):
         try:
             return array_channels(path)
         except (UnreadableArray, OSError) as exc:
@@ -151,7 +162,7 @@ def decode(path: Path, channels: int) -> Image.Image | Planes:
     """The image at `path` as the loader uses it: an 8-bit Pillow image (RGB for 3 channels,
     grayscale L for 1) whose transforms are those used before data.channels existed, or planes
     at full precision (16-bit, float, N channels). BadImage when it cannot be used."""
-    if is_array(path):
+    if is_array(path, channels):
         try:
             planes = read_array(path)
         except (UnreadableArray, OSError, ValueError) as exc:
@@ -201,7 +212,7 @@ def usable(paths: list[Path], where: str) -> list[Path]:
 
 def inspect(path: Path, crop_size: int, channels: int = 3) -> Finding:
     """Full decode of one file and what the loader will do with it for data of `channels`."""
-    if is_array(path) or channels != 3:
+    if is_array(path, channels) or channels != 3:
         return _inspect_planes(path, crop_size, channels)
     try:
         image = open_rgb(path)

@@ -179,6 +179,11 @@ class Registry:
             message += plugin.error
         raise CgfwError(message)
 
+    def defaults(self, kind: str) -> list[str]:
+        """The names of `kind` whose factory is marked `default = True`: the metrics, trackers
+        or launcher used when a recipe or command names none."""
+        return [n for n in self.names(kind) if getattr(self.get(kind, n).factory, "default", False)]
+
     def names(self, kind: str, pattern: str = "*") -> list[str]:
         """Registered names of `kind`, sorted, filtered by a glob like timm.list_models."""
         return sorted(n for n in self.components[kind] if fnmatch.fnmatch(n, pattern))

@@ -21,6 +21,7 @@ from cgfw.tensorboard import flatten
 # Keys a resume may change freely (prefixes end with a dot).
 SAFE = (
     "run.description",
+    "run.trackers",
     "train.max_iters",
     "train.epochs",
     "train.device",

@@ -52,7 +52,8 @@ class Tracker(Protocol):
         """The numbers that sum a run up: its final losses, then `cgfw eval`'s metrics."""
 
     def close(self, status: str) -> None:
-        """`status` is "finished", "stopped" (a signal; it may resume) or "failed"."""
+        """`status` is "finished", "stopped" (a signal; it may resume), "failed", or
+        "evaluated" (`cgfw eval` added its metrics: leave the run's state as it was)."""
 
 
 def _entries(
@@ -72,18 +73,17 @@ def _entries(
 
 def default_trackers(registry: Registry) -> list[str]:
     """The trackers a plugin marks `default = True` (cgfw's TensorBoard)."""
-    return [
-        n
-        for n in registry.names("tracker")
-        if getattr(registry.get("tracker", n).factory, "default", False)
-    ]
+    return registry.defaults("tracker")
 
 
 def resolve(
-    trackers: Sequence[str | Mapping[str, Any]] | None, registry: Registry
+    trackers: Sequence[str | Mapping[str, Any]] | None,
+    registry: Registry,
+    check_packages: bool = False,
 ) -> list[tuple[Component, Any]]:
-    """Each tracker's component and validated options; a wrong name or option, or a tracker
-    whose package is missing (its factory's `requires`), is the recipe's error."""
+    """Each tracker's component and validated options; a wrong name or option is the recipe's
+    error, and with `check_packages` (training) so is a tracker whose package is missing (its
+    factory's `requires`): translate, export and eval of the run do not need it."""
     resolved, seen = [], set()
     for i, (name, options) in enumerate(_entries(trackers, registry)):
         where = f"run.trackers[{i}]"
@@ -97,7 +97,8 @@ def resolve(
         except CgfwError as exc:
             raise CgfwError(f"{where}: {exc}") from None
         parsed = component.parse_options(options, where)
-        component.check_installed(where)
+        if check_packages:
+            component.check_installed(where)
         resolved.append((component, parsed))
     return resolved
 
@@ -122,7 +123,8 @@ class Tracking:
         state_file = RunDir(run_dir).trackers
         saved = _read_state(state_file)
         tracking = cls({}, console, state_file)
-        for component, options in resolve(recipe.get("run", {}).get("trackers"), registry):
+        wanted = recipe.get("run", {}).get("trackers")
+        for component, options in resolve(wanted, registry, check_packages=True):
             run = TrackedRun(run_dir, run_dir.name, recipe, saved.get(component.name, {}))
             tracker = tracking._guard(component.name, component.factory, options, run)
             if tracker is not None:
@@ -165,6 +167,9 @@ class Tracking:
         failed, so an MLflow run does not stay RUNNING forever."""
         try:
             yield
+        except KeyboardInterrupt:  # a second Ctrl-C: stopped by the user, not failed
+            self.close("stopped")
+            raise
         except BaseException:
             self.close("failed")
             raise

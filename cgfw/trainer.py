@@ -102,7 +102,7 @@ def train(
                 t.save_checkpoint()
             losses.advance(epoch)
         t.save_checkpoint()
-    if stop.signum is not None:
+    if stop.signum is not None and t.iteration < t.total:  # on the last step: it is done
         if tracking:
             tracking.close("stopped")
         console.print(

@@ -31,8 +31,14 @@ fi
 start=$(date +%s)
 export DEBIAN_FRONTEND=noninteractive
 echo "install_slurm: apt-get update"
-apt-get update -qq
+if ! apt-get update -qq; then
+    echo "install_slurm: apt-get update failed (no network?); skipping (the slurm tests will skip)"
+    exit 0
+fi
 echo "install_slurm: apt-get install ${packages[*]}"
-apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+if ! apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null; then
+    echo "install_slurm: apt-get install failed; skipping (the slurm tests will skip)"
+    exit 0
+fi
 echo "install_slurm: installed $(slurmctld -V 2>/dev/null || echo 'slurmctld (version unknown)')" \
     "in $(($(date +%s) - start)) s"

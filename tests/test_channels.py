@@ -109,6 +109,17 @@ def test_a_4_channel_npy_folder_trains_translates_and_exports(cli: Cli, tmp_path
     assert exported.exit_code == 0, exported.output
     assert "checked on a (2, 4, 32, 64) batch" in exported.output
 
+    # The Python API takes the run's 4 channels as a tensor and says what to do with a picture.
+    import cgfw
+
+    loaded = cgfw.load(run, device="cpu")
+    real_a = torch.rand(4, 32, 32) * 2 - 1
+    assert loaded.translate(real_a).shape == (4, 32, 32)
+    with pytest.raises(CgfwError, match=r"give \(4, H, W\)"):
+        loaded.translate(torch.rand(3, 32, 32))
+    with pytest.raises(CgfwError, match="4 channel"):
+        loaded.translate(Image.new("RGB", (32, 32)))
+
 
 def test_a_tiff_stack_round_trips_at_full_precision(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
@@ -210,3 +221,22 @@ def test_sample_grids_are_rgb_whatever_the_channel_count(channels: int) -> None:
     if channels >= 3:  # the first three channels, as RGB
         first = sample_grid([r[:, :3] for r in rows])
         assert torch.equal(grid, first)
+
+
+def test_tiffs_of_another_channel_count_become_rgb_for_3_channel_data_as_before(
+    tmp_path: Path,
+) -> None:
+    """16-bit gray, gray + alpha and multi-page TIFFs in an RGB folder: Pillow makes them RGB,
+    as before data.channels existed (not a stop for a user who never set it)."""
+    from cgfw.images import check_channels
+
+    gray16 = (np.arange(32 * 32).reshape(32, 32) * 50).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "gray16.tif", gray16)
+    tifffile.imwrite(tmp_path / "pages.tif", np.zeros((2, 32, 32), np.uint8))
+    Image.new("LA", (32, 32), (90, 255)).save(tmp_path / "gray_alpha.tif")
+    files = sorted(tmp_path.iterdir())
+    check_channels(files, str(tmp_path), 3)  # no error
+    for path in files:
+        image = decode(path, 3)
+        assert isinstance(image, Image.Image) and image.mode == "RGB", path.name
+        assert image.tobytes() == open_rgb(path).tobytes()

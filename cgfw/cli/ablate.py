@@ -145,7 +145,8 @@ def parse_launcher_opts(texts: tuple[str, ...]) -> dict[str, Any]:
     values read as TOML, else kept as plain strings."""
     options: dict[str, Any] = {}
     for text in texts:
-        for item in (i for i in text.split(",") if i.strip()):
+        # A comma starts a new option only before KEY=: lists and tables keep theirs.
+        for item in (i for i in re.split(r",(?=\s*[A-Za-z_][\w.]*\s*=)", text) if i.strip()):
             key, sep, raw = item.partition("=")
             if not sep or not key.strip():
                 raise CgfwError(
@@ -158,11 +159,7 @@ def parse_launcher_opts(texts: tuple[str, ...]) -> dict[str, Any]:
 
 def default_launcher(registry: Registry) -> str:
     """The launcher a plugin marks `default = True` (cgfw's `local`)."""
-    marked = [
-        n
-        for n in registry.names("launcher")
-        if getattr(registry.get("launcher", n).factory, "default", False)
-    ]
+    marked = registry.defaults("launcher")
     if not marked:
         raise CgfwError("no default launcher installed; name one with --launcher")
     return marked[0]

@@ -88,7 +88,7 @@ def track(run_dir: Path, results: dict[str, Any], iteration: int, registry: Regi
         console.print(f"[yellow]trackers skipped: {exc}[/yellow]", highlight=False)
         return
     tracking.summary(flat_metrics(results), iteration)
-    tracking.close("finished")
+    tracking.close("evaluated")
 
 
 @click.command("eval")

@@ -11,12 +11,14 @@ submitit's own logs go to PARENT/slurm/, the job ids to PARENT/slurm/jobs.json."
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cgfw import Register, hookimpl
+from cgfw.errors import CgfwError
 from cgfw.launching import Batch
 from cgfw.layout import RunDir
 
@@ -69,6 +71,8 @@ class Slurm:
         executor = submitit.AutoExecutor(
             folder=folder / "%j", cluster="slurm", slurm_max_num_timeout=o.max_requeues
         )
+        from cgfw_launch.slurm_job import STOP_WAIT_S
+
         cpus = o.cpus_per_task or (8 * o.gpus_per_node if o.gpus_per_node else 1)
         additional = {"requeue": True} | o.additional  # clusters with JobRequeue=0 need it
         for key, value in (("account", o.account), ("qos", o.qos), ("constraint", o.constraint)):
@@ -83,6 +87,9 @@ class Slurm:
             "slurm_array_parallelism": batch.jobs if batch.jobs > 1 else len(batch.runs),
             "slurm_additional_parameters": additional,
             "slurm_setup": o.setup,
+            # The time-limit warning comes early enough for a run to finish its step and
+            # checkpoint (STOP_WAIT_S) before Slurm kills the task.
+            "slurm_signal_delay_s": STOP_WAIT_S + 60,
         }
         if o.partition:
             parameters["slurm_partition"] = o.partition
@@ -91,11 +98,18 @@ class Slurm:
         if o.mem_gb:
             parameters["mem_gb"] = o.mem_gb
         executor.update_parameters(**parameters)
-        with executor.batch():
-            submitted = [
-                executor.submit(SlurmRun(str(run_dir), o.gpus_per_node, batch.device))
-                for run_dir in batch.runs
-            ]
+        try:
+            with executor.batch():
+                submitted = [
+                    executor.submit(SlurmRun(str(run_dir), o.gpus_per_node, batch.device))
+                    for run_dir in batch.runs
+                ]
+        except Exception as exc:  # sbatch missing or refusing: a partition, account, limit
+            shutil.rmtree(batch.parent)  # only the planned, empty run directories
+            raise CgfwError(
+                f"Slurm did not take the job array: {type(exc).__name__}: {exc}".strip()
+                + "\n(check --launcher-opt partition, account, qos and the limits with sinfo)"
+            ) from None
         jobs = {
             run_dir.name: job.job_id for run_dir, job in zip(batch.runs, submitted, strict=True)
         }

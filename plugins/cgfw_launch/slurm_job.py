@@ -33,6 +33,9 @@ class SlurmRun(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict[str, float]:
         run_dir = Path(self.run_dir)
+        done = RunDir(run_dir).final_losses
+        if done.is_file():  # finished before this start (stopped as it was returning)
+            return dict(json.loads(done.read_text(encoding="utf-8")))
         command = run_command(run_dir, self.device, max(1, self.gpus))
         with open(run_dir / "log.txt", "ab") as log:
             self._child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -41,7 +44,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
         while (code := self._child.poll()) is None:
             time.sleep(0.5)
         if code == 0:
-            return dict(json.loads(RunDir(run_dir).final_losses.read_text(encoding="utf-8")))
+            return dict(json.loads(done.read_text(encoding="utf-8")))
         if code in STOPPED:
             # Stopped by Slurm and checkpointed: submitit's handler (its signal follows) or
             # Slurm itself requeues this task; end only if neither does.

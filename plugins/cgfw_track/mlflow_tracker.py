@@ -44,6 +44,7 @@ class Mlflow:
         # script or notebook that has an active run of its own.
         self.client = MlflowClient(tracking_uri=options.uri)
         run_id = run.saved.get("run_id")
+        self.before = "RUNNING"  # the run's status when opened
         if run_id is None:
             experiment = self.client.get_experiment_by_name(options.experiment)
             experiment_id = (
@@ -57,6 +58,7 @@ class Mlflow:
             self._params(flatten(run.recipe))
         else:  # resumed, or `cgfw eval`: the same MLflow run again
             self.run_id = run_id
+            self.before = self.client.get_run(run_id).info.status
             self.client.update_run(run_id, status="RUNNING")
         self.state: dict[str, Any] = {"run_id": self.run_id, "uri": options.uri}
 
@@ -82,7 +84,12 @@ class Mlflow:
         self.scalars(metrics, step)
 
     def close(self, status: str) -> None:
-        mlflow_status = {"finished": "FINISHED", "stopped": "KILLED"}.get(status, "FAILED")
+        if status == "evaluated":  # `cgfw eval` leaves the run as it found it
+            mlflow_status = self.before
+            if mlflow_status == "RUNNING":  # still training elsewhere
+                return
+        else:
+            mlflow_status = {"finished": "FINISHED", "stopped": "KILLED"}.get(status, "FAILED")
         self.client.set_terminated(self.run_id, status=mlflow_status)
 
 

@@ -17,6 +17,9 @@ from cgfw.errors import CgfwError
 def test_launcher_options_read_as_toml_values() -> None:
     options = parse_launcher_opts(("partition=gpu,gpus_per_node=1", "timeout_min=720,wait=true"))
     assert options == {"partition": "gpu", "gpus_per_node": 1, "timeout_min": 720, "wait": True}
+    # Lists and tables keep their commas: only a comma before KEY= starts an option.
+    listed = parse_launcher_opts(('setup=["module load cuda", "source env"],qos=high',))
+    assert listed == {"setup": ["module load cuda", "source env"], "qos": "high"}
     with pytest.raises(CgfwError, match="--launcher-opt 'partition'"):
         parse_launcher_opts(("partition",))
 

@@ -88,3 +88,19 @@ def test_a_preempted_task_checkpoints_requeues_and_resumes(
     )
     assert compare.returncode == 0, compare.stderr
     assert "base" in compare.stdout
+
+
+def test_a_job_array_slurm_refuses_is_one_error_and_leaves_no_folder(
+    slurm: dict[str, str], tmp_path: Path
+) -> None:
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY.format(out=tmp_path / "runs"), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "cgfw", "ablate", str(recipe), "--seeds", "0,1",
+         "--launcher", "slurm", "--launcher-opt", "partition=no_such_partition"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Slurm did not take the job array" in done.stderr
+    assert "partition" in done.stderr and "Traceback" not in done.stderr
+    assert not list((tmp_path / "runs").glob("*"))  # no half-made ablation folder

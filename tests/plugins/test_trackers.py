@@ -35,11 +35,15 @@ def test_mlflow_holds_the_recipe_every_scalar_the_samples_and_the_eval_metrics(
     monkeypatch.chdir(tiny_recipe.parent)  # MLflow's artifacts go to ./mlruns
     uri = f"sqlite:///{tiny_recipe.parent / 'mlflow.db'}"
     run = _train(cli, tiny_recipe, f'["tensorboard", {{name = "mlflow", uri = "{uri}"}}]')
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.tracking.MlflowClient(uri)
+    run_id = json.loads((run / "trackers.json").read_text())["mlflow"]["run_id"]
+    client.set_terminated(run_id, status="KILLED")  # as a run stopped by a signal is left
     assert cli("eval", run, "--metrics", "psnr").exit_code == 0
+    assert client.get_run(run_id).info.status == "KILLED"  # eval adds metrics, nothing else
     resumed = cli("run", "--resume", run, "--set", "train.max_iters=6")
     assert resumed.exit_code == 0, resumed.output
 
-    mlflow.set_tracking_uri(uri)
     found = mlflow.search_runs(experiment_names=["cgfw"])
     assert len(found) == 1  # resume and eval continued the same MLflow run
     row = found.iloc[0]
@@ -50,7 +54,6 @@ def test_mlflow_holds_the_recipe_every_scalar_the_samples_and_the_eval_metrics(
     assert row["metrics.eval/a2b/psnr"] == pytest.approx(
         json.loads((run / "metrics.json").read_text())["a2b"]["psnr"]
     )
-    client = mlflow.tracking.MlflowClient(uri)
     history = client.get_metric_history(row["run_id"], "loss/d_a")
     assert [m.step for m in history] == [2, 4, 6]  # log_every = 2, then resumed to 6
     final = json.loads((run / "final_losses.json").read_text())
@@ -175,8 +178,12 @@ def test_the_failing_tracker_says_its_name_once(
     assert "the run goes on without it" in text
 
 
-def test_unknown_trackers_and_missing_packages_are_recipe_errors(
-    tiny_recipe: Path, loaded: Loaded, monkeypatch: pytest.MonkeyPatch
+def test_unknown_trackers_are_recipe_errors_and_a_missing_package_stops_training_only(
+    tiny_recipe: Path,
+    loaded: Loaded,
+    cli: Callable[..., Any],
+    trained_run: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def check(trackers: str) -> str:
         data, source = load_data(str(tiny_recipe), loaded.registry, (f"run.trackers={trackers}",))
@@ -194,7 +201,32 @@ def test_unknown_trackers_and_missing_packages_are_recipe_errors(
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
     )
-    assert 'pip install "cgfw[wandb]"' in check('["wandb"]')
+    result = cli("run", tiny_recipe, "--set", 'run.trackers=["wandb"]')
+    assert result.exit_code == 2
+    assert "run.trackers[0]: tracker 'wandb' needs the wandb package" in result.output
+    assert 'pip install "cgfw[wandb]"' in result.output
+    assert not list((tiny_recipe.parent / "runs").glob("*"))  # no run directory left behind
+    # A finished run that names a tracker missing here still translates and scores.
+    recipe = trained_run / "recipe.toml"
+    monkeypatch.setattr(
+        Path, "read_text", _with_trackers(Path.read_text, recipe, '["tensorboard", "wandb"]')
+    )
+    scored = cli("eval", trained_run, "--metrics", "l1")
+    assert scored.exit_code == 0, scored.output
+    assert "trackers skipped" in scored.output and "wandb" in scored.output
+
+
+def _with_trackers(read: Any, recipe: Path, trackers: str) -> Any:
+    """Path.read_text, with [run] trackers = `trackers` in `recipe` (the shared run is not
+    rewritten on disk)."""
+
+    def patched(self: Path, *args: Any, **kwargs: Any) -> str:
+        text = read(self, *args, **kwargs)
+        if self == recipe:
+            text = text.replace("[run]\n", f"[run]\ntrackers = {trackers}\n", 1)
+        return str(text)
+
+    return patched
 
 
 def test_a_run_that_fails_closes_its_mlflow_run_as_failed(
