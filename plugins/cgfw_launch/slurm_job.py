@@ -10,6 +10,7 @@ resumes from that checkpoint (`run_command` sees it)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -24,6 +25,7 @@ from cgfw.layout import RunDir
 STOP_WAIT_S = 120
 # The child's exit codes when a signal stopped it (128 + signal), checkpointed.
 STOPPED = {128 + s for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)}
+TORCHRUN_SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2"
 
 
 class SlurmRun(submitit.helpers.Checkpointable):
@@ -37,8 +39,11 @@ class SlurmRun(submitit.helpers.Checkpointable):
         if done.is_file():  # finished before this start (stopped as it was returning)
             return dict(json.loads(done.read_text(encoding="utf-8")))
         command = run_command(run_dir, self.device, max(1, self.gpus))
+        # torchrun (several GPUs) passes on only the signals it is told to handle: add the
+        # schedulers' so its workers checkpoint rather than die.
+        env = os.environ | {"TORCHELASTIC_SIGNALS_TO_HANDLE": TORCHRUN_SIGNALS}
         with open(run_dir / "log.txt", "ab") as log:
-            self._child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self._child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         # poll(), not wait(): wait() holds a lock that checkpoint(), run from submitit's signal
         # handler in this same thread, would need to reap the child.
         while (code := self._child.poll()) is None:
@@ -53,11 +58,23 @@ class SlurmRun(submitit.helpers.Checkpointable):
 
     def checkpoint(self) -> submitit.helpers.DelayedSubmission:
         child = self._child
-        if child is not None and child.poll() is None:
+        if child is not None and child.returncode is None:
             child.send_signal(signal.SIGUSR1)  # in case Slurm's signal did not reach it
-            try:
-                child.wait(timeout=STOP_WAIT_S)
-            except subprocess.TimeoutExpired:
+            if not _reaped(child.pid, STOP_WAIT_S):
                 child.kill()  # the previous checkpoint stays; the requeued task resumes there
         # A fresh object: no child process in what submitit pickles for the requeued task.
         return submitit.helpers.DelayedSubmission(SlurmRun(self.run_dir, self.gpus, self.device))
+
+
+def _reaped(pid: int, timeout: float) -> bool:
+    """Wait for child `pid` to end, with os.waitpid rather than Popen's wait or poll: this runs
+    in a signal handler that may have interrupted Popen.poll() holding its lock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return True
+        except ChildProcessError:  # reaped already
+            return True
+        time.sleep(0.2)
+    return False
