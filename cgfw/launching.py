@@ -7,6 +7,7 @@ directory with the same files, so `cgfw compare PARENT` and `cgfw eval` work unc
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from dataclasses import dataclass
@@ -42,6 +43,12 @@ class Launcher(Protocol):
     after the command returns (`cgfw compare PARENT` shows them as they finish)."""
 
     def launch(self, batch: Batch) -> dict[str, dict[str, float]] | None: ...
+
+
+def finished_losses(run_dir: Path) -> dict[str, float] | None:
+    """A run's final losses once it has finished (final_losses.json), else None."""
+    path = RunDir(run_dir).final_losses
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
 
 
 def run_command(run_dir: Path, device: str | None = None, processes: int = 1) -> list[str]:

@@ -169,23 +169,28 @@ def to_image(tensor: Tensor) -> Image.Image:
     return Image.fromarray(array.permute(1, 2, 0).cpu().numpy(), "RGB")
 
 
+def shorter_side_to(width: int, height: int, size: int | None) -> tuple[int, int] | None:
+    """(width, height) with the shorter side at `size`, aspect ratio kept; None when `size` is
+    None or already the shorter side (the image stays as it is)."""
+    if size is None or min(width, height) == size:
+        return None
+    scale = size / min(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def resize_shorter(image: Image.Image, size: int | None) -> Image.Image:
     """Shorter side to `size`, aspect ratio kept; None keeps the image as it is."""
-    if size is None or min(image.size) == size:
-        return image
-    width, height = image.size
-    scale = size / min(width, height)
-    new = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return image.resize(new, Image.Resampling.BICUBIC)  # as the datasets resize for training
+    new = shorter_side_to(*image.size, size)
+    # Bicubic, as the datasets resize for training.
+    return image if new is None else image.resize(new, Image.Resampling.BICUBIC)
 
 
 def resize_planes_shorter(planes: Planes, size: int | None) -> Planes:
     """`resize_shorter` for full-precision planes."""
-    height, width = planes.data.shape[-2:]
-    if size is None or min(height, width) == size:
+    new = shorter_side_to(*side_of(planes), size)
+    if new is None:
         return planes
-    scale = size / min(width, height)
-    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    new_w, new_h = new
     return Planes(resize_planes(planes.data, new_h, new_w), planes.dtype)
 
 

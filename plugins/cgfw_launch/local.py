@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -13,8 +12,7 @@ import torch
 
 from cgfw import Register, hookimpl
 from cgfw.cli.launch import launch
-from cgfw.launching import Batch, run_command
-from cgfw.layout import RunDir
+from cgfw.launching import Batch, finished_losses, run_command
 from cgfw.registry import NoOptions
 
 
@@ -63,9 +61,9 @@ def side_by_side(batch: Batch) -> dict[str, dict[str, float]]:
             if proc.poll() is None:
                 continue
             active.remove((run_dir, proc))
-            losses = RunDir(run_dir).final_losses
-            if proc.returncode == 0 and losses.is_file():
-                results[run_dir.name] = json.loads(losses.read_text(encoding="utf-8"))
+            losses = finished_losses(run_dir)
+            if proc.returncode == 0 and losses is not None:
+                results[run_dir.name] = losses
                 batch.console.print(f"finished {run_dir.name}")
             else:
                 results[run_dir.name] = {}

@@ -19,8 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cgfw import Register, hookimpl
 from cgfw.errors import CgfwError
-from cgfw.launching import Batch
-from cgfw.layout import RunDir
+from cgfw.launching import Batch, finished_losses
 
 
 class SlurmOptions(BaseModel):
@@ -135,9 +134,9 @@ def _wait(batch: Batch, submitted: list[Any]) -> dict[str, dict[str, float]]:
             if not job.done():  # done() reads submitit's result file: no accounting needed
                 continue
             del pending[run_dir]
-            losses = RunDir(run_dir).final_losses
-            if losses.is_file():
-                results[run_dir.name] = json.loads(losses.read_text(encoding="utf-8"))
+            losses = finished_losses(run_dir)
+            if losses is not None:
+                results[run_dir.name] = losses
                 batch.console.print(f"finished {run_dir.name}")
             else:
                 results[run_dir.name] = {}

@@ -9,7 +9,6 @@ resumes from that checkpoint (`run_command` sees it)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,8 +17,7 @@ from pathlib import Path
 
 import submitit
 
-from cgfw.launching import run_command
-from cgfw.layout import RunDir
+from cgfw.launching import finished_losses, run_command
 
 # How long the child may take to finish its step and write the checkpoint once told to stop.
 STOP_WAIT_S = 120
@@ -35,9 +33,9 @@ class SlurmRun(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict[str, float]:
         run_dir = Path(self.run_dir)
-        done = RunDir(run_dir).final_losses
-        if done.is_file():  # finished before this start (stopped as it was returning)
-            return dict(json.loads(done.read_text(encoding="utf-8")))
+        done = finished_losses(run_dir)
+        if done is not None:  # finished before this start (stopped as it was returning)
+            return done
         command = run_command(run_dir, self.device, max(1, self.gpus))
         # torchrun (several GPUs) passes on only the signals it is told to handle: add the
         # schedulers' so its workers checkpoint rather than die.
@@ -48,8 +46,9 @@ class SlurmRun(submitit.helpers.Checkpointable):
         # handler in this same thread, would need to reap the child.
         while (code := self._child.poll()) is None:
             time.sleep(0.5)
-        if code == 0:
-            return dict(json.loads(done.read_text(encoding="utf-8")))
+        losses = finished_losses(run_dir)
+        if code == 0 and losses is not None:
+            return losses
         if code in STOPPED:
             # Stopped by Slurm and checkpointed: submitit's handler (its signal follows) or
             # Slurm itself requeues this task; end only if neither does.
