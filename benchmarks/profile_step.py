@@ -19,11 +19,11 @@ import torch
 from rich.console import Console
 from torch.profiler import ProfilerActivity, profile
 
-from cgfw.cli.bench import _framework_step, _time
-from cgfw.model import Speed, build_model
-from cgfw.plugins import load_plugins
-from cgfw.progress import LossLog
+from cgfw.plugin.loader import load_plugins
 from cgfw.recipe import load
+from cgfw.tools.bench import _framework_step, _time
+from cgfw.train.model import Speed, build_model
+from cgfw.train.progress import LossLog
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
 out.mkdir(parents=True, exist_ok=True)

@@ -99,11 +99,11 @@ def build(out: Path) -> None:
 
 def plain(data: Path, out: Path, seed: int, extra: list[str]) -> None:
     """The authors' loop on the recipe's networks and data, then the same evaluation."""
-    from cgfw.cli.bench import authors_loop
-    from cgfw.evaluation import evaluate
-    from cgfw.plugins import load_plugins
+    from cgfw.plugin.loader import load_plugins
     from cgfw.recipe import load
-    from cgfw.trainer import build_dataset
+    from cgfw.tools.bench import authors_loop
+    from cgfw.train.evaluation import evaluate
+    from cgfw.train.loop import build_dataset
 
     loaded = load_plugins()
     sets = [f"data.root='{data}'", f"run.seed={seed}", *extra]

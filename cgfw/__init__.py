@@ -3,51 +3,174 @@
 In a notebook: `cgfw.train` a recipe, `cgfw.load` a run and `Run.translate` images with it,
 `cgfw.create` one registered component, and `cgfw.components` lists them (cgfw/api.py).
 
-For plugin authors: `hookimpl` marks a hook, `Register` types the callable each hook gets;
-a model subclasses `Model`, asks for components through `Slot`s and builds them with `Build`."""
+For plugin authors this module is the whole surface (with `cgfw.errors`): `hookimpl` marks a
+hook, `Register` types the callable each hook gets, a model subclasses `Model`, asks for
+components through `Slot`s and builds them with `Build`; docs/plugins.md has the rest.
 
+Every name is imported on first use, so `import cgfw` (and `cgfw --help`) costs no torch."""
+
+from __future__ import annotations
+
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from cgfw.hookspecs import Register, hookimpl
-from cgfw.launching import Batch, Launcher
-from cgfw.model import Build, Model, Runtime
-from cgfw.recipe import Slot
-from cgfw.tracking import TrackedRun, Tracker
-
-if TYPE_CHECKING:
-    from cgfw.api import Run, components, create, load, train
-
 __version__ = "0.1.0"
+
+# name -> the module that defines it. The layers, bottom up: plugin, recipe, store, train,
+# session, tools; cgfw/cli/ sits on top and nothing here imports it.
+_PUBLIC: dict[str, str] = {
+    # plugins: hooks, registration, options
+    "hookimpl": "cgfw.plugin.hookspecs",
+    "Register": "cgfw.plugin.hookspecs",
+    "NoOptions": "cgfw.plugin.registry",
+    # recipes
+    "Slot": "cgfw.recipe.schema",
+    "Resolved": "cgfw.recipe.resolve",
+    # run directories and checkpoints
+    "RunDir": "cgfw.store.layout",
+    "AblationDir": "cgfw.store.layout",
+    "Checkpoint": "cgfw.store.checkpoint",
+    "refusal_reason": "cgfw.store.checkpoint",
+    # training
+    "Build": "cgfw.train.model",
+    "Model": "cgfw.train.model",
+    "Runtime": "cgfw.train.model",
+    "build_network": "cgfw.train.model",
+    "build_model": "cgfw.train.model",
+    "check_output": "cgfw.train.loop",
+    "item_generator": "cgfw.train.data",
+    "TrackedRun": "cgfw.train.tracking",
+    "Tracker": "cgfw.train.tracking",
+    "flatten": "cgfw.train.tensorboard",
+    "write_hparams": "cgfw.train.tensorboard",
+    # images beyond 8-bit RGB, for datasets
+    "Planes": "cgfw.planes",
+    "resize_planes": "cgfw.planes",
+    "IMAGE_SUFFIXES": "cgfw.images",
+    "BadImage": "cgfw.images",
+    "check_channels": "cgfw.images",
+    "decode": "cgfw.images",
+    "images_in": "cgfw.images",
+    "to_tensor": "cgfw.images",
+    "usable": "cgfw.images",
+    # launchers
+    "Batch": "cgfw.session.launching",
+    "Launcher": "cgfw.session.launching",
+    "finished_losses": "cgfw.session.launching",
+    "run_command": "cgfw.session.launching",
+    "launch": "cgfw.session.start",
+    "create_run": "cgfw.session.start",
+    "resolve_recipe": "cgfw.session.start",
+    "console": "cgfw.terminal",
+    "out": "cgfw.terminal",
+    # the Python API
+    "Run": "cgfw.api",
+    "components": "cgfw.api",
+    "create": "cgfw.api",
+    "load": "cgfw.api",
+    "train": "cgfw.api",
+}
 __all__ = [
+    "IMAGE_SUFFIXES",
+    "AblationDir",
+    "BadImage",
     "Batch",
     "Build",
+    "Checkpoint",
     "Launcher",
     "Model",
+    "NoOptions",
+    "Planes",
     "Register",
+    "Resolved",
     "Run",
+    "RunDir",
     "Runtime",
     "Slot",
     "TrackedRun",
     "Tracker",
     "__version__",
+    "build_model",
+    "build_network",
+    "check_channels",
+    "check_output",
     "components",
+    "console",
     "create",
+    "create_run",
+    "decode",
+    "finished_losses",
+    "flatten",
     "hookimpl",
+    "images_in",
+    "item_generator",
+    "launch",
     "load",
+    "out",
+    "refusal_reason",
+    "resize_planes",
+    "resolve_recipe",
+    "run_command",
+    "to_tensor",
     "train",
+    "usable",
+    "write_hparams",
 ]
-_API = {"Run", "components", "create", "load", "train"}
+
+if TYPE_CHECKING:
+    from cgfw.api import Run as Run
+    from cgfw.api import components as components
+    from cgfw.api import create as create
+    from cgfw.api import load as load
+    from cgfw.api import train as train
+    from cgfw.images import IMAGE_SUFFIXES as IMAGE_SUFFIXES
+    from cgfw.images import BadImage as BadImage
+    from cgfw.images import check_channels as check_channels
+    from cgfw.images import decode as decode
+    from cgfw.images import images_in as images_in
+    from cgfw.images import to_tensor as to_tensor
+    from cgfw.images import usable as usable
+    from cgfw.planes import Planes as Planes
+    from cgfw.planes import resize_planes as resize_planes
+    from cgfw.plugin.hookspecs import Register as Register
+    from cgfw.plugin.hookspecs import hookimpl as hookimpl
+    from cgfw.plugin.registry import NoOptions as NoOptions
+    from cgfw.recipe.resolve import Resolved as Resolved
+    from cgfw.recipe.schema import Slot as Slot
+    from cgfw.session.launching import Batch as Batch
+    from cgfw.session.launching import Launcher as Launcher
+    from cgfw.session.launching import finished_losses as finished_losses
+    from cgfw.session.launching import run_command as run_command
+    from cgfw.session.start import create_run as create_run
+    from cgfw.session.start import launch as launch
+    from cgfw.session.start import resolve_recipe as resolve_recipe
+    from cgfw.store.checkpoint import Checkpoint as Checkpoint
+    from cgfw.store.checkpoint import refusal_reason as refusal_reason
+    from cgfw.store.layout import AblationDir as AblationDir
+    from cgfw.store.layout import RunDir as RunDir
+    from cgfw.terminal import console as console
+    from cgfw.terminal import out as out
+    from cgfw.train.data import item_generator as item_generator
+    from cgfw.train.loop import check_output as check_output
+    from cgfw.train.model import Build as Build
+    from cgfw.train.model import Model as Model
+    from cgfw.train.model import Runtime as Runtime
+    from cgfw.train.model import build_model as build_model
+    from cgfw.train.model import build_network as build_network
+    from cgfw.train.tensorboard import flatten as flatten
+    from cgfw.train.tensorboard import write_hparams as write_hparams
+    from cgfw.train.tracking import TrackedRun as TrackedRun
+    from cgfw.train.tracking import Tracker as Tracker
 
 
 def __getattr__(name: str) -> Any:
-    """The Python API, imported on first use: it brings the command line's modules (click,
-    TensorBoard), about two seconds that a plugin importing cgfw for `hookimpl` need not pay."""
-    if name in _API:
-        from cgfw import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module 'cgfw' has no attribute {name!r}")
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cgfw' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access is a plain lookup
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_API})  # tab completion in a notebook shows the API too
+    return sorted({*globals(), *_PUBLIC})  # tab completion in a notebook shows the API too

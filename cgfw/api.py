@@ -19,25 +19,17 @@ from PIL import Image
 from rich.console import Console
 from torch import Tensor, nn
 
-from cgfw import checkpoint
-from cgfw.cli.launch import train_run
-from cgfw.cli.translate import (
-    DEFAULT_SIZE,
-    DIRECTIONS,
-    MIN_SIDE,
-    Generator,
-    load_generator,
-    resize_shorter,
-    to_image,
-    translate_batch,
-)
 from cgfw.errors import CgfwError
 from cgfw.images import to_rgb, to_tensor
-from cgfw.layout import RunDir
-from cgfw.plugins import load_plugins
+from cgfw.plugin.loader import load_plugins
+from cgfw.plugin.registry import KINDS, check_kind
 from cgfw.recipe import load_data, read_toml, set_values, validate
-from cgfw.registry import KINDS, check_kind
-from cgfw.trainer import Interrupted, resolve_device
+from cgfw.session.load import DIRECTIONS, Generator, load_generator
+from cgfw.session.start import train_run
+from cgfw.store import checkpoint
+from cgfw.store.layout import RunDir
+from cgfw.tools.translate import DEFAULT_SIZE, MIN_SIDE, resize_shorter, to_image, translate_batch
+from cgfw.train.loop import Interrupted, resolve_device
 
 
 def train(

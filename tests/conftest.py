@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from cgfw.cli import main
-from cgfw.plugins import Loaded, load_plugins
+from cgfw.plugin.loader import Loaded, load_plugins
 
 TINY = """
 [run]

@@ -17,9 +17,10 @@ from PIL import Image
 from torch import nn
 
 import cgfw
-from cgfw import checkpoint, trainer
 from cgfw.cli import main
 from cgfw.errors import CgfwError
+from cgfw.store import checkpoint
+from cgfw.train import loop as trainer
 
 # The quickstart made tiny: 8 filters, two iterations of batch 2; EMA 0.5 so that the averaged
 # weights translate already differ from the trained ones.
@@ -45,7 +46,7 @@ def by_hand(run: cgfw.Run, network: str, weights: str) -> nn.Module:
     net = cgfw.create("generator", "resnet", n_blocks=2, ngf=8)
     state = checkpoint.load(run.path / "checkpoints" / "latest.pt")
     net.load_state_dict(
-        state["ema"][network] if weights == "ema" else state["model"]["networks"][network]
+        state.ema[network] if weights == "ema" else state.model["networks"][network]
     )
     return net.eval()
 
@@ -186,7 +187,7 @@ def test_interrupting_training_checkpoints_and_raises_keyboard_interrupt(
     with pytest.raises(KeyboardInterrupt, match=r"at iteration 1, checkpoint saved; .*--resume"):
         cgfw.train("quickstart", overrides, device="cpu", progress=False)
     (run_dir,) = tmp_path.iterdir()
-    assert checkpoint.load(run_dir / "checkpoints" / "latest.pt")["iteration"] == 1
+    assert checkpoint.load(run_dir / "checkpoints" / "latest.pt").iteration == 1
     stopped = cgfw.load(run_dir, device="cpu")  # unfinished, but it has a checkpoint
     assert stopped.final_losses is None
     assert stopped.translate(torch.zeros(3, 32, 32)).shape == (3, 32, 32)

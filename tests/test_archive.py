@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cgfw.cli.archive import safe_extract
 from cgfw.errors import CgfwError
+from cgfw.tools.archive import safe_extract
 
 
 def make_zip(path: Path, members: dict[str, bytes], symlink: str | None = None) -> Path:

@@ -91,8 +91,8 @@ def test_the_loader_rate_is_how_fast_batches_are_made_not_how_fast_a_queue_empti
 
     import torch
 
-    from cgfw.cli import bench
     from cgfw.recipe import load
+    from cgfw.tools import bench
 
     def slow_batches(*_):  # type: ignore[no-untyped-def]
         while True:  # two batches ready at once (what 0 workers prefetch), then 20 ms each
@@ -110,7 +110,7 @@ def test_the_loader_rate_is_how_fast_batches_are_made_not_how_fast_a_queue_empti
 def test_setting_names_can_be_given_to_only() -> None:
     import torch
 
-    from cgfw.cli.bench import settings
+    from cgfw.tools.bench import settings
 
     for device in ("cpu", "cuda"):
         names = [s.name for s in settings(torch.device(device), compare=True)]
@@ -126,9 +126,9 @@ def test_the_reference_does_the_same_work_as_the_step(loaded, tiny_recipe: Path)
     same loss terms (the pools are not full yet, so their random draws decide nothing)."""
     import torch
 
-    from cgfw.cli.bench import _reference_step
-    from cgfw.model import build_model
     from cgfw.recipe import load
+    from cgfw.tools.bench import _reference_step
+    from cgfw.train.model import build_model
 
     resolved = load(str(tiny_recipe), loaded.registry, ["train.stack_calls=false"])
     cpu = torch.device("cpu")

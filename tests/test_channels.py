@@ -16,11 +16,11 @@ from PIL import Image
 
 from cgfw.errors import CgfwError
 from cgfw.images import decode, open_rgb, to_tensor
-from cgfw.model import build_network, count_parameters
 from cgfw.planes import Planes, read_array, write_planes
-from cgfw.plugins import Loaded
+from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
-from cgfw.tensorboard import sample_grid
+from cgfw.train.model import build_network, count_parameters
+from cgfw.train.tensorboard import sample_grid
 from cgfw_paper.datasets import EmojiOptions, FolderOptions, emoji, folder
 from cgfw_paper.distributions import as_rgb
 from cgfw_paper.metrics import l1, psnr, ssim

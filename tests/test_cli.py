@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cgfw import checkpoint
+from cgfw.store import checkpoint
 from tests.conftest import run_dirs, state_equal
 
 
@@ -63,9 +63,9 @@ def test_resume_continues_bit_identically(cli, tiny_recipe: Path) -> None:  # ty
     assert result.exit_code == 0, result.output
     a = checkpoint.load(straight / "checkpoints" / "latest.pt")
     b = checkpoint.load(split / "checkpoints" / "latest.pt")
-    assert a["iteration"] == b["iteration"] == 6
+    assert a.iteration == b.iteration == 6
     for net in ("g_ab", "g_ba", "d_a", "d_b"):
-        assert state_equal(a["model"]["networks"][net], b["model"]["networks"][net]), net
+        assert state_equal(a.model["networks"][net], b.model["networks"][net]), net
 
 
 @pytest.mark.slow
@@ -89,8 +89,8 @@ def test_paper_recipe_trains_two_256px_iterations_on_any_folder(
     assert result.exit_code == 0, result.output
     (run_dir,) = run_dirs(tmp_path / "runs")
     state = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
-    assert state["iteration"] == 2
-    pool = state["model"]["buffers"]["b"]
+    assert state.iteration == 2
+    pool = state.model["buffers"]["b"]
     assert int(pool["count"]) == 2  # the pool filled, one fake per step
     assert pool["images"].shape == (50, 3, 256, 256)
 
@@ -249,9 +249,8 @@ def test_a_run_from_before_models_were_plugins_resumes_translates_and_exports(
     saved.write_text(old)
     latest = run_dir / "checkpoints" / "latest.pt"
     state = checkpoint.load(latest)
-    del state["recipe"]["model"]
-    del state["recipe"]["discriminator"]["in_channels"], state["recipe"]["train"]["ema"]
-    state.pop("format")
+    del state.recipe["model"]
+    del state.recipe["discriminator"]["in_channels"], state.recipe["train"]["ema"]
     checkpoint.save(latest.parent, state)
 
     Image.new("RGB", (32, 32), (200, 30, 40)).save(tmp_path / "in.png")
@@ -263,4 +262,4 @@ def test_a_run_from_before_models_were_plugins_resumes_translates_and_exports(
     assert resumed.exit_code == 0, resumed.output
     for new in ("model.name", "in_channels", "train.ema"):  # what is new is no change to accept
         assert new not in resumed.output
-    assert checkpoint.load(latest)["iteration"] == 6
+    assert checkpoint.load(latest).iteration == 6

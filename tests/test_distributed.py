@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cgfw import checkpoint
-from cgfw.model import build_network
-from cgfw.plugins import load_plugins
+from cgfw.plugin.loader import load_plugins
 from cgfw.recipe import load
+from cgfw.store import checkpoint
+from cgfw.train.model import build_network
 from tests.conftest import run_dirs
 
 # No pool (each process keeps its own) and no dropout: the only difference left is the order in
@@ -46,11 +46,11 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_recipe: Path) -
     assert double.returncode == 0, double.stderr
     assert "2 process(es)" in double.stderr
     one, two = (checkpoint.load(d / "checkpoints" / "latest.pt") for d in run_dirs(runs)[::-1])
-    assert one["iteration"] == two["iteration"] == 3
+    assert one.iteration == two.iteration == 3
     for net in ("g_ab", "g_ba", "d_a", "d_b"):
-        for key, w1 in one["model"]["networks"][net].items():
+        for key, w1 in one.model["networks"][net].items():
             if key.endswith(".weight"):
-                w2 = two["model"]["networks"][net][key]
+                w2 = two.model["networks"][net][key]
                 torch.testing.assert_close(w2, w1, rtol=0, atol=2e-6, msg=f"{net}.{key}")
     # Biases of convs followed by instance norm have a zero gradient in exact arithmetic, so Adam
     # turns rounding noise into +-lr steps; they cancel in the norm, so compare what nets compute.
@@ -58,7 +58,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_recipe: Path) -
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     outputs = []
     for state in (one, two):
-        g.load_state_dict(state["model"]["networks"]["g_ab"])
+        g.load_state_dict(state.model["networks"]["g_ab"])
         with torch.no_grad():
             outputs.append(g(x))
     torch.testing.assert_close(outputs[1], outputs[0], rtol=0, atol=1e-5)

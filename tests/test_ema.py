@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cgfw import checkpoint
-from cgfw.ema import EMA
-from cgfw.model import build_model
-from cgfw.plugins import Loaded
+from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
+from cgfw.store import checkpoint
+from cgfw.train.ema import EMA
+from cgfw.train.model import build_model
 from tests.conftest import run_dirs, state_equal
 
 EMA_ON = ["--set", "train.ema=0.9"]
@@ -51,8 +51,8 @@ def test_the_average_is_checkpointed_and_resumed_exactly(cli: Any, tiny_recipe: 
     a = checkpoint.load(straight / "checkpoints" / "latest.pt")
     b = checkpoint.load(split / "checkpoints" / "latest.pt")
     for net in ("g_ab", "g_ba"):
-        assert state_equal(a["ema"][net], b["ema"][net]), net
-        assert not state_equal(a["ema"][net], a["model"]["networks"][net])
+        assert state_equal(a.ema[net], b.ema[net]), net
+        assert not state_equal(a.ema[net], a.model["networks"][net])
 
 
 def test_translate_eval_and_curves_use_the_average_unless_raw(
@@ -90,4 +90,4 @@ def test_a_run_without_ema_resumed_with_it_starts_the_average_there(
     assert result.exit_code == 0, result.output
     assert "train.ema: 0.0 -> 0.9" in result.output
     state = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
-    assert set(state["ema"]) == {"g_ab", "g_ba"}
+    assert set(state.ema) == {"g_ab", "g_ba"}

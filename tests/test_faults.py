@@ -13,8 +13,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cgfw import checkpoint, runs
 from cgfw.errors import CgfwError
+from cgfw.store import checkpoint
+from cgfw.store import provenance as runs
 from tests.conftest import run_dirs, state_equal
 
 NAN_LOSS = """
@@ -66,7 +67,7 @@ def wait_for_checkpoint(runs_dir: Path, at_least: int, proc: subprocess.Popen[st
             latest = run_dir / "checkpoints" / "latest.pt"
             if latest.exists():
                 try:
-                    if checkpoint.load(latest)["iteration"] >= at_least:
+                    if checkpoint.load(latest).iteration >= at_least:
                         return run_dir
                 except CgfwError:  # caught mid-rename; try again
                     pass
@@ -117,8 +118,8 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     saved = checkpoint.load(checkpoint.latest_in(run_dir / "checkpoints"))
-    assert saved["iteration"] % 10 == 0 and saved["iteration"] >= 30  # at most one interval lost
-    assert saved["iteration"] < 60, "the kill came too late to test a resume"
+    assert saved.iteration % 10 == 0 and saved.iteration >= 30  # at most one interval lost
+    assert saved.iteration < 60, "the kill came too late to test a resume"
 
     resumed = cli("run", "--resume", run_dir, "--set", "train.max_iters=60")
     assert resumed.exit_code == 0, resumed.output
@@ -126,9 +127,9 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(
     a = checkpoint.load(reference / "checkpoints" / "latest.pt")
     b = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
     for net in ("g_ab", "g_ba", "d_a", "d_b"):
-        assert state_equal(a["model"]["networks"][net], b["model"]["networks"][net]), net
+        assert state_equal(a.model["networks"][net], b.model["networks"][net]), net
     expected, got = scalars(reference, "loss/g_total"), scalars(run_dir, "loss/g_total")
-    after = [s for s in expected if s > saved["iteration"]]
+    after = [s for s in expected if s > saved.iteration]
     assert after and all(got[s] == expected[s] for s in after)
 
 
@@ -150,7 +151,7 @@ def test_stop_signals_finish_the_step_checkpoint_and_say_how_to_resume(
     assert proc.returncode == code, err
     assert f"cgfw run --resume {run_dir}" in err
     state = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
-    assert state["iteration"] >= 5
+    assert state.iteration >= 5
 
 
 def test_nonfinite_loss_stops_naming_term_and_iteration_and_keeps_the_checkpoint(
@@ -171,14 +172,14 @@ def test_nonfinite_loss_stops_naming_term_and_iteration_and_keeps_the_checkpoint
     assert "non-finite loss at iteration 5: g_ab_gan = nan" in result.output
     (run_dir,) = run_dirs(tiny_recipe.parent / "runs")
     state = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
-    assert state["iteration"] == 4
-    assert all(torch.isfinite(w).all() for w in state["model"]["networks"]["g_ab"].values())
+    assert state.iteration == 4
+    assert all(torch.isfinite(w).all() for w in state.model["networks"]["g_ab"].values())
 
 
 def test_full_disk_leaves_the_previous_checkpoint_intact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    checkpoint.save(tmp_path, {"iteration": 1})
+    checkpoint.save(tmp_path, tiny_checkpoint(1))
     before = (tmp_path / "latest.pt").read_bytes()
 
     def full(obj: object, f: object) -> None:
@@ -189,7 +190,7 @@ def test_full_disk_leaves_the_previous_checkpoint_intact(
     with pytest.raises(
         CgfwError, match="No space left on device; the previous checkpoint is untouched"
     ):
-        checkpoint.save(tmp_path, {"iteration": 2})
+        checkpoint.save(tmp_path, tiny_checkpoint(2))
     assert (tmp_path / "latest.pt").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pt"]
 
@@ -231,7 +232,7 @@ def test_resume_refuses_a_changed_architecture_and_shows_the_diff(tiny_recipe: P
 
 
 def test_broken_checkpoints_are_clear_errors(tmp_path: Path) -> None:
-    checkpoint.save(tmp_path, {"iteration": 1, "weights": torch.ones(1000)})
+    checkpoint.save(tmp_path, tiny_checkpoint(1, torch.ones(1000)))
     data = (tmp_path / "latest.pt").read_bytes()
     (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CgfwError, match=r"truncated\.pt: not a readable cgfw checkpoint"):
@@ -261,7 +262,7 @@ def test_memory_and_device_errors_while_loading_a_checkpoint_are_not_blamed_on_t
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> None:
     """They surface as they are, with their traceback, instead of "not a readable checkpoint"."""
-    checkpoint.save(tmp_path, {"iteration": 1, "weights": torch.ones(10)})
+    checkpoint.save(tmp_path, tiny_checkpoint(1, torch.ones(10)))
 
     def fail(*_args: object, **_kwargs: object) -> None:
         raise error
@@ -276,12 +277,12 @@ def test_a_checkpoint_loaded_onto_a_missing_device_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A real device error from torch.load itself: the file is fine, CUDA is not there."""
-    checkpoint.save(tmp_path, {"iteration": 1, "weights": torch.ones(10)})
+    checkpoint.save(tmp_path, tiny_checkpoint(1, torch.ones(10)))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="deserialize object on a CUDA device") as raised:
         checkpoint.load(tmp_path / "latest.pt", map_location="cuda")
     assert not isinstance(raised.value, CgfwError)
-    assert checkpoint.load(tmp_path / "latest.pt")["iteration"] == 1
+    assert checkpoint.load(tmp_path / "latest.pt").iteration == 1
 
 
 class Payload:
@@ -320,3 +321,9 @@ def test_a_plugin_network_with_the_wrong_shape_is_named(
     assert (
         "generator 'shrink' (plugin 'cgfw-shrink') returned shape (1, 3, 30, 30)" in result.output
     )
+
+
+def tiny_checkpoint(iteration: int, weights: torch.Tensor | None = None) -> checkpoint.Checkpoint:
+    """A checkpoint of one made-up network, for tests of the file handling alone."""
+    networks = {"g_ab": {"weight": weights if weights is not None else torch.zeros(1)}}
+    return checkpoint.Checkpoint(iteration=iteration, recipe={}, model={"networks": networks})

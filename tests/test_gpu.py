@@ -6,10 +6,10 @@ from typing import Any
 import pytest
 import torch
 
-from cgfw import checkpoint
-from cgfw.model import Speed, build_model
-from cgfw.plugins import Loaded
+from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
+from cgfw.store import checkpoint
+from cgfw.train.model import Speed, build_model
 from tests.conftest import run_dirs
 
 pytestmark = pytest.mark.gpu
@@ -25,8 +25,8 @@ def test_auto_settings_on_cuda_train_and_resume(cli, tiny_recipe: Path) -> None:
     (run_dir,) = run_dirs(tiny_recipe.parent / "runs")
     assert cli("run", "--resume", run_dir, "--set", "train.max_iters=9").exit_code == 0
     state = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
-    assert state["iteration"] == 9
-    assert all(torch.isfinite(w).all() for w in state["model"]["networks"]["g_ab"].values())
+    assert state.iteration == 9
+    assert all(torch.isfinite(w).all() for w in state.model["networks"]["g_ab"].values())
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
@@ -75,7 +75,7 @@ def losses(
 ) -> list[dict[str, float]]:
     """Each iteration's loss terms on the same random 32 px batches, the step replayed as a CUDA
     graph where `speed` says so; `stacked` False calls each network once per input."""
-    from cgfw.graphs import GraphedStep
+    from cgfw.train.graphs import GraphedStep
 
     torch.manual_seed(0)
     torch._dynamo.reset()
@@ -124,8 +124,8 @@ def test_cuda_graph_run_end_to_end_and_resume(cli, tiny_recipe: Path, compile_mo
     result = cli("run", "--resume", run_dir, "--device", "cuda", "--set", "train.max_iters=20")
     assert result.exit_code == 0, result.output
     state = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
-    assert state["iteration"] == 20
-    assert all(torch.isfinite(w).all() for w in state["model"]["networks"]["g_ab"].values())
+    assert state.iteration == 20
+    assert all(torch.isfinite(w).all() for w in state.model["networks"]["g_ab"].values())
 
 
 @pytest.mark.parametrize("strict", [True, False])
@@ -133,7 +133,7 @@ def test_a_step_that_cannot_be_captured(loaded: Loaded, tiny_recipe: Path, stric
     """train.cuda_graph = true stops with the reason; "auto" warns and trains on eagerly, with
     no iteration lost or doubled and the networks' flags as they were."""
     from cgfw.errors import CgfwError
-    from cgfw.graphs import WARMUP, GraphedStep
+    from cgfw.train.graphs import WARMUP, GraphedStep
 
     speed = Speed("fp32", False, "off", cuda_graph=True)
     m = build_model(load(str(tiny_recipe), loaded.registry), CUDA, speed)

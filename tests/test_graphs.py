@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import torch
 
-from cgfw import graphs
 from cgfw.errors import CgfwError
-from cgfw.model import build_model
-from cgfw.plugins import Loaded
+from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
+from cgfw.train import graphs
+from cgfw.train.model import build_model
 from cgfw_paper.cyclegan import CycleGAN
 
 

@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cgfw.plugins import load_plugins
+import pytest
+
+from cgfw.plugin.loader import load_plugins
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = [
@@ -97,7 +99,7 @@ OUTSIDE = """
     def register_commands(register):
         @click.command("hello", help="Say which models are installed.")
         def hello():
-            from cgfw.plugins import load_plugins
+            from cgfw.plugin.loader import load_plugins
             click.echo("models: " + ", ".join(load_plugins().registry.names("model")))
 
         register("hello", lambda _o: hello, None, "greets")
@@ -161,7 +163,7 @@ def test_a_package_adds_a_model_a_command_and_components_with_the_paper_plugin_o
 
 def test_importing_the_engine_and_the_command_line_loads_no_paper_module() -> None:
     code = (
-        "import sys, cgfw, cgfw.cli, cgfw.trainer, cgfw.cli.bench, cgfw.cli.ablate;"
+        "import sys, cgfw, cgfw.cli, cgfw.train.loop, cgfw.cli.bench, cgfw.cli.ablate;"
         "print(sorted(m for m in sys.modules if m.startswith('cgfw_paper')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -209,3 +211,22 @@ def test_the_engine_names_no_component_of_the_bundled_plugins() -> None:
         if text in paper - allowed
     ]
     assert not found, found
+
+
+def test_a_model_sees_its_recipe_read_only(tmp_path: Path) -> None:
+    """What a model is given cannot change what the run records: its attributes cannot be set,
+    its mappings cannot be written, and its option objects are copies."""
+    from cgfw.recipe import load
+    from cgfw.train.model import Build, Runtime
+
+    resolved = load("quickstart", load_plugins().registry)
+    view = Build(resolved, Runtime()).recipe
+    with pytest.raises(AttributeError, match="read-only"):
+        view.source = "elsewhere"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        view.options["generator"] = resolved.options["data"]  # type: ignore[index]
+    view.options["generator"].n_blocks = 99  # type: ignore[attr-defined]
+    view.recipe.train.batch_size = 99
+    assert resolved.options["generator"].n_blocks != 99  # type: ignore[attr-defined]
+    assert resolved.recipe.train.batch_size != 99
+    assert view.components["generator"].name == resolved.components["generator"].name

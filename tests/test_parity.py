@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from cgfw.cli import ablate
-from cgfw.model import build_model
-from cgfw.plugins import Loaded
+from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load_data, validate
-from cgfw.trainer import build_dataset
+from cgfw.train.loop import build_dataset
+from cgfw.train.model import build_model
 from cgfw_paper.reference import load_reference
 
 reference = load_reference()

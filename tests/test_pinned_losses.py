@@ -21,7 +21,7 @@ import torch
 from click.testing import CliRunner
 
 from cgfw.cli import main
-from cgfw.cli.compare import curves, load_run
+from cgfw.tools.compare import curves, load_run
 
 PINNED = Path(__file__).parent / "data" / "pinned_losses.json"
 SMALL = ["data.load_size=32", "data.crop_size=32", "train.device=cpu", "train.log_every=1"]

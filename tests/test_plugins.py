@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from cgfw.errors import CgfwError
-from cgfw.plugins import load_plugins
+from cgfw.plugin.loader import load_plugins
 
 EXTERNAL_GENERATOR = """
     import cgfw

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from cgfw.errors import CgfwError
-from cgfw.plugins import Loaded
+from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load, parse_override, validate
 
 

@@ -2,7 +2,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from cgfw.errors import CgfwError
-from cgfw.registry import Component, Registry
+from cgfw.plugin.registry import Component, Registry
 
 
 class Opts(BaseModel):
@@ -57,3 +57,31 @@ def test_names_filters_like_timm() -> None:
     for name in ("resnet", "resnet_upsample", "unet"):
         add(reg, name)
     assert reg.names("generator", "resnet*") == ["resnet", "resnet_upsample"]
+
+
+def test_metadata_given_to_register_is_what_the_engine_reads() -> None:
+    reg = Registry()
+    register = reg.register_function("tracker", "p")
+    register("plain", lambda o, run: None)
+    register("marked", lambda o, run: None, None, "on by default", default=True)
+    register("extra", lambda o, run: None, requires=("no_such_package_xyz", "extra"))
+    assert reg.defaults("tracker") == ["marked"]
+    with pytest.raises(CgfwError, match=r'pip install "cgfw\[extra\]"'):
+        reg.get("tracker", "extra").check_installed("run.trackers[0]")
+
+
+def test_a_misspelled_register_keyword_is_an_error() -> None:
+    register = Registry().register_function("tracker", "p")
+    with pytest.raises(TypeError, match=r"unknown register keyword.*defualt"):
+        register("t", lambda o, run: None, defualt=True)
+
+
+def test_factory_attributes_of_older_plugins_still_count_with_one_warning() -> None:
+    def old_style(options: object, run: object) -> None:
+        return None
+
+    old_style.default = True  # type: ignore[attr-defined]
+    reg = Registry()
+    reg.register_function("tracker", "old-plugin")("old", old_style)
+    with pytest.warns(DeprecationWarning, match="old-plugin.*register\\(\\.\\.\\., default="):
+        assert reg.defaults("tracker") == ["old"]

@@ -7,15 +7,14 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from rich.console import Console
+import click
 from rich.markup import escape
 
 from cgfw.errors import CgfwError
+from cgfw.terminal import QUIET, console, out
 
-console = Console(stderr=True, soft_wrap=True)  # messages; long paths stay on one line, copyable
-# Results (tables, recipes) on stdout; piped into a file or a CI log, tables keep their columns.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-QUIET = Console(stderr=True, quiet=True)  # for torchrun processes other than the main one
+__all__ = ["QUIET", "SET_HELP", "console", "friendly", "out", "raw_option"]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -34,3 +33,11 @@ def friendly(fn: F) -> F:
 
 
 SET_HELP = "Override a recipe key, e.g. --set generator.n_blocks=6 (TOML value; repeatable)."
+
+
+# `--raw` of translate, export and eval: the weights load_generator reads.
+raw_option = click.option(
+    "--raw",
+    is_flag=True,
+    help="The trained weights, not their moving average (runs with train.ema only).",
+)

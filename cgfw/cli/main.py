@@ -14,21 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 import cgfw
-from cgfw.cli import ablate as ablation
-from cgfw.cli.ablate import ablate_cmd
-from cgfw.cli.bench import bench
-from cgfw.cli.compare import compare_cmd
 from cgfw.cli.console import SET_HELP, console, friendly, out
-from cgfw.cli.data import data
-from cgfw.cli.evaluate import eval_cmd
-from cgfw.cli.export import export
-from cgfw.cli.launch import train_run
-from cgfw.cli.schema import schema_cmd, validate_cmd
-from cgfw.cli.translate import translate
+from cgfw.cli.lazy import LazyGroup
 from cgfw.errors import CgfwError
-from cgfw.layout import RunDir
-from cgfw.model import build_model, count_parameters
-from cgfw.plugins import Loaded, load_plugins
+from cgfw.plugin.loader import Loaded, load_plugins
+from cgfw.plugin.registry import KINDS, check_kind
 from cgfw.recipe import (
     apply_overrides,
     load,
@@ -37,7 +27,7 @@ from cgfw.recipe import (
     slots_of,
     validate,
 )
-from cgfw.registry import KINDS, check_kind
+from cgfw.store.layout import RunDir
 
 
 def _plugins() -> Loaded:
@@ -57,7 +47,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
         ctx.exit()
 
 
-class PluginCommands(click.Group):
+class PluginCommands(LazyGroup):
     """cgfw's own commands, and those plugins register with ``register_commands``. A plugin's
     command cannot replace one of cgfw's; one whose factory fails is left out and named."""
 
@@ -90,12 +80,36 @@ class PluginCommands(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.plugin_commands()})
 
+    def listed_help(self, ctx: click.Context, name: str, limit: int = 45) -> str | None:
+        """A plugin command's line in --help: its registered summary, so listing the
+        commands builds none of them."""
+        own = super().listed_help(ctx, name, limit)
+        if own is not None or name not in self.plugin_commands():
+            return own
+        return self.plugin_commands()[name].get_short_help_str(limit)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         own = super().get_command(ctx, cmd_name)
         return own if own is not None else self.plugin_commands().get(cmd_name)
 
 
-@click.group(cls=PluginCommands, context_settings={"help_option_names": ["-h", "--help"]})
+# Commands beyond training live in cgfw.cli, one module each, imported only when run.
+LAZY = {
+    "translate": "cgfw.cli.translate:translate",
+    "ablate": "cgfw.cli.ablate:ablate_cmd",
+    "bench": "cgfw.cli.bench:bench",
+    "data": "cgfw.cli.data:data",
+    "eval": "cgfw.cli.evaluate:eval_cmd",
+    "compare": "cgfw.cli.compare:compare_cmd",
+    "export": "cgfw.cli.export:export",
+}
+
+
+@click.group(
+    cls=PluginCommands,
+    lazy=LAZY,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--version",
     is_flag=True,
@@ -169,17 +183,23 @@ def run(
             loaded.registry,
             str(saved),
         )
+        from cgfw.session.start import train_run
+
         train_run(resolved, loaded, console, device, resume_dir, allow_changes)
         return
     if recipe is None:
         raise CgfwError("give a recipe: a TOML file or a bundled name (`cgfw recipes` lists them)")
     resolved = load(recipe, loaded.registry, overrides)
+    from cgfw.session.start import train_run  # torch: only once a run is really asked for
+
     if into is not None:  # a run that `cgfw ablate` planned, maybe under torchrun
         train_run(resolved, loaded, console, device, into=into)
         return
     if not dry_run:
         train_run(resolved, loaded, console, device)
         return
+    from cgfw.train.model import build_model, count_parameters
+
     click.echo(resolved.to_toml(), nl=False)
     for name, net in build_model(resolved).networks.items():
         out.print(f"{name:5} {type(net).__name__:24} {count_parameters(net)} parameters")
@@ -197,7 +217,10 @@ def recipes() -> None:
     out.print(table)
 
 
-@main.group()
+@main.group(
+    cls=LazyGroup,
+    lazy={"schema": "cgfw.cli.schema:schema_cmd", "validate": "cgfw.cli.schema:validate_cmd"},
+)
 def recipe() -> None:
     """Show, validate and describe recipes (JSON Schema)."""
 
@@ -248,7 +271,7 @@ def components(kind: str | None) -> None:
         if k == "ablation":  # what each one means in practice: what it leaves on
             columns.append("what stays on, on its base recipe")
             for name in registry.names(k):  # an ablation may name its base (`base = "..."`)
-                base = getattr(registry.get(k, name).factory, "base", TERMS_BASE)
+                base = registry.get(k, name).info("base", TERMS_BASE)
                 with contextlib.suppress(CgfwError):  # the bundled recipes may be disabled
                     bases[name] = load_data(base, registry, ())[0]
         table = Table(*columns, title=k, title_justify="left")
@@ -262,7 +285,9 @@ def components(kind: str | None) -> None:
             if k == "ablation" and name not in bases:
                 row.append("(its base recipe is not installed)")
             elif k == "ablation":
-                base = getattr(c.factory, "base", TERMS_BASE)
+                base = c.info("base", TERMS_BASE)
+                from cgfw.tools import ablate as ablation
+
                 try:
                     left = ablation.terms_left(bases[name], name, registry)
                     left += ablation.stabilizers_left(bases[name], name, registry)
@@ -278,15 +303,3 @@ def components(kind: str | None) -> None:
             slots = slots_of(registry.get("model", name)).items()
             sections = ", ".join(f"[{p}] -> {s.kind}" for p, s in slots)
             out.print(f"model {name}: recipe sections and the kinds they pick from: {sections}")
-
-
-# Commands beyond training live in cgfw.cli, one module each.
-main.add_command(translate)
-main.add_command(ablate_cmd)
-main.add_command(bench)
-main.add_command(data)
-main.add_command(eval_cmd)
-main.add_command(compare_cmd)
-main.add_command(export)
-recipe.add_command(schema_cmd)
-recipe.add_command(validate_cmd)

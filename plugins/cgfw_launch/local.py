@@ -10,10 +10,7 @@ from pathlib import Path
 
 import torch
 
-from cgfw import Register, hookimpl
-from cgfw.cli.launch import launch
-from cgfw.launching import Batch, finished_losses, run_command
-from cgfw.registry import NoOptions
+from cgfw import Batch, NoOptions, Register, RunDir, finished_losses, hookimpl, launch, run_command
 
 
 class Local:
@@ -52,10 +49,10 @@ def side_by_side(batch: Batch) -> dict[str, dict[str, float]]:
                 env["CUDA_VISIBLE_DEVICES"] = str(n % gpus)
             n += 1
             command = run_command(run_dir, batch.device)
-            with open(run_dir / "log.txt", "wb") as log:
+            with open(RunDir(run_dir).log, "wb") as log:
                 proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
             active.append((run_dir, proc))
-            batch.console.print(f"started {run_dir.name} (log: {run_dir / 'log.txt'})")
+            batch.console.print(f"started {run_dir.name} (log: {RunDir(run_dir).log})")
         time.sleep(0.2)
         for run_dir, proc in list(active):
             if proc.poll() is None:
@@ -67,7 +64,7 @@ def side_by_side(batch: Batch) -> dict[str, dict[str, float]]:
                 batch.console.print(f"finished {run_dir.name}")
             else:
                 results[run_dir.name] = {}
-                log_path = run_dir / "log.txt"
+                log_path = RunDir(run_dir).log
                 batch.console.print(
                     f"[red]{run_dir.name} failed (exit {proc.returncode}): {log_path}[/red]"
                 )

@@ -10,16 +10,14 @@ submitit's own logs go to PARENT/slurm/, the job ids to PARENT/slurm/jobs.json."
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cgfw import Register, hookimpl
+from cgfw import AblationDir, Batch, Register, RunDir, finished_losses, hookimpl
 from cgfw.errors import CgfwError
-from cgfw.launching import Batch, finished_losses
 
 
 class SlurmOptions(BaseModel):
@@ -112,7 +110,7 @@ class Slurm:
         jobs = {
             run_dir.name: job.job_id for run_dir, job in zip(batch.runs, submitted, strict=True)
         }
-        (folder / "jobs.json").write_text(json.dumps(jobs, indent=2) + "\n", encoding="utf-8")
+        AblationDir(batch.parent).write_jobs(jobs)
         first = submitted[0].job_id.split("_")[0]
         batch.console.print(
             f"submitted {len(jobs)} run(s) as Slurm job array {first} (squeue -j {first}); "
@@ -141,7 +139,7 @@ def _wait(batch: Batch, submitted: list[Any]) -> dict[str, dict[str, float]]:
             else:
                 results[run_dir.name] = {}
                 batch.console.print(
-                    f"[red]{run_dir.name} failed: {run_dir / 'log.txt'}, {job.paths.stderr}[/red]"
+                    f"[red]{run_dir.name} failed: {RunDir(run_dir).log}, {job.paths.stderr}[/red]"
                 )
     return {p.name: results[p.name] for p in batch.runs}
 

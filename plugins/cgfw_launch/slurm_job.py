@@ -17,7 +17,7 @@ from pathlib import Path
 
 import submitit
 
-from cgfw.launching import finished_losses, run_command
+from cgfw import RunDir, finished_losses, run_command
 
 # How long the child may take to finish its step and write the checkpoint once told to stop.
 STOP_WAIT_S = 120
@@ -40,7 +40,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
         # torchrun (several GPUs) passes on only the signals it is told to handle: add the
         # schedulers' so its workers checkpoint rather than die.
         env = os.environ | {"TORCHELASTIC_SIGNALS_TO_HANDLE": TORCHRUN_SIGNALS}
-        with open(run_dir / "log.txt", "ab") as log:
+        with open(RunDir(run_dir).log, "ab") as log:
             self._child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         # poll(), not wait(): wait() holds a lock that checkpoint(), run from submitit's signal
         # handler in this same thread, would need to reap the child.
@@ -53,7 +53,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
             # Stopped by Slurm and checkpointed: submitit's handler (its signal follows) or
             # Slurm itself requeues this task; end only if neither does.
             time.sleep(STOP_WAIT_S)
-        raise RuntimeError(f"cgfw run exited with {code}; see {run_dir / 'log.txt'}")
+        raise RuntimeError(f"cgfw run exited with {code}; see {RunDir(run_dir).log}")
 
     def checkpoint(self) -> submitit.helpers.DelayedSubmission:
         child = self._child

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cgfw.hookspecs import Register, hookimpl
+from cgfw import Register, hookimpl
 
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "identity": ("no identity loss", {"losses.identity.weight": 0.0}),

@@ -4,7 +4,7 @@ to know what is trained. It computes what the authors' code does (tests/test_par
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -12,10 +12,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from cgfw import Build, Model, Register, Slot, hookimpl
+from cgfw import Build, Model, Register, Resolved, Slot, check_output, hookimpl
 from cgfw.errors import CgfwError
-from cgfw.recipe import Resolved
-from cgfw.trainer import check_output
 from cgfw_paper.stacking import Stacking
 
 
@@ -93,7 +91,7 @@ class Weights:
         return [name for name, on in wanted.items() if on]
 
     @staticmethod
-    def of(keys: dict[str, Any]) -> Weights:
+    def of(keys: Mapping[str, Any]) -> Weights:
         gan, cycle = keys["losses.gan"], keys["losses.cycle"]
         return Weights(
             gan=gan.weight,
@@ -177,7 +175,7 @@ class CycleGAN(Model):
         """The authors' loop (benchmarks/reference_loop.py, a source checkout's) on newly built
         networks of the recipe, with its loss weights and switches, pool size and GAN loss:
         what `cgfw bench --compare` times and tests/test_parity.py compares against."""
-        from cgfw.model import build_network
+        from cgfw import build_network
         from cgfw_paper.reference import load_reference
 
         reference = load_reference()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -14,20 +15,24 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from cgfw.data import item_generator
-from cgfw.errors import CgfwError, MissingSplit
-from cgfw.hookspecs import Register, hookimpl
-from cgfw.images import (
+from cgfw import (
     IMAGE_SUFFIXES,
     BadImage,
+    Planes,
+    Register,
     check_channels,
     decode,
+    hookimpl,
     images_in,
-    log,
+    item_generator,
+    resize_planes,
     to_tensor,
     usable,
 )
-from cgfw.planes import Planes, resize_planes
+from cgfw.errors import CgfwError, MissingSplit
+
+log = logging.getLogger("cgfw.data")  # the same logger as cgfw.images: one place to quiet skips
+
 
 AUTHORS_DATASETS = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 

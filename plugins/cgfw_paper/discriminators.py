@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from cgfw.hookspecs import Register, hookimpl
+from cgfw import Register, hookimpl
 from cgfw_paper.generators import norm_layer
 
 
@@ -22,7 +22,7 @@ class PatchOptions(BaseModel):
         description="spectral: spectral norm on every conv (Miyato et al. 2018) instead of a "
         "normalisation layer, as the authors suggest (their issue 340, PR 750)",
     )
-    # None in a recipe: filled from data.channels when the recipe is validated (cgfw.channels).
+    # None in a recipe: filled from data.channels when the recipe is validated.
     in_channels: int | None = Field(
         None,
         ge=1,

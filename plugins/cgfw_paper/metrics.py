@@ -13,8 +13,7 @@ from torch import Tensor
 from torchmetrics import MeanAbsoluteError, Metric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from cgfw.hookspecs import Register, hookimpl
-from cgfw.registry import NoOptions
+from cgfw import NoOptions, Register, hookimpl
 from cgfw_paper.distributions import SwdOptions, fid, kid, swd
 
 

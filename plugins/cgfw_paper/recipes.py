@@ -6,7 +6,7 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from typing import Any
 
-from cgfw.hookspecs import Register, hookimpl
+from cgfw import Register, hookimpl
 
 
 def _summary(recipe: Traversable) -> str:

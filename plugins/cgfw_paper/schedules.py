@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cgfw.hookspecs import Register, hookimpl
-from cgfw.registry import NoOptions
+from cgfw import NoOptions, Register, hookimpl
 
 Factor = Callable[[int], float]
 

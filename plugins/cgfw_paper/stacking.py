@@ -16,7 +16,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.spectral_norm import SpectralNorm
 
-from cgfw.model import Runtime
+from cgfw import Runtime
 
 log = logging.getLogger("cgfw.train")
 

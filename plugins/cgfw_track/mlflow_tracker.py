@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from cgfw import Register, hookimpl
-from cgfw.tensorboard import flatten
+from cgfw import Register, flatten, hookimpl
 
 if TYPE_CHECKING:  # annotations only
     from cgfw import TrackedRun

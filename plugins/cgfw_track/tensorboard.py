@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
-from cgfw import Register, hookimpl
-from cgfw.registry import NoOptions
-from cgfw.tensorboard import write_hparams
+from cgfw import NoOptions, Register, hookimpl, write_hparams
 
 if TYPE_CHECKING:  # annotations only
     from cgfw import TrackedRun

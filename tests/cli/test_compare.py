@@ -7,8 +7,9 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from cgfw.cli.compare import compare_cmd, curves, load_run
+from cgfw.cli.compare import compare_cmd
 from cgfw.cli.evaluate import eval_cmd
+from cgfw.tools.compare import curves, load_run
 
 
 def invoke(*args: object) -> Result:

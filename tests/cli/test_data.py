@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cgfw.cli.data import URL_ENV, download_cmd
+from cgfw.cli.data import download_cmd
+from cgfw.tools.data import URL_ENV
 
 PREFIX = "/cyclegan/datasets/"
 

@@ -13,10 +13,11 @@ from click.testing import CliRunner, Result
 from torch import nn
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
-from cgfw import evaluation
-from cgfw.cli.evaluate import eval_cmd, evaluate, flat_metrics
-from cgfw.plugins import Loaded
-from cgfw.registry import Registry
+from cgfw.cli.evaluate import eval_cmd
+from cgfw.plugin.loader import Loaded
+from cgfw.plugin.registry import Registry
+from cgfw.train import evaluation
+from cgfw.train.evaluation import evaluate, flat_metrics
 from cgfw_paper.datasets import EmojiOptions, emoji
 
 

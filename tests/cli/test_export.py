@@ -10,10 +10,10 @@ import torch
 from click.testing import CliRunner, Result
 from torch import Tensor
 
-from cgfw.cli import export as export_module
 from cgfw.cli.export import export
-from cgfw.cli.translate import load_generator
-from cgfw.plugins import load_plugins
+from cgfw.plugin.loader import load_plugins
+from cgfw.session.load import load_generator
+from cgfw.tools import export as export_module
 
 TOLERANCE = 1e-4
 

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from cgfw.cli.schema import recipe_schema, schema_cmd, validate_cmd
+from cgfw.cli.schema import schema_cmd, validate_cmd
 from cgfw.errors import CgfwError
-from cgfw.plugins import Loaded, load_plugins
+from cgfw.plugin.loader import Loaded, load_plugins
 from cgfw.recipe import default_model, read_recipe, read_toml, slots_of, validate
+from cgfw.recipe.jsonschema import recipe_schema
 
 try:
     import jsonschema

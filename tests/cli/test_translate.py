@@ -8,7 +8,10 @@ import torch
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from cgfw.cli.translate import load_generator, to_tensor, translate, translate_batch
+from cgfw.cli.translate import translate
+from cgfw.images import to_tensor
+from cgfw.session.load import load_generator
+from cgfw.tools.translate import translate_batch
 
 
 def invoke(*args: object) -> Result:

@@ -17,10 +17,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cgfw import checkpoint
-from cgfw.model import build_model, count_parameters
-from cgfw.plugins import load_plugins
+from cgfw.plugin.loader import load_plugins
 from cgfw.recipe import load
+from cgfw.store import checkpoint
+from cgfw.train.model import build_model, count_parameters
 from tests.conftest import run_dirs, state_equal
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cgfw-cut"
@@ -151,8 +151,8 @@ def test_a_model_from_a_package_trains_and_logs_its_own_terms(
     assert result.exit_code == 0, result.output
     (run_dir,) = run_dirs(tiny_recipe.parent / "runs")
     final = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
-    assert set(final["model"]["networks"]) == {"g", "d", "f"}
-    assert set(final["model"]["optimizers"]) == {"g", "d", "f"}
+    assert set(final.model["networks"]) == {"g", "d", "f"}
+    assert set(final.model["optimizers"]) == {"g", "d", "f"}
     logged = (run_dir / "final_losses.json").read_text()
     for term in {"nce", "nce_idt", "g_gan", "d"}:
         assert (f'"{term}"' in logged) == (term in terms | {"g_gan", "d"}), term
@@ -170,8 +170,8 @@ def test_resume_restores_the_lazily_built_head_and_its_optimizer_exactly(
     (split,) = [d for d in run_dirs(runs) if d.name.startswith("split")]
     result = cli("run", "--resume", split, "--set", "train.max_iters=4")
     assert result.exit_code == 0, result.output
-    a = checkpoint.load(straight / "checkpoints" / "latest.pt")["model"]
-    b = checkpoint.load(split / "checkpoints" / "latest.pt")["model"]
+    a = checkpoint.load(straight / "checkpoints" / "latest.pt").model
+    b = checkpoint.load(split / "checkpoints" / "latest.pt").model
     for net in ("g", "d", "f"):
         assert state_equal(a["networks"][net], b["networks"][net]), net
     moments = [
@@ -235,8 +235,8 @@ def test_ablate_varies_the_model_like_any_other_key(
 
 def test_the_recipe_schema_describes_a_models_own_sections(on_path: Path) -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    from cgfw.cli.schema import recipe_schema
     from cgfw.recipe import find_recipe, read_recipe
+    from cgfw.recipe.jsonschema import recipe_schema
 
     registry = load_plugins().registry
     schema = recipe_schema(registry, "cut")

@@ -17,11 +17,11 @@ import pytest
 import torch
 from click.testing import Result
 
-from cgfw import checkpoint
 from cgfw.errors import CgfwError
-from cgfw.model import build_model, build_network
-from cgfw.plugins import load_plugins
+from cgfw.plugin.loader import load_plugins
 from cgfw.recipe import load
+from cgfw.store import checkpoint
+from cgfw.train.model import build_model, build_network
 from tests.conftest import run_dirs
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cgfw-unet"
@@ -155,7 +155,7 @@ def test_ablation_severs_the_skip_connections(
         resolved = load(str(parent / label / "recipe.toml"), registry)
         net = build_network(resolved, "generator")
         state = checkpoint.load(parent / label / "checkpoints" / "latest.pt")
-        net.load_state_dict(state["model"]["networks"]["g_ab"])
+        net.load_state_dict(state.model["networks"]["g_ab"])
         *_, innermost = (m for m in net.modules() if isinstance(m, UnetSkipConnectionBlock))
         innermost.register_forward_hook(lambda _m, _i, out: torch.zeros_like(out))
         g = torch.Generator().manual_seed(0)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from cgfw.cli.ablate import parse_launcher_opts
 from cgfw.errors import CgfwError
+from cgfw.tools.ablate import parse_launcher_opts
 
 
 def test_launcher_options_read_as_toml_values() -> None:
@@ -59,7 +59,7 @@ def test_slurm_without_submitit_says_how_to_install_it(
 def test_a_task_starts_its_run_then_resumes_it_and_goes_data_parallel_under_torchrun(
     tmp_path: Path,
 ) -> None:
-    from cgfw.launching import run_command
+    from cgfw.session.launching import run_command
 
     run_dir = tmp_path / "base-seed0"
     (run_dir / "checkpoints").mkdir(parents=True)

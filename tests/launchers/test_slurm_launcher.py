@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cgfw import checkpoint
+from cgfw.store import checkpoint
 from tests.conftest import TINY
 
 pytest.importorskip("submitit")
@@ -73,7 +73,7 @@ def test_a_preempted_task_checkpoints_requeues_and_resumes(
     for name in jobs:  # every run finished, the preempted one by resuming
         run_dir = parent / name
         assert (run_dir / "final_losses.json").is_file(), (run_dir / "log.txt").read_text()
-        assert checkpoint.load(run_dir / "checkpoints" / "latest.pt")["iteration"] == ITERS
+        assert checkpoint.load(run_dir / "checkpoints" / "latest.pt").iteration == ITERS
     victim_log = (victim / "log.txt").read_text()
     assert "stopped by signal" in victim_log  # checkpointed on the way out
     assert "resumed from" in victim_log

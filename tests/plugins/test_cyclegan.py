@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from cgfw.model import Speed, build_model
-from cgfw.plugins import Loaded
+from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
+from cgfw.train.model import Speed, build_model
 from cgfw_paper.cyclegan import CycleGAN
 from cgfw_paper.stacking import Stacking
 from cgfw_paper.stacking import mixes_samples as _mixes_samples
@@ -167,7 +167,7 @@ def test_discriminator_loss_is_half_real_plus_fake_on_pooled_fakes(loaded, tiny_
 
 
 def test_weights_are_checked_before_a_checkpoint(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
-    from cgfw.trainer import all_finite
+    from cgfw.train.loop import all_finite
 
     m = tiny(loaded, tiny_recipe)
     assert all_finite(m)
@@ -340,7 +340,7 @@ MINIBATCH_STDDEV = """
 def test_a_network_that_mixes_samples_unannounced_is_measured_and_called_apart(
     fake_distribution, tiny_recipe, caplog
 ) -> None:  # type: ignore[no-untyped-def]
-    from cgfw.plugins import load_plugins
+    from cgfw.plugin.loader import load_plugins
 
     fake_distribution("cgfw-mbstd", MINIBATCH_STDDEV)
     m = tiny(load_plugins(), tiny_recipe, 'generator={name="mbstd"}')

@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from cgfw.data import KeyBatches, epoch_keys, item_generator, iters_per_epoch
 from cgfw.errors import CgfwError, MissingSplit
-from cgfw.plugins import Loaded, load_plugins
+from cgfw.plugin.loader import Loaded, load_plugins
 from cgfw.recipe import Resolved, load
-from cgfw.trainer import build_dataset, fixed_samples
+from cgfw.train.data import KeyBatches, epoch_keys, item_generator, iters_per_epoch
+from cgfw.train.loop import build_dataset, fixed_samples
 from cgfw_paper.datasets import EmojiOptions, FolderOptions, augment, emoji, folder
 from tests.conftest import make_folder_dataset
 

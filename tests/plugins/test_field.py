@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from cgfw.model import build_model
-from cgfw.plugins import Loaded
+from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
+from cgfw.train.model import build_model
 from cgfw_field.augment import DiffAugment, DiffAugmentOptions, cutout, translation
 from cgfw_field.penalties import R1, GpMix, GpMixOptions, GpOptions, R1Options, WganGp, wgan
 

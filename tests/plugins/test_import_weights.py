@@ -15,12 +15,12 @@ import torch
 from click.testing import CliRunner
 from torch import Tensor, nn
 
-from cgfw import checkpoint
-from cgfw import resume as resuming
 from cgfw.errors import CgfwError
-from cgfw.model import build_model, build_network
-from cgfw.plugins import Loaded
+from cgfw.plugin.loader import Loaded
 from cgfw.recipe import read_toml, validate
+from cgfw.store import checkpoint
+from cgfw.train import resume as resuming
+from cgfw.train.model import build_model, build_network
 from cgfw_paper.import_weights import import_weights, import_weights_cmd
 
 Shapes = dict[str, tuple[int, ...]]
@@ -156,7 +156,7 @@ def run_networks(run_dir: Path, loaded: Loaded) -> dict[str, nn.Module]:
         ("d_b", "discriminator"),
     ):
         net = build_network(resolved, path)
-        net.load_state_dict(state["model"]["networks"][name])
+        net.load_state_dict(state.model["networks"][name])
         nets[name] = net.eval()
     return nets
 
@@ -168,7 +168,7 @@ def same_output(a: nn.Module, b: nn.Module, size: int = 32) -> bool:
 
 
 TINY_G = {"ngf": 4, "norm": "instance", "dropout": False}
-# What a resolved recipe adds to a generator section of 3-channel data (cgfw.channels).
+# What a resolved recipe adds to a generator section of 3-channel data (cgfw.recipe.channels).
 RGB_G = {"in_channels": 3, "out_channels": 3}
 TINY_D = {"ndf": 4, "n_layers": 3, "norm": "instance"}
 
@@ -224,17 +224,17 @@ def test_a_full_training_set_of_files_becomes_a_run(tmp_path: Path, loaded: Load
     # The authors' G_A is A -> B (our g_ab); their D_A judges domain B (our d_b).
     sources = {"g_ab": g["A"], "g_ba": g["B"], "d_b": d["A"], "d_a": d["B"]}
     for name, source in sources.items():
-        saved = state["model"]["networks"][name]
+        saved = state.model["networks"][name]
         assert saved.keys() == source.state_dict().keys()
         assert all(torch.equal(saved[k], v) for k, v in source.state_dict().items()), name
     nets = run_networks(run, loaded)
     for name, source in sources.items():
         assert same_output(nets[name], source), name
     # Fresh optimizer state, iteration 0, and a recipe a resume accepts as it is.
-    assert state["iteration"] == 0 and state["model"]["optimizers"]["g"]["state"] == {}
+    assert state.iteration == 0 and state.model["optimizers"]["g"]["state"] == {}
     resolved = validate(recipe, loaded.registry, "recipe.toml")
-    assert resuming.check(state["recipe"], resolved.to_dict(), allow_changes=False) == []
-    build_model(resolved).load_state_dict(state["model"])
+    assert resuming.check(state.recipe, resolved.to_dict(), allow_changes=False) == []
+    build_model(resolved).load_state_dict(state.model)
     # The stale InstanceNorm buffers were dropped and recorded, with each file's hash.
     meta = json.loads((run / "run.json").read_text())
     g_a = next(i for i in meta["imported"] if i["authors_name"] == "G_A")

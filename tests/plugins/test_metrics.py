@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from cgfw.errors import CgfwError
-from cgfw.evaluation import usable_metrics, with_companions
-from cgfw.plugins import Loaded
+from cgfw.plugin.loader import Loaded
+from cgfw.train.evaluation import usable_metrics, with_companions
 from cgfw_paper import distributions
 from cgfw_paper.datasets import EmojiOptions, emoji
 

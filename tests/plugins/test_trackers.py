@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cgfw.errors import CgfwError
-from cgfw.plugins import Loaded
+from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load_data, validate
 from tests.conftest import run_dirs
 

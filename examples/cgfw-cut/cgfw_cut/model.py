@@ -11,9 +11,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from cgfw import Build, Model, Slot
+from cgfw import Build, Model, Resolved, Slot
 from cgfw.errors import CgfwError
-from cgfw.recipe import Resolved
 from cgfw_cut.patchnce import PatchHead, patch_nce
 
 

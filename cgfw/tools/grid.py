@@ -8,9 +8,10 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from cgfw.cli.translate import OneSided, load_generator, to_image
 from cgfw.errors import CgfwError
-from cgfw.trainer import build_dataset
+from cgfw.session.load import OneSided, load_generator
+from cgfw.tools.translate import to_image
+from cgfw.train.loop import build_dataset
 
 LABEL_WIDTH = 150
 GAP = 6

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,9 +20,9 @@ from typing import Any, Protocol
 from rich.console import Console
 from torch import Tensor
 
-from cgfw.errors import CgfwError
-from cgfw.layout import RunDir
-from cgfw.registry import Component, Registry
+from cgfw.plugin.registry import Registry
+from cgfw.recipe.trackers import resolve
+from cgfw.store.layout import RunDir, write_json
 
 
 @dataclass
@@ -31,7 +31,9 @@ class TrackedRun:
 
     path: Path
     name: str  # the run directory's name, e.g. quickstart-20261130-101500
-    recipe: dict[str, Any]  # the resolved recipe (nested; `cgfw.tensorboard.flatten` flattens)
+    recipe: dict[
+        str, Any
+    ]  # the resolved recipe (nested; `cgfw.train.tensorboard.flatten` flattens)
     saved: dict[str, Any] = field(default_factory=dict)  # this tracker's `state` from before
 
 
@@ -54,53 +56,6 @@ class Tracker(Protocol):
     def close(self, status: str) -> None:
         """`status` is "finished", "stopped" (a signal; it may resume), "failed", or
         "evaluated" (`cgfw eval` added its metrics: leave the run's state as it was)."""
-
-
-def _entries(
-    trackers: Sequence[str | Mapping[str, Any]] | None, registry: Registry
-) -> list[tuple[str, dict[str, Any]]]:
-    if trackers is None:
-        return [(n, {}) for n in default_trackers(registry)]
-    entries: list[tuple[str, dict[str, Any]]] = []
-    for entry in trackers:
-        if isinstance(entry, str):
-            entries.append((entry, {}))
-        else:
-            options = dict(entry)
-            entries.append((str(options.pop("name", "")), options))
-    return entries
-
-
-def default_trackers(registry: Registry) -> list[str]:
-    """The trackers a plugin marks `default = True` (cgfw's TensorBoard)."""
-    return registry.defaults("tracker")
-
-
-def resolve(
-    trackers: Sequence[str | Mapping[str, Any]] | None,
-    registry: Registry,
-    check_packages: bool = False,
-) -> list[tuple[Component, Any]]:
-    """Each tracker's component and validated options; a wrong name or option is the recipe's
-    error, and with `check_packages` (training) so is a tracker whose package is missing (its
-    factory's `requires`): translate, export and eval of the run do not need it."""
-    resolved, seen = [], set()
-    for i, (name, options) in enumerate(_entries(trackers, registry)):
-        where = f"run.trackers[{i}]"
-        if not name:
-            raise CgfwError(f'{where}: a table needs a name, e.g. {{name = "mlflow"}}')
-        if name in seen:
-            raise CgfwError(f"{where}: tracker '{name}' is listed twice; list it once")
-        seen.add(name)
-        try:
-            component = registry.get("tracker", name)
-        except CgfwError as exc:
-            raise CgfwError(f"{where}: {exc}") from None
-        parsed = component.parse_options(options, where)
-        if check_packages:
-            component.check_installed(where)
-        resolved.append((component, parsed))
-    return resolved
 
 
 class Tracking:
@@ -146,7 +101,7 @@ class Tracking:
     def _save_state(self, saved: dict[str, Any]) -> None:
         state = saved | {name: t.state for name, t in self.trackers.items() if t.state}
         if state and state != saved:
-            self.state_file.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+            write_json(self.state_file, state)
 
     def _each(self, method: str, *args: Any) -> None:
         for name, tracker in list(self.trackers.items()):

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from cgfw.errors import CgfwError
-from cgfw.model import Model, Speed
+from cgfw.train.model import Model, Speed
 
 log = logging.getLogger("cgfw.train")
 Step = Callable[[Tensor, Tensor], dict[str, Tensor]]

@@ -12,9 +12,9 @@ from typing import Any
 
 import pluggy
 
-from cgfw import hookspecs
 from cgfw.errors import CgfwError
-from cgfw.registry import KINDS, BrokenPlugin, Registry
+from cgfw.plugin import hookspecs
+from cgfw.plugin.registry import KINDS, BrokenPlugin, Registry
 
 GROUP = "cgfw"
 

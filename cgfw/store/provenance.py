@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import platform
 import subprocess
@@ -18,8 +17,8 @@ import torch
 
 import cgfw
 from cgfw.errors import CgfwError
-from cgfw.layout import RunDir
-from cgfw.plugins import PluginInfo
+from cgfw.plugin.loader import PluginInfo
+from cgfw.store.layout import RunDir
 
 
 def new_run_dir(parent: Path, name: str) -> Path:
@@ -86,10 +85,6 @@ def provenance(device: torch.device, plugins: list[PluginInfo]) -> dict[str, Any
             for p in plugins
         },
     }
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 @contextmanager

@@ -10,14 +10,14 @@ import torch
 from torch import Tensor, nn
 
 from cgfw.errors import CgfwError
-from cgfw.registry import Registry
+from cgfw.plugin.registry import Registry
 
 # Training items are fetched by (index, seed); a fixed seed keeps an evaluation repeatable.
 TRAIN_SEED = 0
 
 
 class Metric(Protocol):
-    """What a metric factory returns (see cgfw.hookspecs.register_metrics)."""
+    """What a metric factory returns (see cgfw.plugin.hookspecs.register_metrics)."""
 
     name: str
     paired: bool

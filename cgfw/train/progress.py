@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.text import Text
 from torch import Tensor
 
-from cgfw.tracking import Tracking
+from cgfw.train.tracking import Tracking
 
 
 class SpeedColumn(ProgressColumn):

@@ -18,21 +18,22 @@ from rich.console import Console
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from cgfw import checkpoint
-from cgfw import resume as resuming
-from cgfw.data import KeyBatches, epoch_keys, iters_per_epoch, train_loader
-from cgfw.distributed import Group
-from cgfw.ema import EMA
 from cgfw.errors import CgfwError, MissingSplit, TrainingStopped
-from cgfw.evaluation import build_metric, default_metrics, evaluate, flat_metrics
-from cgfw.graphs import GraphedStep, check_graphable, obstacle
-from cgfw.layout import RunDir
-from cgfw.model import Model, Speed, build_model
-from cgfw.plugins import Loaded
-from cgfw.progress import LossLog
+from cgfw.plugin.loader import Loaded
 from cgfw.recipe import Resolved
-from cgfw.tensorboard import sample_grid, save_grid
-from cgfw.tracking import Tracking
+from cgfw.recipe.view import RecipeView
+from cgfw.store import checkpoint
+from cgfw.store.layout import RunDir
+from cgfw.train import resume as resuming
+from cgfw.train.data import KeyBatches, epoch_keys, iters_per_epoch, train_loader
+from cgfw.train.distributed import Group
+from cgfw.train.ema import EMA
+from cgfw.train.evaluation import build_metric, default_metrics, evaluate, flat_metrics
+from cgfw.train.graphs import GraphedStep, check_graphable, obstacle
+from cgfw.train.model import Model, Speed, build_model
+from cgfw.train.progress import LossLog
+from cgfw.train.tensorboard import sample_grid, save_grid
+from cgfw.train.tracking import Tracking
 
 log = logging.getLogger("cgfw.train")
 Step = Callable[[Tensor, Tensor], dict[str, Tensor]]
@@ -397,7 +398,11 @@ def check_shapes(m: Model, image: Tensor, resolved: Resolved) -> None:
 
 
 def check_output(
-    net: torch.nn.Module, image: Tensor, path: str, resolved: Resolved, want: tuple[int, ...] | None
+    net: torch.nn.Module,
+    image: Tensor,
+    path: str,
+    resolved: Resolved | RecipeView,
+    want: tuple[int, ...] | None,
 ) -> Tensor:
     """`net(image)` in eval mode; the error names the section and plugin if it raises or, with
     `want`, returns another shape (None: (N, 1, h, w) scores)."""

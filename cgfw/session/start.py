@@ -4,19 +4,25 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import torch
 from rich.console import Console
 
-from cgfw import checkpoint, distributed
-from cgfw.cli.console import QUIET
-from cgfw.distributed import Group, device_for
 from cgfw.errors import CgfwError, TrainingStopped
-from cgfw.layout import RunDir
-from cgfw.plugins import Loaded
-from cgfw.recipe import Resolved
-from cgfw.runs import locked, new_run_dir, provenance, write_json
-from cgfw.trainer import RunResult, resolve_device, train
+from cgfw.plugin.loader import Loaded, load_plugins
+from cgfw.recipe import Resolved, apply_overrides, load_data, validate
+from cgfw.store import checkpoint
+from cgfw.store.checkpoint import Checkpoint
+from cgfw.store.layout import RunDir
+from cgfw.store.provenance import locked, new_run_dir, provenance
+from cgfw.terminal import QUIET
+from cgfw.train import distributed
+from cgfw.train.distributed import Group, device_for
+from cgfw.train.loop import RunResult, resolve_device, train
+from cgfw.train.model import Model, build_model
 
 
 def train_run(
@@ -86,20 +92,76 @@ def launch(
         latest = resume_from(run_dir, resume)
         meta = provenance(device, loaded.plugins) | {"processes": group.world}
         if resume:
-            write_json(RunDir(run_dir).resume_record(), meta)
+            RunDir(run_dir).write_resume_record(meta)
         else:
             # Written before any tensor exists, so even a crashed run can be redone exactly.
-            RunDir(run_dir).recipe.write_text(resolved.to_toml(), encoding="utf-8")
-            write_json(RunDir(run_dir).provenance, meta)
+            RunDir(run_dir).write_recipe(resolved.to_toml())
+            RunDir(run_dir).write_provenance(meta)
         console.print(f"run directory: {run_dir}  (device {device}, {group.world} process(es))")
         result = train(
             resolved, loaded, run_dir, device, console, latest, group, allow_changes=allow_changes
         )
         if resume:  # the run goes on with the accepted changes (say, a longer schedule)
-            RunDir(run_dir).recipe.write_text(resolved.to_toml(), encoding="utf-8")
-        write_json(RunDir(run_dir).final_losses, result.final_losses)
+            RunDir(run_dir).write_recipe(resolved.to_toml())
+        RunDir(run_dir).write_final_losses(result.final_losses)
     return result
 
 
 def resume_from(run_dir: Path, resume: bool) -> Path | None:
     return checkpoint.latest_in(RunDir(run_dir).checkpoints) if resume else None
+
+
+def resolve_recipe(
+    spec: str,
+    sections: Mapping[str, Mapping[str, Any]] | None = None,
+    overrides: Sequence[str] = (),
+    loaded: Loaded | None = None,
+) -> Resolved:
+    """A recipe (bundled name or path) with whole `sections` replaced, then `--set` overrides,
+    validated: what a plugin command that makes runs (import-weights) starts from."""
+    loaded = loaded or load_plugins()
+    data, where = load_data(spec, loaded.registry)
+    for path, section in (sections or {}).items():
+        data[path] = dict(section)
+    data = apply_overrides(data, overrides, loaded.registry)
+    return validate(data, loaded.registry, where)
+
+
+def create_run(
+    resolved: Resolved,
+    fill: Callable[[Model], None],
+    run_dir: Path | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> Path:
+    """A run directory at iteration 0, as a fresh run of `resolved` would start it (same seed,
+    fresh optimizers), with `fill(model)` having set what it brings (imported weights), so
+    `cgfw run --resume` fine-tunes from there and translate / export / eval use it now. `meta`
+    joins run.json. An existing run directory is refused, never overwritten."""
+    loaded = load_plugins()
+    torch.manual_seed(resolved.recipe.run.seed)
+    model = build_model(resolved)
+    fill(model)
+    r = resolved.recipe.run
+    if run_dir is None:
+        run_dir = new_run_dir(Path(r.output_dir), f"{r.name}-imported")
+    elif RunDir(run_dir).is_run() or RunDir(run_dir).checkpoints.exists():
+        raise CgfwError(
+            f"{run_dir}: already a run directory; choose a new folder so no run is overwritten"
+        )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CgfwError(f"{run_dir}: cannot create it ({exc.strerror})") from None
+    with locked(run_dir):
+        run = RunDir(run_dir)
+        run.write_recipe(resolved.to_toml())
+        run.write_provenance(provenance(torch.device("cpu"), loaded.plugins) | dict(meta or {}))
+        start = Checkpoint(
+            iteration=0,
+            epoch=1,
+            rng={"torch": torch.get_rng_state()},
+            model=model.state_dict(),
+            recipe=resolved.to_dict(),
+        )
+        checkpoint.save(run.checkpoints, start)
+    return run_dir

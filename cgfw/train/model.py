@@ -15,11 +15,12 @@ import torch
 from pydantic import BaseModel
 from torch import Tensor, nn
 
-from cgfw.channels import data_channels, needed_channels
-from cgfw.distributed import Group
 from cgfw.errors import CgfwError
-from cgfw.init import init_weights
 from cgfw.recipe import Resolved, Slot, TrainSection
+from cgfw.recipe.channels import data_channels, needed_channels
+from cgfw.recipe.view import RecipeView
+from cgfw.train.distributed import Group
+from cgfw.train.init import init_weights
 
 
 @dataclass(frozen=True)
@@ -100,30 +101,36 @@ class Build:
     this run, and optimizers with the recipe's [optimizer] settings."""
 
     def __init__(self, resolved: Resolved, rt: Runtime) -> None:
-        self.resolved, self.rt = resolved, rt
+        self._resolved, self.rt = resolved, rt
+        self.recipe = RecipeView(resolved)
+
+    @property
+    def resolved(self) -> RecipeView:
+        """The recipe, read-only (`recipe`'s old name)."""
+        return self.recipe
 
     @property
     def channels(self) -> int:
         """The data's channel count (data.channels; 3 for datasets without the option). The
         recipe's network slots already carry it (see `Model.network_channels`); this is for
         networks a model makes itself."""
-        return data_channels(self.resolved.options.get("data"))
+        return data_channels(self._resolved.options.get("data"))
 
     def keys(self, path: str) -> Any:
         """The slot's keys that the model reads (its `Slot.keys` model, validated)."""
-        return self.resolved.keys[path]
+        return self._resolved.keys[path]
 
     def component(self, path: str, *args: Any) -> Any:
         """The slot's component (a loss, a buffer), built from its options; None for an
         optional slot the recipe leaves empty."""
-        if path not in self.resolved.components and self.resolved.slots[path].optional:
+        if path not in self._resolved.components and self._resolved.slots[path].optional:
             return None
-        return self.resolved.build(path, *args)
+        return self._resolved.build(path, *args)
 
     def network(self, path: str) -> nn.Module:
         """A network from the slot's component, set up as `adopt` says."""
-        net = self.resolved.build(path)
-        component = self.resolved.components[path]
+        net = self._resolved.build(path)
+        component = self._resolved.components[path]
         if not isinstance(net, nn.Module):
             raise CgfwError(
                 f"{path} '{component.name}' (plugin '{component.plugin}') returned "
@@ -135,7 +142,7 @@ class Build:
         """A network for this run: initialised by [init], on the device, the same in every
         process, compiled if train.compile says so. For networks a model makes itself (CUT's
         MLP head, built on the first batch), as for those built from slots."""
-        init = self.resolved.recipe.init
+        init = self._resolved.recipe.init
         init_weights(net, init.name, init.gain)
         speed = self.rt.speed
         net = net.to(self.rt.device).to(memory_format=speed.memory_format)  # type: ignore[call-overload]
@@ -149,7 +156,7 @@ class Build:
 
     def optimizer(self, *nets: nn.Module) -> torch.optim.Optimizer:
         """Adam over the networks' parameters with [optimizer]'s learning rate and betas."""
-        r, device = self.resolved.recipe, self.rt.device
+        r, device = self._resolved.recipe, self.rt.device
         adam: dict[str, Any] = {"lr": r.optimizer.lr, "betas": r.optimizer.betas}
         if device.type == "cuda":
             adam["fused"] = True  # one kernel per step instead of several per parameter

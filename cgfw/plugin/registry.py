@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.util
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,9 +48,20 @@ class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# What a component may say of itself as keywords of `register(...)`, and what each means.
+METADATA: dict[str, str] = {
+    "default": "used when a recipe or command names none (metrics, trackers, a launcher, a model)",
+    "requires": "(package, extra): the optional package it needs, named before a run starts",
+    "pair": "a GAN loss called with the real and the fake scores together",
+    "base": "an ablation's base recipe (for `cgfw components ablation`)",
+}
+_warned: set[tuple[str, str, str]] = set()
+
+
 @dataclass(frozen=True)
 class Component:
-    """A name a recipe can use, the factory behind it and the options it accepts."""
+    """A name a recipe can use, the factory behind it, the options it accepts and what it says
+    of itself (`meta`: the keywords it was registered with, see METADATA)."""
 
     kind: str
     name: str
@@ -57,6 +69,27 @@ class Component:
     options: type[BaseModel]
     summary: str
     plugin: str
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def info(self, key: str, default: Any = None) -> Any:
+        """What the component registered as `key`; for plugins written before register took
+        keywords, the factory's attribute of that name (with one deprecation warning).
+        A model's class attributes (slots, directions, default) are its documented API."""
+        if key in self.meta:
+            return self.meta[key]
+        if not hasattr(self.factory, key):
+            return default
+        if not _declares(self.factory, key):
+            once = (self.plugin, self.name, key)
+            if once not in _warned:
+                _warned.add(once)
+                warnings.warn(
+                    f"plugin '{self.plugin}': {self.kind} '{self.name}' sets `{key}` as an "
+                    f"attribute of its factory; pass it to register(..., {key}=...) instead",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+        return getattr(self.factory, key)
 
     def parse_options(self, values: Mapping[str, Any], where: str) -> BaseModel:
         """Validate a recipe section against this component's options model."""
@@ -68,7 +101,7 @@ class Component:
     def check_installed(self, where: str) -> None:
         """A factory's `requires = (package, extra)`: the optional package it imports, named
         before anything starts rather than deep inside a run."""
-        package, extra = getattr(self.factory, "requires", (None, None))
+        package, extra = self.info("requires", (None, None))
         if package and importlib.util.find_spec(package) is None:
             raise CgfwError(
                 f"{where}: {self.kind} '{self.name}' needs the {package} package, which is not "
@@ -146,6 +179,7 @@ class Registry:
             factory: Callable[..., Any],
             options: type[BaseModel] | None = None,
             summary: str = "",
+            **meta: Any,
         ) -> None:
             if not isinstance(name, str) or not name:
                 raise TypeError(f"component names must be non-empty strings, got {name!r}")
@@ -155,7 +189,14 @@ class Registry:
                 isinstance(options, type) and issubclass(options, BaseModel)
             ):
                 raise TypeError(f"options for {kind} '{name}' must be a pydantic model class")
-            self.add(Component(kind, name, factory, options or NoOptions, summary, plugin))
+            unknown = sorted(set(meta) - set(METADATA))
+            if unknown:
+                raise TypeError(
+                    f"{kind} '{name}': unknown register keyword(s) {', '.join(unknown)} "
+                    f"(known: {', '.join(METADATA)})"
+                )
+            component = Component(kind, name, factory, options or NoOptions, summary, plugin, meta)
+            self.add(component)
 
         return register
 
@@ -182,8 +223,14 @@ class Registry:
     def defaults(self, kind: str) -> list[str]:
         """The names of `kind` whose factory is marked `default = True`: the metrics, trackers
         or launcher used when a recipe or command names none."""
-        return [n for n in self.names(kind) if getattr(self.get(kind, n).factory, "default", False)]
+        return [n for n in self.names(kind) if self.get(kind, n).info("default", False)]
 
     def names(self, kind: str, pattern: str = "*") -> list[str]:
         """Registered names of `kind`, sorted, filtered by a glob like timm.list_models."""
         return sorted(n for n in self.components[kind] if fnmatch.fnmatch(n, pattern))
+
+
+def _declares(factory: Any, key: str) -> bool:
+    """Whether `key` is part of a class factory's declared interface (a cgfw.Model's
+    ClassVars), rather than an attribute set on a function to be read back."""
+    return isinstance(factory, type) and key in {"default", "slots", "directions"}

@@ -10,13 +10,14 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from cgfw import checkpoint
-from cgfw.ema import EMA
 from cgfw.errors import CgfwError
-from cgfw.model import Model
+from cgfw.plugin.registry import Registry
 from cgfw.recipe import Resolved, validate
-from cgfw.registry import Registry
-from cgfw.tensorboard import flatten
+from cgfw.store import checkpoint
+from cgfw.store.checkpoint import Checkpoint
+from cgfw.train.ema import EMA
+from cgfw.train.model import Model
+from cgfw.train.tensorboard import flatten
 
 # Keys a resume may change freely (prefixes end with a dot).
 SAFE = (
@@ -75,20 +76,21 @@ def as_resolved_now(recipe: dict[str, Any], registry: Registry) -> dict[str, Any
         return recipe
 
 
-def state(t: Any) -> dict[str, Any]:
+def state(t: Any) -> Checkpoint:
     """What a checkpoint holds: where the run stands, its random state, the model's state and
     the recipe it was trained with. `t` is the trainer's `Training`."""
     device = t.m.rt.device
     rng = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(device)
-    return {
-        "iteration": t.iteration,
-        "epoch": t.epoch,
-        "rng": rng,
-        "model": t.m.state_dict(),
-        "recipe": t.resolved.to_dict(),
-    } | ({"ema": t.ema.state_dict()} if t.ema is not None else {})
+    return Checkpoint(
+        iteration=t.iteration,
+        epoch=t.epoch,
+        rng=rng,
+        model=t.m.state_dict(),
+        recipe=t.resolved.to_dict(),
+        ema=t.ema.state_dict() if t.ema is not None else None,
+    )
 
 
 def restore(
@@ -105,26 +107,25 @@ def restore(
     unsafe recipe changes and a run that is already done; restores the random state."""
     device = m.rt.device
     saved = checkpoint.load(path, map_location=device)
-    for change in check(
-        as_resolved_now(saved["recipe"], registry), resolved.to_dict(), allow_changes
-    ):
+    for change in check(as_resolved_now(saved.recipe, registry), resolved.to_dict(), allow_changes):
         console.print(f"resuming with a change: {change}")
     try:
-        m.load_state_dict(saved["model"])
+        m.load_state_dict(saved.model)
     except (RuntimeError, KeyError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise CgfwError(f"{path}: does not fit this recipe's networks ({first})") from None
-    if ema is not None and "ema" in saved:  # a run that had no EMA starts it from here
-        ema.load_state_dict(saved["ema"])
-    iteration: int = saved["iteration"]
+    if ema is not None and saved.ema is not None:  # a run that had no EMA starts it from here
+        ema.load_state_dict(saved.ema)
+    iteration = saved.iteration
     if iteration >= total:
         raise CgfwError(
             f"{path}: the run is already at iteration {iteration} of {total}; "
             f"raise train.max_iters or train.epochs to train further"
         )
     # Random states are CPU byte tensors, whatever device the checkpoint was mapped to.
-    torch.set_rng_state(saved["rng"]["torch"].cpu())
-    if device.type == "cuda" and saved["rng"].get("cuda") is not None:
-        torch.cuda.set_rng_state(saved["rng"]["cuda"].cpu(), device)
+    if "torch" in saved.rng:
+        torch.set_rng_state(saved.rng["torch"].cpu())
+    if device.type == "cuda" and saved.rng.get("cuda") is not None:
+        torch.cuda.set_rng_state(saved.rng["cuda"].cpu(), device)
     console.print(f"resumed from {path} at iteration {iteration}")
     return iteration

@@ -16,13 +16,11 @@ from typing import Protocol
 
 from rich.console import Console
 
-from cgfw import checkpoint
 from cgfw.errors import CgfwError
-from cgfw.layout import RunDir
-from cgfw.plugins import Loaded
+from cgfw.plugin.loader import Loaded
 from cgfw.recipe import Resolved
-
-VARIANT = "variant.toml"  # each run's recipe, written into its directory before it starts
+from cgfw.store import checkpoint
+from cgfw.store.layout import RunDir
 
 
 @dataclass
@@ -65,6 +63,6 @@ def run_command(run_dir: Path, device: str | None = None, processes: int = 1) ->
     else:
         command = [sys.executable, "-m", "cgfw"]
     command += ["run", "--resume", str(run_dir)] if resume else [
-        "run", str(run_dir / VARIANT), "--into", str(run_dir)
+        "run", str(RunDir(run_dir).variant), "--into", str(run_dir)
     ]  # fmt: skip
     return command + (["--device", device] if device else [])

@@ -1,5 +1,6 @@
-"""Recipes: TOML files validated twice, first by the models below, then each component section by
-its component's own options model, so typos fail before any tensor exists."""
+"""Recipes resolved: TOML files read, `extends` merged, overrides applied, then validated
+twice, first by the schema (schema.py), then each component section by its component's own
+options model, so typos fail before any tensor exists."""
 
 from __future__ import annotations
 
@@ -8,166 +9,24 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any, Literal
+from typing import Any
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from cgfw import tracking
-from cgfw.channels import fill_network_channels
 from cgfw.errors import CgfwError, did_you_mean
-from cgfw.registry import Component, Registry
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ComponentSection(BaseModel):
-    """A section whose `name` picks a registered component; its other keys are that component's
-    options and are validated by the component's own model."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str
-
-    def options(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-
-class RunSection(Strict):
-    name: str = Field("run", description="run directories are named NAME-TIMESTAMP")
-    seed: int = 0
-    output_dir: str = "runs"
-    description: str = ""
-    trackers: list[str | dict[str, Any]] | None = Field(
-        None,
-        description='where scalars, sample grids and metrics go, e.g. ["tensorboard", '
-        '"mlflow"] or tables with options ({name = "mlflow", uri = "sqlite:///runs/mlflow.db"}); '
-        "left out: the default trackers (TensorBoard)",
-    )
-
-
-class DefaultedSection(ComponentSection):
-    """A section whose `name` may be left out: [model] (then the model an installed plugin
-    marks as the default, cgfw's paper plugin's cyclegan), [data] and [schedule] (then the
-    model's default component)."""
-
-    name: str | None = None  # type: ignore[assignment]
-
-
-class InitSection(Strict):
-    name: Literal["normal", "xavier", "kaiming", "orthogonal"] = "normal"
-    gain: float = Field(0.02, gt=0, description="std for normal, gain for xavier / orthogonal")
-
-
-class OptimizerSection(Strict):
-    lr: float = Field(
-        2e-4, gt=0, description="Adam learning rate for generators and discriminators"
-    )
-    betas: tuple[float, float] = (0.5, 0.999)
-
-
-class TrainSection(Strict):
-    epochs: int = Field(200, ge=1, description="an epoch is one pass over the dataset's length")
-    max_iters: int | None = Field(None, ge=1, description="stop after this many iterations")
-    batch_size: int = Field(1, ge=1, description="global: split between torchrun processes")
-    device: str = Field("auto", description="auto (cuda if present), cpu, cuda, cuda:N")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="autocast dtype; auto: bf16 on CUDA, fp32 on CPU"
-    )
-    # channels_last made the step slower on an H100 at 256 px, batch 1; compile = "default" made
-    # it faster inside the CUDA graph (42 vs 33 it/s), and is off until whole compiled runs have
-    # passed the GPU tests (docs/benchmarks.md).
-    channels_last: bool = Field(False, description="NHWC memory layout for networks and images")
-    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(
-        "off",
-        description="torch.compile mode for the networks; default: fused kernels, replayed "
-        "inside train.cuda_graph (fastest measured on an H100); reduce-overhead and "
-        "max-autotune capture CUDA graphs of their own instead",
-    )
-    cuda_graph: bool | Literal["auto"] = Field(
-        "auto",
-        description="replay each iteration as one captured CUDA graph; auto: on for CUDA when "
-        "the run allows it (fp32/bf16, one process, no channels_last, compile off or default)",
-    )
-    stack_calls: bool = Field(
-        True,
-        description="run a network once on same-sized inputs stacked along the batch (a "
-        "generator's translation and identity images, a discriminator's real and fake ones); "
-        "false: every call apart, in the authors' order, as their code does",
-    )
-    ema: float = Field(
-        0.0,
-        ge=0,
-        lt=1,
-        description="decay of an exponential moving average of the generators (e.g. 0.999), "
-        "which samples, [eval], eval, translate and export then use (--raw: the trained "
-        "weights); 0: off",
-    )
-    num_workers: int = Field(0, ge=0, description="data-loading worker processes")
-    log_every: int = Field(50, ge=1, description="iterations between scalar logs")
-    image_every: int = Field(1000, ge=1, description="iterations between sample grids")
-    checkpoint_every: int = Field(5000, ge=1, description="iterations between checkpoints")
-    samples: int = Field(4, ge=1, description="fixed held-out images shown in the sample grid")
-
-
-class EvalSection(Strict):
-    every: int | None = Field(
-        None, ge=1, description="iterations between held-out evaluations (none: off)"
-    )
-    metrics: list[str] | None = Field(
-        None,
-        description="registered metric names; none: the metrics their plugins mark as the "
-        "default (cgfw's paper plugin: psnr, ssim, l1)",
-    )
-    split: Literal["test", "train"] = "test"
-    batch_size: int = Field(8, ge=1)
-
-
-class Recipe(BaseModel):
-    """The engine's sections. Every other top-level key belongs to the model's slots (for
-    cyclegan: generator, discriminator, losses, buffer) and is checked against them."""
-
-    model_config = ConfigDict(extra="allow")
-    extends: str | None = Field(
-        None,
-        description="start from another recipe (a bundled name, or a path relative to this "
-        "file) and set only what differs; merged when the recipe is loaded",
-    )
-    run: RunSection = Field(default_factory=RunSection)
-    model: DefaultedSection = Field(default_factory=DefaultedSection)
-    data: DefaultedSection = Field(default_factory=DefaultedSection)
-    schedule: DefaultedSection = Field(default_factory=DefaultedSection)
-    init: InitSection = Field(default_factory=InitSection)
-    optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
-    train: TrainSection = Field(default_factory=TrainSection)
-    eval: EvalSection = Field(default_factory=EvalSection)
-
-
-@dataclass(frozen=True)
-class Slot:
-    """A recipe section through which a model asks for a component: the registry kind that
-    fills it, the component used when the section names none, and the keys the model itself
-    reads from the section (a loss weight), validated by `keys`; every other key of the
-    section is the component's option. An `optional` slot without a section (or one set to an
-    empty table) has no component: the model goes without (a regulariser, an augmentation)."""
-
-    kind: str
-    default: str | None = None
-    keys: type[BaseModel] | None = None
-    optional: bool = False
-
-
-# What every model gets, whatever it declares: its data and its learning-rate schedule.
-ENGINE_SLOTS: dict[str, Slot] = {"data": Slot("dataset"), "schedule": Slot("schedule")}
-ENGINE_SECTIONS = tuple(Recipe.model_fields)
+from cgfw.plugin.registry import Component, Registry
+from cgfw.recipe import trackers as tracking
+from cgfw.recipe.channels import data_channels, with_channels
+from cgfw.recipe.keys import get_dotted, parse_override, set_dotted
+from cgfw.recipe.schema import ENGINE_SECTIONS, ENGINE_SLOTS, Recipe, Slot
 
 
 def default_model(registry: Registry) -> Component:
     """The model of recipes without a [model] section: the one an installed plugin marks with
     `default = True` (cgfw's paper plugin marks cyclegan)."""
     marked = [registry.get("model", n) for n in registry.names("model")]
-    marked = [c for c in marked if getattr(c.factory, "default", False)]
+    marked = [c for c in marked if c.info("default", False)]
     if len(marked) == 1:
         return marked[0]
     known = ", ".join(registry.names("model")) or "none installed"
@@ -249,47 +108,6 @@ class Resolved:
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """`a.b=VALUE` -> (["a", "b"], value); VALUE is read as TOML, else kept as a plain string."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    parts = key.split(".")
-    if not sep or not key or not all(p.strip() for p in parts):
-        raise CgfwError(
-            f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. --set generator.n_blocks=6"
-        )
-    return [p.strip() for p in parts], parse_value(raw)
-
-
-def parse_value(raw: str) -> Any:
-    """A command-line value read as TOML, else kept as a plain string (data.root=/tmp/h2z)."""
-    try:
-        return tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw.strip()
-
-
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """data["a"]["b"] = value for key "a.b", creating sections on the way."""
-    parts = key.split(".")
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise CgfwError(f"'{key}': '{'.'.join(parts[: i + 1])}' is a value, not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def get_dotted(data: dict[str, Any], key: str) -> Any:
-    node: Any = data
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def set_key(data: dict[str, Any], key: str, value: Any, registry: Registry) -> dict[str, Any]:
@@ -433,13 +251,17 @@ def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolv
             if slot.keys is not None:
                 values = {k: v for k, v in section.items() if k in key_names}
                 resolved.keys[path] = _parse_keys(slot.keys, values, path, model.name)
-            options = {k: v for k, v in section.items() if k not in key_names}
+        except CgfwError as exc:
+            raise CgfwError(f"{source}: {exc}") from None
+        options = {k: v for k, v in section.items() if k not in key_names}
+        if path != "data":  # parsed first: its channel count decides the networks'
+            channels = data_channels(resolved.options.get("data"))
+            options = with_channels(options, path, slot.kind, component, channels, model, source)
+        try:
             resolved.options[path] = component.parse_options(options, path)
         except CgfwError as exc:
             raise CgfwError(f"{source}: {exc}") from None
         resolved.components[path] = component
-    # After every slot: a network's channel counts follow the data section's.
-    fill_network_channels(resolved)
     return resolved
 
 

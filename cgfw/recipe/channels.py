@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from cgfw.errors import CgfwError
 
 if TYPE_CHECKING:
-    from cgfw.recipe import Resolved
+    from cgfw.plugin.registry import Component
 
 DEFAULT_CHANNELS = 3  # 8-bit RGB, what every image became before data.channels existed
 CHANNEL_OPTIONS = ("in_channels", "out_channels")
@@ -42,41 +42,43 @@ def needed_channels(kind: str, channels: int) -> dict[str, int]:
     return {}
 
 
-def fill_network_channels(resolved: Resolved) -> None:
-    """Fill every network slot's `in_channels` / `out_channels` left at None with what the model
-    needs for the data's channel count; stop on one set otherwise. A component without such an
+def with_channels(
+    options: dict[str, Any],
+    path: str,
+    slot_kind: str,
+    component: Component,
+    channels: int,
+    model: Component,
+    source: str,
+) -> dict[str, Any]:
+    """A network slot's options as written, with `in_channels` / `out_channels` left out (or
+    None) filled with what the model needs for `channels`-channel data, before the component's
+    options model reads them; one set otherwise is an error. A component without such an
     option builds 3-channel networks: fine for 3-channel data (every run before this existed),
     an error naming the component for any other count."""
-    channels = data_channels(resolved.options.get("data"))
-    ask = getattr(resolved.model_class, "network_channels", None)
-    for path, slot in resolved.slots.items():
-        if path not in resolved.options:
-            continue
-        wanted: dict[str, int] = (
-            ask(path, slot.kind, channels) if ask else needed_channels(slot.kind, channels)
-        )
-        options = resolved.options[path]
-        fields = type(options).model_fields
-        update: dict[str, Any] = {}
-        for key, count in wanted.items():
-            if key not in fields:
-                if channels != DEFAULT_CHANNELS:
-                    component = resolved.components[path]
-                    raise CgfwError(
-                        f"{resolved.source}: data.channels = {channels}, but {path} "
-                        f"'{component.name}' (plugin '{component.plugin}') has no {key} option: "
-                        f"it builds 3-channel networks only. Pick a {slot.kind} that takes "
-                        f"{key} (`cgfw components {slot.kind}`), or use 3-channel data"
-                    )
-                continue
-            given = getattr(options, key)
-            if given is None:
-                update[key] = count
-            elif given != count:
+    ask = getattr(model.factory, "network_channels", None)
+    wanted: dict[str, int] = (
+        ask(path, slot_kind, channels) if ask else needed_channels(slot_kind, channels)
+    )
+    fields = component.options.model_fields
+    filled = dict(options)
+    for key, count in wanted.items():
+        if key not in fields:
+            if channels != DEFAULT_CHANNELS:
                 raise CgfwError(
-                    f"{resolved.source}: {path}.{key} = {given} does not fit data.channels = "
-                    f"{channels} (model '{resolved.model.name}' needs {count} there); set "
-                    f"{path}.{key} = {count} or leave it out, or change data.channels"
+                    f"{source}: data.channels = {channels}, but {path} "
+                    f"'{component.name}' (plugin '{component.plugin}') has no {key} option: "
+                    f"it builds 3-channel networks only. Pick a {slot_kind} that takes "
+                    f"{key} (`cgfw components {slot_kind}`), or use 3-channel data"
                 )
-        if update:
-            resolved.options[path] = options.model_copy(update=update)
+            continue
+        given = filled.get(key)
+        if given is None:
+            filled[key] = count
+        elif given != count:
+            raise CgfwError(
+                f"{source}: {path}.{key} = {given} does not fit data.channels = "
+                f"{channels} (model '{model.name}' needs {count} there); set "
+                f"{path}.{key} = {count} or leave it out, or change data.channels"
+            )
+    return filled

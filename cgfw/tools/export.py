@@ -1,0 +1,175 @@
+"""`cgfw export`: write a trained generator in a form that runs without cgfw.
+
+torchscript  torch.jit.trace'd module; `torch.jit.load(path)` runs it with plain PyTorch.
+onnx         torch.onnx (torch.export-based) graph with dynamic batch, height and width; runs
+             in onnxruntime or any ONNX runtime.
+safetensors  the generator's weights, with the recipe's generator section and the component's
+             plugin in the file's metadata, so the same architecture can be rebuilt and loaded.
+
+Every format takes and returns float32 (N, C, H, W) images in [-1, 1], H and W multiples of 4, C
+the run's data.channels (3 unless the recipe says otherwise).
+After writing, the export is run (where a runtime is installed) and compared with PyTorch, so a
+trace that baked in the example's shape is caught here, not by the user.
+
+onnx and safetensors need `pip install 'cgfw[export]'` (onnx, onnxscript, safetensors).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+import cgfw
+from cgfw.errors import CgfwError
+from cgfw.recipe import get_dotted
+from cgfw.session.load import Generator
+from cgfw.store.layout import RunDir
+from cgfw.tools.translate import DEFAULT_SIZE, MULTIPLE
+from cgfw.train.model import build_network
+
+FORMATS = {"torchscript": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}
+# Python modules each format needs beyond torch; the dynamo ONNX exporter imports onnxscript.
+NEEDS = {"onnx": ("onnx", "onnxscript"), "safetensors": ("safetensors",)}
+TOLERANCE = 1e-4  # float32 reordering differs by ~1e-6; a wrong graph differs by far more
+INPUT_NAME, OUTPUT_NAME = "image", "translated"
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def check_installed(fmt: str) -> None:
+    missing = [m for m in NEEDS.get(fmt, ()) if not installed(m)]
+    if missing:
+        raise CgfwError(
+            f"--format {fmt} needs {' and '.join(missing)} (not installed): "
+            "pip install 'cgfw[export]'"
+        )
+
+
+def default_output(model: Path, fmt: str, direction: str) -> Path:
+    """RUN_DIR/export/generator_a2b.EXT; for a checkpoint file, its run directory's."""
+    return RunDir.holding(model).export / f"generator_{direction}{FORMATS[fmt]}"
+
+
+def example_size(generator: Generator) -> int:
+    size = generator.crop_size or DEFAULT_SIZE
+    return size + (-size % MULTIPLE)
+
+
+def metadata(generator: Generator) -> dict[str, str]:
+    """Everything needed to rebuild the network; safetensors metadata holds strings only."""
+    section = get_dotted(generator.resolved.to_dict(), generator.slot)
+    component = generator.resolved.components[generator.slot]
+    c = generator.channels
+    return {
+        "format": "cgfw-generator",
+        "cgfw_version": cgfw.__version__,
+        "direction": generator.direction,
+        "network": generator.network,
+        "generator": json.dumps(section, sort_keys=True),
+        "plugin": component.plugin,
+        "input": f"float32 (N, {c}, H, W) in [-1, 1], H and W multiples of {MULTIPLE}",
+        "output": f"float32 (N, {c}, H, W) in [-1, 1]",
+    }
+
+
+def export_torchscript(net: nn.Module, example: Tensor, path: Path) -> None:
+    with warnings.catch_warnings():
+        # The trace's warnings about shape checks inside InstanceNorm are why the result is
+        # run at a second shape below; printed here they would only alarm.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, still works
+        traced = torch.jit.trace(net, example)
+        torch.jit.save(traced, str(path))
+
+
+def export_onnx(net: nn.Module, example: Tensor, path: Path) -> None:
+    dynamic = torch.export.Dim.DYNAMIC
+    try:
+        torch.onnx.export(
+            net,
+            (example,),
+            str(path),
+            dynamo=True,
+            verbose=False,  # its progress lines would go to stdout, where results go
+            external_data=False,  # one file; a CycleGAN generator is far under ONNX's 2 GB
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: dynamic, 2: dynamic, 3: dynamic},),
+        )
+    except Exception as exc:
+        lines = str(exc).strip().splitlines()
+        raise CgfwError(
+            f"ONNX export of the generator failed: {type(exc).__name__}: "
+            f"{lines[0] if lines else ''}; --format torchscript or safetensors may still work"
+        ) from None
+
+
+def export_safetensors(generator: Generator, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    # contiguous: safetensors stores raw buffers and refuses strided views.
+    state = {k: v.detach().contiguous() for k, v in generator.net.state_dict().items()}
+    save_file(state, str(path), metadata=metadata(generator))
+
+
+def run_export(path: Path, fmt: str, generator: Generator, x: Tensor) -> Tensor | None:
+    """The exported model's output for `x`, or None where no runtime is installed."""
+    if fmt == "torchscript":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            loaded = torch.jit.load(str(path))
+        with torch.no_grad():
+            result: Tensor = loaded(x)
+        return result
+    if fmt == "onnx":
+        if not installed("onnxruntime"):
+            import onnx
+
+            onnx.checker.check_model(str(path), full_check=True)  # the graph at least is valid
+            return None
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        (array,) = session.run(None, {INPUT_NAME: x.numpy()})
+        return torch.from_numpy(array)
+    from safetensors.torch import load_file
+
+    net = build_network(generator.resolved, generator.slot)
+    net.load_state_dict(load_file(str(path)))
+    net.eval()
+    with torch.no_grad():
+        rebuilt: Tensor = net(x)
+    return rebuilt
+
+
+def verify(path: Path, fmt: str, generator: Generator, size: int) -> float | None:
+    """Largest difference from PyTorch at a shape unlike the example's (None: not checked)."""
+    # A batch of 2 at twice the width: a trace that froze the example's shape fails here.
+    shape = (2, generator.channels, size, 2 * size)
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        expected = generator.net(x)
+    try:
+        result = run_export(path, fmt, generator, x)
+    except Exception as exc:
+        path.unlink()
+        raise CgfwError(
+            f"the exported {fmt} model was not kept: it fails on a {tuple(x.shape)} input "
+            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''})"
+        ) from None
+    if result is None:
+        return None
+    if result.shape != expected.shape:
+        path.unlink()
+        raise CgfwError(
+            f"{path}: the exported {fmt} model returns {tuple(result.shape)} for a "
+            f"{tuple(x.shape)} input instead of {tuple(expected.shape)}"
+        )
+    return float((result - expected).abs().max())
