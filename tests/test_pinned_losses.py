@@ -5,8 +5,13 @@ numerics (order of calls, loss sums, pool draws, seeding) changes these numbers.
 The values in tests/data/pinned_losses.json were computed by commit 8b83e61's step (still in
 cgfw/step.py; this file at 11ead04, threads fixed as below) on this project's CPU, torch
 2.14.1. One torch thread: the thread count changes how convolutions sum, so the numbers would
-differ between machines with other core counts. Regenerate them only for a change meant to
-change the numerics: `python tests/test_pinned_losses.py --write`."""
+differ between machines with other core counts. The CPU's instruction set changes them too
+(oneDNN picks other kernels: AVX512 and the first machine's agree to 1e-7 for two iterations,
+then drift by up to 0.2 %), so the file keeps one set per kind of machine the project has run
+on, labelled with torch's CPU capability: a run matches its machine's set, or, on a machine of
+an unrecorded kind, one of them. Add a set only from the unchanged step
+(`python tests/test_pinned_losses.py --write` appends this machine's); regenerate them only for
+a change meant to change the numerics."""
 
 from __future__ import annotations
 
@@ -73,14 +78,26 @@ def losses(recipe: str, overrides: list[str], out: Path) -> dict[str, list[float
     return {k: [v for _, v in sorted(found[k])] for k in sorted(found) if k.startswith("loss.")}
 
 
+def matches(got: dict[str, list[float]], pinned: dict[str, list[float]]) -> list[str]:
+    """The terms where `got` differs from `pinned` (all of them when the names differ)."""
+    if sorted(got) != sorted(pinned):
+        return [f"terms {sorted(got)} != {sorted(pinned)}"]
+    return [
+        term
+        for term, values in pinned.items()
+        if len(got[term]) != len(values) or got[term] != pytest.approx(values, rel=1e-6, abs=1e-7)
+    ]
+
+
 @pytest.mark.parametrize("recipe", sorted(CASES))
 def test_per_iteration_losses_are_the_pinned_ones(recipe: str, tmp_path: Path) -> None:
-    pinned = json.loads(PINNED.read_text(encoding="utf-8"))[recipe]
+    machines = json.loads(PINNED.read_text(encoding="utf-8"))["machines"]
+    here = torch.backends.cpu.get_cpu_capability()
+    mine = [m for m in machines if m["cpu"] == here] or machines  # unrecorded kind: any
     got = losses(recipe, CASES[recipe], tmp_path)
-    assert sorted(got) == sorted(pinned)
-    for term, values in pinned.items():
-        assert len(got[term]) == len(values) == 6
-        assert got[term] == pytest.approx(values, rel=1e-6, abs=1e-7), term
+    assert all(len(v) == 6 for v in got.values())
+    misses = {m["note"]: matches(got, m["losses"][recipe]) for m in mine}
+    assert any(not miss for miss in misses.values()), f"differs on this {here} CPU: {misses}"
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
@@ -88,5 +105,9 @@ if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
 
     with tempfile.TemporaryDirectory() as tmp:
         table = {r: losses(r, CASES[r], Path(tmp) / r) for r in sorted(CASES)}
-    PINNED.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+    kept = json.loads(PINNED.read_text(encoding="utf-8")) if PINNED.exists() else {"machines": []}
+    capability = torch.backends.cpu.get_cpu_capability()
+    kept["machines"] = [m for m in kept["machines"] if m["cpu"] != capability]
+    kept["machines"].append({"cpu": capability, "note": "written by --write", "losses": table})
+    PINNED.write_text(json.dumps(kept, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {PINNED}")

@@ -10,7 +10,6 @@ from functools import cache
 from typing import Any
 
 import click
-from click.utils import make_default_short_help
 
 
 class LazyGroup(click.Group):
@@ -63,5 +62,5 @@ def _docstring_line(target: str, limit: int) -> str:
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == attr:
             doc = ast.get_docstring(node) or ""
-            return str(make_default_short_help(doc.split("\n\n")[0], limit))  # type: ignore[operator]
+            return click.Command(attr, help=doc).get_short_help_str(limit)  # as click shows it
     return ""
