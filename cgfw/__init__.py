@@ -4,7 +4,8 @@ In a notebook: `cgfw.train` a recipe, `cgfw.load` a run and `Run.translate` imag
 `cgfw.create` one registered component, and `cgfw.components` lists them (cgfw/api.py).
 
 For plugin authors: `hookimpl` marks a hook, `Register` types the callable each hook gets;
-a model subclasses `Model`, asks for components through `Slot`s and builds them with `Build`."""
+a model subclasses `Model`, asks for components through `Slot`s and builds them with `Build`;
+`NoOptions` is the options model of a component that takes none."""
 
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from cgfw.hookspecs import Register, hookimpl
 from cgfw.launching import Batch, Launcher
 from cgfw.model import Build, Model, Runtime
 from cgfw.recipe import Slot
+from cgfw.registry import NoOptions
 from cgfw.tracking import TrackedRun, Tracker
 
 if TYPE_CHECKING:
@@ -23,6 +25,7 @@ __all__ = [
     "Build",
     "Launcher",
     "Model",
+    "NoOptions",
     "Register",
     "Run",
     "Runtime",

@@ -18,12 +18,14 @@ from cgfw.errors import CgfwError
 from cgfw.launching import VARIANT, Batch, Launcher
 from cgfw.plugins import load_plugins
 from cgfw.recipe import (
+    apply_overrides,
     get_dotted,
     load_data,
     parse_value,
     set_dotted,
     set_key,
     validate,
+    validate_overridden,
 )
 from cgfw.registry import Registry
 from cgfw.runs import new_run_dir
@@ -239,8 +241,10 @@ def ablate_cmd(
     """
     loaded = load_plugins()
     chosen = build_launcher(launcher, launcher_opts, loaded.registry)
-    data, source = load_data(recipe, loaded.registry, overrides)
-    resolved_base = validate(data, loaded.registry, source).to_dict()
+    read, source = load_data(recipe, loaded.registry)
+    # Validated override by override first, so a --set typo is named as the override's.
+    resolved_base = validate_overridden(read, overrides, loaded.registry, source).to_dict()
+    data = apply_overrides(read, overrides, loaded.registry)
     seed_list = parse_seeds(seeds) if seeds is not None else None
     variants = plan(data, list(disable), list(vary), loaded.registry, resolved_base, seed_list)
     resolved = [validate(v.data, loaded.registry, f"{source} [{v.label}]") for v in variants]
