@@ -89,7 +89,8 @@ def test_the_hooks_table_lists_every_hook() -> None:
     text = DOCS.read_text(encoding="utf-8")
     table = text.split("## The hooks", 1)[1].split("\n\n")[2]  # intro paragraph, then the table
     listed = re.findall(r"^\| `(register_\w+)` \|", table, flags=re.M)
-    hooks = [n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n[:9] == "register_"]
+    functions = inspect.getmembers(hookspecs, inspect.isfunction)
+    hooks = [name for name, _ in functions if name.startswith("register_")]
     assert sorted(listed) == sorted(hooks)
 
 
