@@ -23,7 +23,7 @@ from cgfw.errors import CgfwError
 from cgfw.images import to_rgb, to_tensor
 from cgfw.plugin.loader import load_plugins
 from cgfw.plugin.registry import KINDS, check_kind
-from cgfw.recipe import load_data, read_toml, set_values, validate
+from cgfw.recipe import load_data, read_toml, set_values, validate_stages
 from cgfw.session.load import DIRECTIONS, Generator, load_generator
 from cgfw.session.start import train_run
 from cgfw.store import checkpoint
@@ -51,10 +51,11 @@ def train(
     """
     loaded = load_plugins()
     data, source = load_data(str(recipe), loaded.registry)
-    if overrides:
-        data = set_values(data, overrides, loaded.registry)
-        source += " with overrides"  # a bad key may be an override's: say so beside the file
-    resolved = validate(data, loaded.registry, source)
+    stages = [(source, data)]
+    for key, value in (overrides or {}).items():  # one by one: an error names its override
+        data = set_values(data, {key: value}, loaded.registry)
+        stages.append((f"override {key!r}", data))
+    resolved = validate_stages(stages, loaded.registry, source)
     console = Console(stderr=True) if progress else Console(stderr=True, quiet=True)
     try:
         result = train_run(resolved, loaded, console, device)

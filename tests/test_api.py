@@ -115,7 +115,7 @@ def test_components_lists_the_registered_names_by_kind() -> None:
 def test_mistakes_raise_one_error_that_names_the_key(run: cgfw.Run, tmp_path: Path) -> None:
     out = {"run.output_dir": tmp_path / "runs"}
     with pytest.raises(
-        CgfwError, match=r"with overrides: unknown key 'train.max_iter'.*'max_iters'"
+        CgfwError, match=r"^override 'train.max_iter': unknown key 'train.max_iter'.*'max_iters'"
     ):
         cgfw.train("quickstart", {**out, "train.max_iter": 2}, progress=False)
     with pytest.raises(CgfwError, match=r"train.max_iters: .*\(got 'two'\)"):

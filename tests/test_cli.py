@@ -18,11 +18,11 @@ from tests.conftest import run_dirs, state_equal
 def test_dry_run_prints_the_papers_parameter_counts(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("run", "recipes/paper_default.toml", "--dry-run")
     assert result.exit_code == 0, result.output
-    assert result.output.count("11378179 parameters") == 2
-    assert result.output.count("2764737 parameters") == 2
+    assert result.output.count("11,378,179 parameters") == 2
+    assert result.output.count("2,764,737 parameters") == 2
     assert 'root = "datasets/horse2zebra"' in result.output  # the resolved recipe, data not needed
     six = cli("run", "paper_default", "--dry-run", "--set", "generator.n_blocks=6")
-    assert six.output.count("7837699 parameters") == 2
+    assert six.output.count("7,837,699 parameters") == 2
 
 
 def test_tiny_run_leaves_recipe_events_checkpoint_and_samples(cli, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sys
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic.fields import FieldInfo
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -18,14 +19,13 @@ from cgfw.cli.console import SET_HELP, console, friendly, out
 from cgfw.cli.lazy import LazyGroup
 from cgfw.errors import CgfwError
 from cgfw.plugin.loader import Loaded, load_plugins
-from cgfw.plugin.registry import KINDS, check_kind
+from cgfw.plugin.registry import KINDS, Registry, check_kind
 from cgfw.recipe import (
-    apply_overrides,
     load,
     load_data,
     read_toml,
     slots_of,
-    validate,
+    validate_overridden,
 )
 from cgfw.store.layout import RunDir
 
@@ -74,6 +74,10 @@ class PluginCommands(LazyGroup):
                     )
                     continue
                 if isinstance(command, click.Command):
+                    # A CgfwError from the plugin's code is the user's mistake, shown as one
+                    # line with exit code 2 as cgfw's own commands show it (a group's
+                    # invoke runs its subcommands, so they are covered too).
+                    command.invoke = friendly(command.invoke)  # type: ignore[method-assign]
                     self._found[name] = command
         return self._found
 
@@ -178,11 +182,7 @@ def run(
         saved = RunDir(resume_dir).recipe
         if not saved.is_file():
             raise CgfwError(f"--resume {resume_dir}: not a run directory (no recipe.toml)")
-        resolved = validate(
-            apply_overrides(read_toml(saved), overrides, loaded.registry),
-            loaded.registry,
-            str(saved),
-        )
+        resolved = validate_overridden(read_toml(saved), overrides, loaded.registry, str(saved))
         from cgfw.session.start import train_run
 
         train_run(resolved, loaded, console, device, resume_dir, allow_changes)
@@ -201,8 +201,17 @@ def run(
     from cgfw.train.model import build_model, count_parameters
 
     click.echo(resolved.to_toml(), nl=False)
-    for name, net in build_model(resolved).networks.items():
-        out.print(f"{name:5} {type(net).__name__:24} {count_parameters(net)} parameters")
+    model = build_model(resolved)
+    slot_of = model.build.slot_of if hasattr(model, "build") else {}  # set by Model.__init__
+    for name, net in model.networks.items():
+        # By the component it was built from: its class is often just nn.Sequential.
+        path = slot_of.get(id(net))
+        if path is None:
+            what = type(net).__name__  # a network the model made itself
+        else:
+            c = resolved.components[path]
+            what = f"{path} '{c.name}' (plugin {c.plugin})"
+        out.print(f"{name}: {what} {count_parameters(net):,} parameters", markup=False)
 
 
 @main.command()
@@ -244,6 +253,9 @@ def plugins(as_json: bool) -> None:
         click.echo(json.dumps([p.__dict__ for p in loaded.plugins], indent=2))
         return
     table = Table("plugin", "distribution", "version", "status", "provides")
+    # Folded, not cut: in 80 columns a name must still show whole (or on two lines), never "…".
+    for column in (table.columns[0], table.columns[-1]):
+        column.overflow = "fold"
     for p in loaded.plugins:
         provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in p.provides.items())
         status = {"ok": "[green]ok[/green]", "broken": "[red]broken[/red]"}.get(p.status, p.status)
@@ -267,39 +279,72 @@ def components(kind: str | None) -> None:
         check_kind(kind)
     for k in [kind] if kind else list(KINDS):
         columns = ["name", "summary", "options (default)", "plugin"]
-        bases: dict[str, dict[str, Any]] = {}
         if k == "ablation":  # what each one means in practice: what it leaves on
             columns.append("what stays on, on its base recipe")
-            for name in registry.names(k):  # an ablation may name its base (`base = "..."`)
-                base = registry.get(k, name).info("base", TERMS_BASE)
-                with contextlib.suppress(CgfwError):  # the bundled recipes may be disabled
-                    bases[name] = load_data(base, registry, ())[0]
         table = Table(*columns, title=k, title_justify="left")
+        recipes: dict[str, dict[str, Any] | None] = {}  # each bundled recipe read once
         for name in registry.names(k):
             c = registry.get(k, name)
             opts = ", ".join(
-                f"{f}={'required' if info.is_required() else info.default!r}"
-                for f, info in c.options.model_fields.items()
+                f"{f}={_default_text(info)}" for f, info in c.options.model_fields.items()
             )
             row: list[str | Text] = [name, Text(c.summary), Text(opts or "-"), c.plugin]
-            if k == "ablation" and name not in bases:
-                row.append("(its base recipe is not installed)")
-            elif k == "ablation":
-                base = c.info("base", TERMS_BASE)
-                from cgfw.tools import ablate as ablation
-
-                try:
-                    left = ablation.terms_left(bases[name], name, registry)
-                    left += ablation.stabilizers_left(bases[name], name, registry)
-                    row.append(f"{base}: " + ", ".join(left))
-                except CgfwError:  # e.g. it edits a component the base does not use
-                    row.append(f"(does not apply to {base})")
-                except Exception as exc:  # a plugin's broken ablation must not hide the list
-                    row.append(f"(error: {type(exc).__name__}: {exc})")
+            if k == "ablation":
+                row.append(_ablation_effect(name, registry, recipes))
             table.add_row(*row)
         out.print(table)
-    if kind is None:
+    if kind in (None, "model"):
         for name in registry.names("model"):
             slots = slots_of(registry.get("model", name)).items()
-            sections = ", ".join(f"[{p}] -> {s.kind}" for p, s in slots)
+            # Escaped: rich would read "[data]" as a markup tag and print nothing of it.
+            sections = ", ".join(f"{escape(f'[{p}]')} -> {s.kind}" for p, s in slots)
             out.print(f"model {name}: recipe sections and the kinds they pick from: {sections}")
+
+
+def _ablation_effect(
+    name: str, registry: Registry, recipes: dict[str, dict[str, Any] | None]
+) -> str:
+    """What an ablation leaves on, shown on its base recipe (`base = "..."` on its factory).
+    Without one, on the first installed recipe it applies to: its own plugin's, then
+    paper_default, then the others; trying paper_default alone flagged every plugin
+    ablation of a plugin's own component as "does not apply" although it does, elsewhere."""
+    component = registry.get("ablation", name)
+    base = component.info("base")
+    if base is not None:
+        candidates = [base]
+    else:
+        names = registry.names("recipe")
+        own = [r for r in names if registry.get("recipe", r).plugin == component.plugin]
+        candidates = list(dict.fromkeys([*own, TERMS_BASE, *names]))
+    from cgfw.tools import ablate as ablation
+
+    tried = []
+    for candidate in candidates:
+        if candidate not in recipes:
+            try:
+                recipes[candidate] = load_data(candidate, registry, ())[0]
+            except CgfwError:  # the bundled recipes may be disabled
+                recipes[candidate] = None
+        data = recipes[candidate]
+        if data is None:
+            continue
+        tried.append(candidate)
+        try:
+            left = ablation.terms_left(data, name, registry)
+            left += ablation.stabilizers_left(data, name, registry)
+        except CgfwError:  # e.g. it edits a component this recipe does not use
+            continue
+        except Exception as exc:  # a plugin's broken ablation must not hide the list
+            return f"(error: {type(exc).__name__}: {exc})"
+        return f"{candidate}: " + ", ".join(left)
+    if not tried:
+        return "(its base recipe is not installed)"
+    return f"(does not apply to {base})" if base else "(applies to no installed recipe)"
+
+
+def _default_text(info: FieldInfo) -> str:
+    """An option's default as a recipe would write it; "required" when it has none (a
+    default_factory's value is the default, not pydantic's placeholder for "none given")."""
+    if info.is_required():
+        return "required"
+    return repr(info.get_default(call_default_factory=True))

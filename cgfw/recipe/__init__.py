@@ -18,6 +18,8 @@ from cgfw.recipe.resolve import (
     set_values,
     slots_of,
     validate,
+    validate_overridden,
+    validate_stages,
 )
 from cgfw.recipe.schema import ENGINE_SECTIONS, ENGINE_SLOTS, Recipe, Slot, TrainSection
 
@@ -45,4 +47,6 @@ __all__ = [
     "set_values",
     "slots_of",
     "validate",
+    "validate_overridden",
+    "validate_stages",
 ]

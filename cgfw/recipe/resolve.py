@@ -19,7 +19,7 @@ from cgfw.plugin.registry import Component, Registry
 from cgfw.recipe import trackers as tracking
 from cgfw.recipe.channels import data_channels, with_channels
 from cgfw.recipe.keys import get_dotted, parse_override, set_dotted
-from cgfw.recipe.schema import ENGINE_SECTIONS, ENGINE_SLOTS, Recipe, Slot
+from cgfw.recipe.schema import ENGINE_SECTIONS, ENGINE_SLOTS, OptimizerSection, Recipe, Slot
 
 
 def default_model(registry: Registry) -> Component:
@@ -219,6 +219,7 @@ def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolv
         model = model_of(data, registry)
     except CgfwError as exc:
         raise CgfwError(f"{source}: model.name: {exc}") from None
+    recipe.optimizer = _optimizer(data, model, source)
     slots = slots_of(model)
     _check_unknown_keys(dict(data), slots, model, source)
     try:
@@ -263,6 +264,23 @@ def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolv
             raise CgfwError(f"{source}: {exc}") from None
         resolved.components[path] = component
     return resolved
+
+
+def _optimizer(data: Mapping[str, Any], model: Component, source: str) -> OptimizerSection:
+    """[optimizer]: the recipe's own values over the model's `optimizer_defaults` (a model
+    that trains best at another learning rate says so once) over the engine's defaults."""
+    defaults: Mapping[str, Any] = getattr(model.factory, "optimizer_defaults", {})
+    given = data.get("optimizer")
+    try:
+        return OptimizerSection.model_validate({**defaults, **(given or {})})
+    except ValidationError as exc:  # the recipe's values passed already: the model's are wrong
+        lines = [
+            f"{source}: optimizer.{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got "
+            f"{e.get('input')!r} from optimizer_defaults of model '{model.name}', plugin "
+            f"'{model.plugin}')"
+            for e in exc.errors()
+        ]
+        raise CgfwError("\n".join(lines)) from None
 
 
 def _parse_keys(keys: type[BaseModel], values: dict[str, Any], path: str, model: str) -> BaseModel:
@@ -385,8 +403,51 @@ def read_recipe(path: Path, registry: Registry, seen: tuple[Path, ...] = ()) -> 
 
 def load(spec: str, registry: Registry, overrides: Iterable[str] = ()) -> Resolved:
     """Find, read, override and validate a recipe."""
-    data, source = load_data(spec, registry, overrides)
-    return validate(data, registry, source)
+    path = find_recipe(spec, registry)
+    return validate_overridden(read_recipe(path, registry), overrides, registry, str(path))
+
+
+def validate_overridden(
+    data: dict[str, Any], overrides: Iterable[str], registry: Registry, source: str
+) -> Resolved:
+    """`data` with each `--set KEY=VALUE` applied, validated; an error that an override
+    brings in names the override (`--set 'generater.n_blocks=6': unknown key ...`), not the
+    file, which may be fine as it is."""
+    stages = [(source, data)]
+    for text in overrides:
+        stages.append((f"--set {text!r}", apply_overrides(stages[-1][1], [text], registry)))
+    return validate_stages(stages, registry, source)
+
+
+def validate_stages(
+    stages: list[tuple[str, dict[str, Any]]], registry: Registry, source: str
+) -> Resolved:
+    """Validate the last of `stages`: a recipe's data as read from `source`, then after each
+    change, labelled (an override). An error is blamed on the change after which the recipe
+    has failed with just that error ever since; an error the file had all along stays the
+    file's. Only on an error is more than the last stage validated (it is cheap: no tensors)."""
+    try:
+        return validate(stages[-1][1], registry, source)
+    except CgfwError as exc:
+        final = str(exc)
+    blamed = 0
+    for i in range(len(stages) - 2, -1, -1):
+        if _error_of(stages[i][1], registry, source) != final:
+            blamed = i + 1
+            break
+    if blamed == 0:
+        raise CgfwError(final)
+    prefix = f"{source}: "
+    lines = [line.removeprefix(prefix) for line in final.splitlines()]
+    raise CgfwError("\n".join(f"{stages[blamed][0]}: {line}" for line in lines))
+
+
+def _error_of(data: dict[str, Any], registry: Registry, source: str) -> str | None:
+    try:
+        validate(data, registry, source)
+    except CgfwError as exc:
+        return str(exc)
+    return None
 
 
 def load_data(

@@ -17,12 +17,14 @@ from cgfw.errors import CgfwError
 from cgfw.plugin.loader import load_plugins
 from cgfw.plugin.registry import Registry
 from cgfw.recipe import (
+    apply_overrides,
     get_dotted,
     load_data,
     parse_value,
     set_dotted,
     set_key,
     validate,
+    validate_overridden,
 )
 from cgfw.session.launching import Batch, Launcher
 from cgfw.store.layout import AblationDir, RunDir
@@ -189,8 +191,10 @@ def run_ablation(
     them; returns PARENT and each run's final losses (None: a scheduler runs them later)."""
     loaded = load_plugins()
     chosen = build_launcher(launcher, tuple(launcher_opts), loaded.registry)
-    data, source = load_data(recipe, loaded.registry, overrides)
-    resolved_base = validate(data, loaded.registry, source).to_dict()
+    read, source = load_data(recipe, loaded.registry)
+    # Validated override by override first, so a --set typo is named as the override's.
+    resolved_base = validate_overridden(read, overrides, loaded.registry, source).to_dict()
+    data = apply_overrides(read, overrides, loaded.registry)
     seed_list = parse_seeds(seeds) if seeds is not None else None
     variants = plan(data, list(disable), list(vary), loaded.registry, resolved_base, seed_list)
     resolved = [validate(v.data, loaded.registry, f"{source} [{v.label}]") for v in variants]

@@ -103,6 +103,9 @@ class Build:
     def __init__(self, resolved: Resolved, rt: Runtime) -> None:
         self._resolved, self.rt = resolved, rt
         self.recipe = RecipeView(resolved)
+        # Each network built from a slot (by id) -> that slot's path, so `cgfw run --dry-run`
+        # can name a network by its component rather than its class (often nn.Sequential).
+        self.slot_of: dict[int, str] = {}
 
     @property
     def resolved(self) -> RecipeView:
@@ -136,7 +139,9 @@ class Build:
                 f"{path} '{component.name}' (plugin '{component.plugin}') returned "
                 f"{type(net).__name__}, not a torch.nn.Module"
             )
-        return self.adopt(net)
+        net = self.adopt(net)
+        self.slot_of[id(net)] = path
+        return net
 
     def adopt(self, net: nn.Module) -> nn.Module:
         """A network for this run: initialised by [init], on the device, the same in every
@@ -175,22 +180,25 @@ class Model:
       every model's, and a model may give them defaults;
     - ``directions``: ``{"a2b": (network, slot)}``, the translations it learns (translate,
       eval, export and the sample grids use them; a one-sided model has only "a2b");
-    - ``default = True`` only for the model that recipes without a [model] section train.
+    - ``default = True`` only for the model that recipes without a [model] section train;
+    - ``optimizer_defaults``: [optimizer] values this model trains best with (e.g. ``{"lr":
+      1e-3, "betas": (0.5, 0.999)}``), used where the recipe's [optimizer] sets none.
 
     ``__init__(options, build)`` builds ``self.networks`` and ``self.optimizers`` (names are the
     checkpoint's keys); ``setup`` may add networks that need a batch to be built (CUT's MLP
     head) before the first step and before a checkpoint is loaded into them; ``step`` trains
     one iteration and returns its loss terms, detached; ``extra_state`` / ``load_extra_state``
-    checkpoint anything else (image pools)."""
+    checkpoint anything else (image pools). ``self.build`` is the `Build` it was made with."""
 
     slots: ClassVar[dict[str, Slot]] = {}
     directions: ClassVar[dict[str, tuple[str, str]]] = {}
     default: ClassVar[bool] = False
+    optimizer_defaults: ClassVar[dict[str, Any]] = {}
     # What needs aligned training pairs, for the error on a dataset without them (None: nothing).
     needs_pairs: str | None = None
 
     def __init__(self, options: BaseModel, build: Build) -> None:
-        self.options, self.rt = options, build.rt
+        self.options, self.rt, self.build = options, build.rt, build
         self.networks: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 

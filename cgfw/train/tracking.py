@@ -27,7 +27,14 @@ from cgfw.store.layout import RunDir, write_json
 
 @dataclass
 class TrackedRun:
-    """What a tracker is told about the run it tracks."""
+    """What a tracker is told about the run it tracks (docs/plugins.md, "A tracker").
+
+    The scalars it then receives are named ``loss/NAME`` (each loss term the model's step
+    returns, averaged over ``train.log_every`` iterations) and ``lr``; every ``eval.every``
+    iterations ``eval/a2b/METRIC``, ``eval/b2a/METRIC``, ``eval/baseline/METRIC`` and
+    ``eval/cycle/a/l1`` (with ``train.ema``, the trained weights' as ``eval_raw/...``). Its
+    summary gets ``final/NAME`` for each loss term when training ends, then ``cgfw eval``'s
+    metrics named ``eval/...``."""
 
     path: Path
     name: str  # the run directory's name, e.g. quickstart-20261130-101500

@@ -24,7 +24,6 @@ from torch import Tensor, nn
 from torch.nn.modules.instancenorm import _InstanceNorm
 
 from cgfw import Model, Register, console, create_run, hookimpl, out, refusal_reason, resolve_recipe
-from cgfw.cli.console import friendly
 from cgfw.errors import CgfwError
 
 # The authors' network names -> ours. Their D_A judges domain B (it is trained against G_A's
@@ -372,7 +371,6 @@ def import_weights(
     help="Recipe for everything the files do not decide (data, losses, training).",
 )
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@friendly
 def import_weights_cmd(
     files: tuple[str, ...], out_dir: Path | None, recipe: str, overrides: tuple[str, ...]
 ) -> None:
