@@ -291,6 +291,14 @@ def _allow_variants(count: int) -> None:
     setattr(config, name, max(getattr(config, name), count))
 
 
+def is_pair_loss(loss: object) -> bool:
+    """Whether a GAN loss takes the real and fake scores together, ``loss(real_scores,
+    fake_scores, for_discriminator)`` (a relativistic loss), rather than one score tensor a call
+    (cgfw/hookspecs.py, register_gan_losses). The loss says so with ``pair = True``; models ask
+    here, so the declaration can move (to a register keyword) in one place."""
+    return getattr(loss, "pair", False) is True
+
+
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
