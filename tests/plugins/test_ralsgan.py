@@ -18,7 +18,7 @@ from cgfw.model import build_model, is_pair_loss
 from cgfw.plugins import Loaded
 from cgfw.recipe import load
 from cgfw_field.losses import RaLSGAN
-from cgfw_paper.losses import LSGANLoss, LabelOptions, hinge
+from cgfw_paper.losses import LabelOptions, LSGANLoss, hinge
 from tests.conftest import run_dirs
 
 
@@ -70,7 +70,7 @@ def test_ralsgan_is_fp32_under_bf16_autocast() -> None:
 def test_only_a_loss_that_declares_the_pair_form_is_called_with_pairs() -> None:
     assert is_pair_loss(RaLSGAN()) and is_pair_loss(RaLSGAN)
     assert not is_pair_loss(LSGANLoss(LabelOptions())) and not is_pair_loss(hinge(None))  # type: ignore[arg-type]
-    with pytest.raises(CgfwError, match="losses.gan.name = 'ralsgan' .*pick a loss"):
+    with pytest.raises(CgfwError, match=r"losses\.gan\.name = 'ralsgan' .*pick a loss"):
         RaLSGAN()(torch.zeros(2), True, False)  # a model that knows only the one-score form
 
 
