@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import torch
 
-from cgfw.cli import ablate
+from cgfw.tools import ablate
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load_data, validate
 from cgfw.train.loop import build_dataset

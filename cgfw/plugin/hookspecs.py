@@ -107,7 +107,17 @@ def register_discriminators(register: Register[NetworkFactory]) -> None:
 def register_gan_losses(register: Register[GanLossFactory]) -> None:
     """Adversarial losses: ``factory(options) -> callable(scores, real, for_discriminator)``
     returning a scalar tensor. ``real`` says whether the scores should read as real;
-    ``for_discriminator`` lets losses such as hinge differ between the two players."""
+    ``for_discriminator`` lets losses such as hinge differ between the two players.
+
+    The pair form, for losses that compare real and fake scores (relativistic ones, such as
+    cgfw_field's ralsgan): it is registered with ``pair=True`` (a model asks
+    ``build.declares("losses.gan", "pair")``) and is called ``loss(real_scores, fake_scores,
+    for_discriminator)``, once per player and discriminator: in the discriminator's update with
+    its scores of the real and the fake images, and in the generator's with the frozen
+    discriminator's scores of the real images (no gradient) and of the fakes. It returns that
+    player's whole objective (for the discriminator, what the one-score form's real and fake
+    calls sum to), which the model weights as it weights that sum: the CycleGAN, CUT and
+    pix2pix halve the discriminator's."""
 
 
 @hookspec

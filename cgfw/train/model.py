@@ -112,6 +112,13 @@ class Build:
         """The recipe, read-only (`recipe`'s old name)."""
         return self.recipe
 
+    def declares(self, path: str, key: str) -> bool:
+        """Whether the slot's component was registered with `key` (e.g. a GAN loss with
+        ``pair=True``: called with the real and the fake scores together); False for an
+        optional slot the recipe leaves empty."""
+        component = self._resolved.components.get(path)
+        return bool(component is not None and component.info(key, False))
+
     @property
     def channels(self) -> int:
         """The data's channel count (data.channels; 3 for datasets without the option). The

@@ -150,6 +150,8 @@ class CycleGAN(Model):
         self.opt_d = build.optimizer(self.d_a, self.d_b)
         self.optimizers = {"g": self.opt_g, "d": self.opt_d}
         self.gan_loss: Callable[..., Tensor] = build.component("losses.gan")
+        # A relativistic loss takes D's real and fake scores together (the hook's pair form).
+        self.gan_pair = build.declares("losses.gan", "pair")
         self.cycle_loss: Callable[[Tensor, Tensor], Tensor] = build.component("losses.cycle")
         self.identity_loss: Callable[[Tensor, Tensor], Tensor] = build.component("losses.identity")
         self.paired_loss: Callable[[Tensor, Tensor], Tensor] = build.component("losses.paired")
@@ -256,9 +258,14 @@ class CycleGAN(Model):
             # 2. Generator losses, with the discriminators frozen (they pass gradients through).
             _requires_grad([self.d_a, self.d_b], False)
             terms: dict[str, Tensor] = {}
-            if w.gan:
+            if w.gan and not self.gan_pair:
                 terms["g_ab_gan"] = w.gan * self.gan_loss(self.d_b(self._seen(fake_b)), True, False)
                 terms["g_ba_gan"] = w.gan * self.gan_loss(self.d_a(self._seen(fake_a)), True, False)
+            elif w.gan:  # a pair loss also weighs the frozen D's scores of the real images
+                judged_b = self.d_b(self._seen(real_b)), self.d_b(self._seen(fake_b))
+                judged_a = self.d_a(self._seen(real_a)), self.d_a(self._seen(fake_a))
+                terms["g_ab_gan"] = w.gan * self.gan_loss(*judged_b, False)
+                terms["g_ba_gan"] = w.gan * self.gan_loss(*judged_a, False)
             if rec_a is not None:
                 terms["cycle_a"] = w.cycle * self.cycle_loss(rec_a, real_a)
             if rec_b is not None:
@@ -289,14 +296,18 @@ class CycleGAN(Model):
                 judged_real_a, judged_fake_a = self.stacking.together(
                     rt, self.d_a, seen_a, pooled_a
                 )
-                terms["d_b"] = 0.5 * (
-                    self.gan_loss(judged_real_b, True, True)
-                    + self.gan_loss(judged_fake_b, False, True)
-                )
-                terms["d_a"] = 0.5 * (
-                    self.gan_loss(judged_real_a, True, True)
-                    + self.gan_loss(judged_fake_a, False, True)
-                )
+                if self.gan_pair:
+                    terms["d_b"] = 0.5 * self.gan_loss(judged_real_b, judged_fake_b, True)
+                    terms["d_a"] = 0.5 * self.gan_loss(judged_real_a, judged_fake_a, True)
+                else:
+                    terms["d_b"] = 0.5 * (
+                        self.gan_loss(judged_real_b, True, True)
+                        + self.gan_loss(judged_fake_b, False, True)
+                    )
+                    terms["d_a"] = 0.5 * (
+                        self.gan_loss(judged_real_a, True, True)
+                        + self.gan_loss(judged_fake_a, False, True)
+                    )
                 loss_d = terms["d_a"] + terms["d_b"]
                 if self.regularizer is not None:
                     terms["reg_b"] = self.regularizer(self.d_b, seen_b, pooled_b)

@@ -247,3 +247,32 @@ def test_the_recipe_schema_describes_a_models_own_sections(on_path: Path) -> Non
     assert "nce_layers" in schema["properties"]["model"]["properties"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**data, "buffer": {"name": "none"}}, schema)  # the CycleGAN's
+
+
+def test_cut_gives_a_pair_loss_the_real_scores_in_both_updates(
+    on_path: Path, tiny_recipe: Path
+) -> None:
+    """losses.gan.name = "ralsgan": D's update gets its scores of real_b and the fakes together,
+    and G's update the scores of real_b by the D just stepped (CUT updates D first)."""
+    from cgfw_field.losses import RaLSGAN
+    from tests.plugins.test_ralsgan import Spy
+
+    overrides = ["model.name=cut", *TINY[1::2], "losses.gan.name=ralsgan"]
+    torch.manual_seed(0)
+    m: Any = build_model(load(str(tiny_recipe), load_plugins().registry, overrides))
+    g = torch.Generator().manual_seed(0)
+    real_a, real_b = (torch.rand(2, 3, 32, 32, generator=g) * 2 - 1 for _ in range(2))
+    m.setup(real_a, real_b)
+    m.gan_loss = spy = Spy(m.gan_loss)
+    with torch.no_grad():
+        before = m.d(real_b)
+    terms = m.step(real_a, real_b)
+    with torch.no_grad():
+        after = m.d(real_b)  # D is not updated again after G's update
+    assert [for_d for *_, for_d in spy.calls] == [True, False]
+    (d_real, d_fake, _), (g_real, g_fake, _) = spy.calls
+    assert torch.allclose(d_real, before, atol=1e-6) and torch.allclose(g_real, after, atol=1e-6)
+    assert not torch.allclose(before, after) and not torch.allclose(g_real, g_fake)
+    assert torch.allclose(terms["d"], 0.5 * RaLSGAN()(d_real, d_fake, True))
+    assert torch.allclose(terms["g_gan"], RaLSGAN()(g_real, g_fake, False))
+    assert all(torch.isfinite(t) for t in terms.values())

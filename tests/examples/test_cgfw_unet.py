@@ -269,3 +269,32 @@ def test_pix2pix_trains_on_the_paired_emoji_and_refuses_what_cannot_work(
     three = cli("run", tiny_recipe, *PIX2PIX_TINY, "--set", "discriminator.in_channels=3")
     assert three.exit_code == 2 and "Traceback" not in three.output
     assert "set discriminator.in_channels = 6" in three.output
+
+
+def test_pix2pix_gives_a_pair_loss_the_real_pairs_scores_in_both_updates(
+    on_path: Path, tiny_recipe: Path
+) -> None:
+    """losses.gan.name = "ralsgan": D's update gets its scores of (real_a, real_b) and of the
+    fake pair together, and G's update the scores of the real pair by the D just stepped."""
+    from cgfw_field.losses import RaLSGAN
+    from tests.plugins.test_ralsgan import Spy
+
+    overrides = [a for a in PIX2PIX_TINY if a != "--set"] + ["losses.gan.name=ralsgan"]
+    torch.manual_seed(0)
+    m: Any = build_model(load(str(tiny_recipe), load_plugins().registry, overrides))
+    m.gan_loss = spy = Spy(m.gan_loss)
+    gen = torch.Generator().manual_seed(1)
+    real_a, real_b = (torch.rand(2, 3, 32, 32, generator=gen) * 2 - 1 for _ in range(2))
+    real_ab = torch.cat([real_a, real_b], 1)
+    with torch.no_grad():  # train-mode batch norm: batch statistics, as in the step
+        before = m.d(real_ab)
+    terms = m.step(real_a, real_b)
+    with torch.no_grad():
+        after = m.d(real_ab)
+    assert [for_d for *_, for_d in spy.calls] == [True, False]
+    (d_real, d_fake, _), (g_real, g_fake, _) = spy.calls
+    assert torch.allclose(d_real, before, atol=1e-6) and torch.allclose(g_real, after, atol=1e-6)
+    assert not torch.allclose(before, after) and not torch.allclose(g_real, g_fake)
+    assert torch.allclose(terms["d"], 0.5 * RaLSGAN()(d_real, d_fake, True))
+    assert torch.allclose(terms["g_gan"], RaLSGAN()(g_real, g_fake, False))
+    assert all(torch.isfinite(t) for t in terms.values())

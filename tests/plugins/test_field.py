@@ -182,7 +182,7 @@ def test_spectral_norm_patchgan_trains_and_its_calls_run_apart(
 def test_each_stabiliser_is_one_word_to_ablate_and_says_what_stays_on(
     loaded: Loaded,
 ) -> None:
-    from cgfw.cli import ablate
+    from cgfw.tools import ablate
     from cgfw.recipe import load_data
 
     data, _ = load_data("emoji_stabilised", loaded.registry)

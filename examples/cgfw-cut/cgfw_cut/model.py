@@ -79,6 +79,8 @@ class CUT(Model):
         self.g: nn.Sequential = g
         self.d = build.network("discriminator")
         self.gan_loss: Callable[..., Tensor] = build.component("losses.gan")
+        # A relativistic loss takes D's real and fake scores together (the hook's pair form).
+        self.gan_pair = build.declares("losses.gan", "pair")
         self.networks = {"g": self.g, "d": self.d}
         self.optimizers = {"g": build.optimizer(self.g), "d": build.optimizer(self.d)}
         self.head: PatchHead | None = None  # built on the first batch (setup)
@@ -142,13 +144,16 @@ class CUT(Model):
 
             # The discriminator first, on the current fakes (no pool).
             _requires_grad(self.d, True)
-            terms = {
-                "d": 0.5
-                * (
-                    self.gan_loss(self.d(fake_b.detach()), False, True)
-                    + self.gan_loss(self.d(real_b), True, True)
-                )
-            }
+            if self.gan_pair:
+                terms = {"d": 0.5 * self.gan_loss(self.d(real_b), self.d(fake_b.detach()), True)}
+            else:
+                terms = {
+                    "d": 0.5
+                    * (
+                        self.gan_loss(self.d(fake_b.detach()), False, True)
+                        + self.gan_loss(self.d(real_b), True, True)
+                    )
+                }
         self.optimizers["d"].zero_grad(set_to_none=True)
         rt.optimizer_step(terms["d"], self.optimizers["d"])
 
@@ -157,7 +162,11 @@ class CUT(Model):
         with rt.autocast():
             loss_g = torch.zeros((), device=real_a.device)
             if self.lambda_gan > 0:
-                terms["g_gan"] = self.lambda_gan * self.gan_loss(self.d(fake_b), True, False)
+                if self.gan_pair:  # the frozen D's scores of the reals too (no gradient)
+                    judged = self.d(real_b), self.d(fake_b)
+                    terms["g_gan"] = self.lambda_gan * self.gan_loss(*judged, False)
+                else:
+                    terms["g_gan"] = self.lambda_gan * self.gan_loss(self.d(fake_b), True, False)
                 loss_g = loss_g + terms["g_gan"]
             if o.lambda_nce > 0:
                 terms["nce"] = self.nce(real_a, fake_b, flipped)

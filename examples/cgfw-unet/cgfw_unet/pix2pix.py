@@ -63,6 +63,8 @@ class Pix2Pix(Model):
         self.networks = {"g": self.g, "d": self.d}
         self.optimizers = {"g": build.optimizer(self.g), "d": build.optimizer(self.d)}
         self.gan_loss: Callable[..., Tensor] = build.component("losses.gan")
+        # A relativistic loss takes D's real and fake scores together (the hook's pair form).
+        self.gan_pair = build.declares("losses.gan", "pair")
         self.l1: Callable[[Tensor, Tensor], Tensor] = build.component("losses.l1")
         self.gan_weight: float = build.keys("losses.gan").weight
         self.l1_weight: float = build.keys("losses.l1").weight
@@ -90,16 +92,26 @@ class Pix2Pix(Model):
             fake_ab = torch.cat([real_a, fake_b], 1)
             judged_fake = self.d(fake_ab.detach())
             judged_real = self.d(torch.cat([real_a, real_b], 1))
-            terms = {
-                "d": 0.5
-                * (self.gan_loss(judged_fake, False, True) + self.gan_loss(judged_real, True, True))
-            }
+            if self.gan_pair:
+                terms = {"d": 0.5 * self.gan_loss(judged_real, judged_fake, True)}
+            else:
+                terms = {
+                    "d": 0.5
+                    * (
+                        self.gan_loss(judged_fake, False, True)
+                        + self.gan_loss(judged_real, True, True)
+                    )
+                }
         self.optimizers["d"].zero_grad(set_to_none=True)
         rt.optimizer_step(terms["d"], self.optimizers["d"])
 
         _requires_grad(self.d, False)
         with rt.autocast():
-            terms["g_gan"] = self.gan_weight * self.gan_loss(self.d(fake_ab), True, False)
+            if self.gan_pair:  # the frozen D's scores of the real pair too (no gradient)
+                judged = self.d(torch.cat([real_a, real_b], 1)), self.d(fake_ab)
+                terms["g_gan"] = self.gan_weight * self.gan_loss(*judged, False)
+            else:
+                terms["g_gan"] = self.gan_weight * self.gan_loss(self.d(fake_ab), True, False)
             terms["l1"] = self.l1_weight * self.l1(fake_b, real_b)
             loss_g = terms["g_gan"] + terms["l1"]
         self.optimizers["g"].zero_grad(set_to_none=True)
