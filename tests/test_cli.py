@@ -204,7 +204,7 @@ def test_shell_completion_and_version_list_plugins() -> None:
     version = subprocess.run([cgfw, "--version"], capture_output=True, text=True, timeout=60)
     assert (
         version.stdout.startswith("cgfw 0.1.0")
-        and "plugin paper-generators (cgfw 0.1.0) ok" in version.stdout
+        and "plugin paper-generators (cgfw 0.1.0) installed" in version.stdout
     )
 
 

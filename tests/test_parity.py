@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import torch
 
-from cgfw.tools import ablate
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load_data, validate
+from cgfw.tools import ablate
 from cgfw.train.loop import build_dataset
 from cgfw.train.model import build_model
 from cgfw_paper.reference import load_reference

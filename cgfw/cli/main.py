@@ -35,9 +35,12 @@ def _plugins() -> Loaded:
 
 
 def _version_text() -> str:
+    """From the installed metadata alone: no plugin is imported (`cgfw plugins` loads them
+    and says which are broken)."""
     lines = [f"cgfw {cgfw.__version__}"]
-    for p in _plugins().plugins:
-        lines.append(f"  plugin {p.name} ({p.distribution} {p.version}) {p.status}")
+    for p in load_plugins(hooks=()).plugins:
+        status = "installed" if p.status == "not loaded" else p.status
+        lines.append(f"  plugin {p.name} ({p.distribution} {p.version}) {status}")
     return "\n".join(lines)
 
 
@@ -56,7 +59,7 @@ class PluginCommands(LazyGroup):
     def plugin_commands(self) -> dict[str, click.Command]:
         if self._found is None:
             self._found = {}
-            registry = _plugins().registry
+            registry = load_plugins(hooks={"register_commands"}).registry
             for name in registry.names("command"):
                 component = registry.get("command", name)
                 if name in self.commands:
@@ -218,7 +221,7 @@ def run(
 @friendly
 def recipes() -> None:
     """List the bundled recipes (run one with `cgfw run NAME`)."""
-    registry = _plugins().registry
+    registry = load_plugins(hooks={"register_recipes"}).registry
     table = Table("name", "summary", "plugin")
     for name in registry.names("recipe"):
         c = registry.get("recipe", name)

@@ -3,10 +3,12 @@ only the recipes that need it (llm's issue 1280 is the counter-example)."""
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata as md
+import importlib.util
 import os
 import traceback
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +29,7 @@ class PluginInfo:
     target: str
     distribution: str
     version: str
-    status: str = "ok"  # ok | broken | disabled
+    status: str = "ok"  # ok | broken | disabled | not loaded (provides none of the hooks asked)
     error: str = ""
     provides: dict[str, list[str]] = field(default_factory=dict)
 
@@ -50,8 +52,31 @@ def _disabled() -> set[str]:
     return {n.strip() for n in os.environ.get("CGFW_DISABLE_PLUGINS", "").split(",") if n.strip()}
 
 
-def load_plugins(entry_points: Iterable[md.EntryPoint] | None = None) -> Loaded:
+def implements(ep: md.EntryPoint, hooks: Collection[str]) -> bool:
+    """Whether the entry point's module defines one of `hooks`, read from its source without
+    importing it (and so without the torch its networks import); True when that cannot be
+    told from the source (an object as the target, a compiled module)."""
+    module, _, attr = ep.value.partition(":")
+    if attr:
+        return True
+    try:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+            return True
+        with open(spec.origin, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except Exception:  # the import will say what is wrong, as for any broken plugin
+        return True
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    return bool(defined & set(hooks))
+
+
+def load_plugins(
+    entry_points: Iterable[md.EntryPoint] | None = None, hooks: Collection[str] | None = None
+) -> Loaded:
     """Import each entry point of the group on its own, check its hooks, and let it register.
+    With `hooks`, only the plugins whose modules define one of them are imported: what
+    `cgfw --help` (commands) and `cgfw recipes` need, without every network's imports.
 
     A fresh PluginManager per call: no global state, so tests can load different plugin sets.
     """
@@ -77,6 +102,9 @@ def load_plugins(entry_points: Iterable[md.EntryPoint] | None = None) -> Loaded:
         infos.append(info)
         if ep.name in disabled:
             info.status = "disabled"
+            continue
+        if hooks is not None and not implements(ep, hooks):
+            info.status = "not loaded"
             continue
         try:
             _register_one(pm, registry, ep.name, ep.load(), info)

@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.instancenorm import _InstanceNorm
 
-from cgfw import Model, Register, console, create_run, hookimpl, out, refusal_reason, resolve_recipe
+from cgfw import Model, create_run, refusal_reason, resolve_recipe
 from cgfw.errors import CgfwError
 
 # The authors' network names -> ours. Their D_A judges domain B (it is trained against G_A's
@@ -268,7 +267,7 @@ def fit(source: Source, net: nn.Module, what: str) -> dict[str, Tensor]:
     return mapped
 
 
-def _describe(settings: Mapping[str, Any]) -> str:
+def describe(settings: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in settings.items())
 
 
@@ -296,8 +295,8 @@ def read_sources(specs: Sequence[str]) -> list[Source]:
         for s in of_kind[1:]:
             if s.settings != of_kind[0].settings:
                 raise CgfwError(
-                    f"{s.label} ({_describe(s.settings)}) and {of_kind[0].label} "
-                    f"({_describe(of_kind[0].settings)}) differ; both {kind}s of a cgfw run "
+                    f"{s.label} ({describe(s.settings)}) and {of_kind[0].label} "
+                    f"({describe(of_kind[0].settings)}) differ; both {kind}s of a cgfw run "
                     "share one architecture"
                 )
     return sources
@@ -338,7 +337,7 @@ def import_weights(
     def fill(model: Model) -> None:  # networks no file provides stay as a fresh run's
         for s in sources:
             name = resolved.components[SECTION[s.network]].name
-            what = f"{SECTION[s.network]} '{name}' ({_describe(s.settings)})"
+            what = f"{SECTION[s.network]} '{name}' ({describe(s.settings)})"
             model.networks[s.network].load_state_dict(fit(s, model.networks[s.network], what))
 
     imported = [
@@ -354,53 +353,3 @@ def import_weights(
     run_dir = create_run(resolved, fill, out_dir, {"imported": imported})
     provided = {s.network for s in sources}
     return Imported(run_dir, sources, [n for n in OURS if n not in provided])
-
-
-@click.command("import-weights")
-@click.argument("files", nargs=-1, metavar="FILE...")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The run directory to write (default: a new one under the recipe's run.output_dir).",
-)
-@click.option(
-    "--recipe",
-    default="paper_default",
-    show_default=True,
-    help="Recipe for everything the files do not decide (data, losses, training).",
-)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-def import_weights_cmd(
-    files: tuple[str, ...], out_dir: Path | None, recipe: str, overrides: tuple[str, ...]
-) -> None:
-    """Turn networks trained with the authors' code into a cgfw run directory.
-
-    FILE is one of the authors' .pth files, its network read from its name (latest_net_G_A.pth,
-    200_net_D_B.pth, latest_net_G.pth for a pretrained model), or ROLE=FILE with ROLE one of
-    G_A (A->B), G_B (B->A), D_A (judges B), D_B (judges A), G (= G_A).
-
-    \b
-    cgfw import-weights checkpoints/horse2zebra/latest_net_G_*.pth --out runs/h2z
-    cgfw import-weights G=horse2zebra.pth --out runs/h2z-pretrained
-    """
-    result = import_weights(files, out_dir, recipe, overrides)
-    for s in result.sources:
-        stale = f" ({len(s.dropped)} stale InstanceNorm keys dropped)" if s.dropped else ""
-        out.print(f"{s.role} {s.path} -> {s.network}: {_describe(s.settings)}{stale}", markup=False)
-    if result.fresh:
-        console.print(
-            f"not in the files, freshly initialised: {', '.join(result.fresh)}"
-            + (" (B -> A translation is untrained)" if "g_ba" in result.fresh else "")
-        )
-    out.print(f"run directory: {result.run_dir}")
-
-
-@hookimpl
-def register_commands(register: Register) -> None:
-    register(
-        "import-weights",
-        lambda _options: import_weights_cmd,
-        None,
-        "networks trained with the authors' code (.pth) -> a cgfw run directory",
-    )

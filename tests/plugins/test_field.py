@@ -182,8 +182,8 @@ def test_spectral_norm_patchgan_trains_and_its_calls_run_apart(
 def test_each_stabiliser_is_one_word_to_ablate_and_says_what_stays_on(
     loaded: Loaded,
 ) -> None:
-    from cgfw.tools import ablate
     from cgfw.recipe import load_data
+    from cgfw.tools import ablate
 
     data, _ = load_data("emoji_stabilised", loaded.registry)
     everything = set(ablate.stabilizers_left(data, "pool", loaded.registry))

@@ -21,7 +21,8 @@ from cgfw.recipe import read_toml, validate
 from cgfw.store import checkpoint
 from cgfw.train import resume as resuming
 from cgfw.train.model import build_model, build_network
-from cgfw_paper.import_weights import import_weights, import_weights_cmd
+from cgfw_paper.commands import import_weights_cmd
+from cgfw_paper.import_weights import import_weights
 
 Shapes = dict[str, tuple[int, ...]]
 
