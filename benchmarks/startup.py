@@ -29,10 +29,10 @@ COMMANDS = [
 ]
 
 
-def time_once(args: list[str], env: dict[str, str]) -> float:
+def time_once(args: list[str], env: dict[str, str], tree: Path) -> float:
     start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "cgfw", *args], env=env, capture_output=True, timeout=300
+    done = subprocess.run(  # in the tree: `-m` puts the working directory first on sys.path
+        [sys.executable, "-m", "cgfw", *args], env=env, cwd=tree, capture_output=True, timeout=300
     )
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
@@ -46,12 +46,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     opts = parser.parse_args()
     env = dict(os.environ)
-    if opts.tree:
-        tree = opts.tree.resolve()
-        env["PYTHONPATH"] = os.pathsep.join([str(tree), str(tree / "plugins")])
+    tree = (opts.tree or Path(__file__).parent.parent).resolve()
+    env["PYTHONPATH"] = os.pathsep.join([str(tree), str(tree / "plugins")])
     print(f"{'command':28} {'median s':>9} {'min':>6} {'max':>6}")
     for args in COMMANDS:
-        times = [time_once(args, env) for _ in range(opts.runs)]
+        times = [time_once(args, env, tree) for _ in range(opts.runs)]
         label = "cgfw " + " ".join(args)
         print(f"{label:28} {statistics.median(times):9.2f} {min(times):6.2f} {max(times):6.2f}")
 

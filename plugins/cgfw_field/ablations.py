@@ -16,9 +16,7 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 class Edits:
-    """The ablation's recipe edit; `base` is the recipe `cgfw components ablation` shows it on."""
-
-    base = "emoji_stabilised"
+    """The ablation's recipe edit."""
 
     def __init__(self, overrides: dict[str, Any]) -> None:
         self.overrides = overrides
@@ -30,4 +28,4 @@ class Edits:
 @hookimpl
 def register_ablations(register: Register) -> None:
     for name, (summary, overrides) in ABLATIONS.items():
-        register(name, Edits(overrides), None, summary)
+        register(name, Edits(overrides), None, summary, base="emoji_stabilised")  # shown on

@@ -14,8 +14,6 @@ from cgfw import Batch, NoOptions, Register, RunDir, finished_losses, hookimpl, 
 
 
 class Local:
-    default = True  # `cgfw ablate` without --launcher
-
     def __init__(self, options: NoOptions) -> None:
         pass
 
@@ -78,4 +76,5 @@ def register_launchers(register: Register) -> None:
         Local,
         NoOptions,
         "this machine: one run after another, or --jobs N processes side by side (default)",
+        default=True,  # `cgfw ablate` without --launcher
     )

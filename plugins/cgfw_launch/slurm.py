@@ -53,8 +53,6 @@ class SlurmOptions(BaseModel):
 
 
 class Slurm:
-    requires = ("submitit", "slurm")  # (package, cgfw extra)
-
     def __init__(self, options: SlurmOptions) -> None:
         self.options = options
 
@@ -151,4 +149,5 @@ def register_launchers(register: Register) -> None:
         Slurm,
         SlurmOptions,
         "a Slurm job array through submitit; preempted or timed-out runs resume (cgfw[slurm])",
+        requires=("submitit", "slurm"),  # (package, cgfw extra)
     )

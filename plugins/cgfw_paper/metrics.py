@@ -7,8 +7,6 @@ L1 is the mean absolute error on the [0, 1] scale (half of the same error in [-1
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from torch import Tensor
 from torchmetrics import MeanAbsoluteError, Metric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
@@ -62,24 +60,16 @@ def l1(_: NoOptions) -> TorchMetric:
     return TorchMetric("l1", MeanAbsoluteError(), higher_is_better=False)
 
 
-class Default:
-    """A metric factory marked `default = True`: computed when [eval] metrics or `cgfw eval
-    --metrics` name none."""
-
-    default = True
-
-    def __init__(self, factory: Callable[[NoOptions], TorchMetric]) -> None:
-        self.factory = factory
-
-    def __call__(self, options: NoOptions) -> TorchMetric:
-        return self.factory(options)
-
-
 @hookimpl
 def register_metrics(register: Register) -> None:
-    register("psnr", Default(psnr), None, "peak signal-to-noise ratio in dB (paired; torchmetrics)")
-    register("ssim", Default(ssim), None, "structural similarity, Gaussian 11x11 window (paired)")
-    register("l1", Default(l1), None, "mean absolute error on the [0, 1] scale (paired)")
+    # default: computed when [eval] metrics or `cgfw eval --metrics` name none.
+    register(
+        "psnr", psnr, None, "peak signal-to-noise ratio in dB (paired; torchmetrics)", default=True
+    )
+    register(
+        "ssim", ssim, None, "structural similarity, Gaussian 11x11 window (paired)", default=True
+    )
+    register("l1", l1, None, "mean absolute error on the [0, 1] scale (paired)", default=True)
     register("kid", kid, None, "kernel inception distance, TF-Inception features (cgfw[metrics])")
     register("fid", fid, None, "Frechet inception distance, shown with KID (cgfw[metrics])")
     register("swd", swd, SwdOptions, "sliced Wasserstein distance of image patches (no network)")

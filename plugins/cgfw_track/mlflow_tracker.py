@@ -34,8 +34,6 @@ class MlflowOptions(BaseModel):
 class Mlflow:
     """One MLflow run per cgfw run; a resumed run and `cgfw eval` continue it by its id."""
 
-    requires = ("mlflow", "mlflow")  # (package, cgfw extra)
-
     def __init__(self, options: MlflowOptions, run: TrackedRun) -> None:
         from mlflow.tracking import MlflowClient
 
@@ -99,4 +97,5 @@ def register_trackers(register: Register) -> None:
         Mlflow,
         MlflowOptions,
         "MLflow: recipe as params, scalars, sample grids as artifacts, eval metrics (cgfw[mlflow])",
+        requires=("mlflow", "mlflow"),  # (package, cgfw extra)
     )

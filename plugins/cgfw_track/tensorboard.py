@@ -18,8 +18,6 @@ if TYPE_CHECKING:  # annotations only
 class TensorBoard:
     """Events in RUN_DIR, so `tensorboard --logdir runs` shows every run side by side."""
 
-    default = True  # on when a recipe names no tracker
-
     def __init__(self, options: NoOptions, run: TrackedRun) -> None:
         self.run = run
         self.state: dict[str, object] = {}  # nothing to remember: events stay in RUN_DIR
@@ -47,4 +45,5 @@ def register_trackers(register: Register) -> None:
         TensorBoard,
         NoOptions,
         "TensorBoard events in the run directory: scalars, sample grids, HParams (default)",
+        default=True,  # on when a recipe names no tracker
     )

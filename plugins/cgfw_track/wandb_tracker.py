@@ -32,8 +32,6 @@ class WandbOptions(BaseModel):
 class Wandb:
     """One W&B run per cgfw run, its id kept so a resumed run and `cgfw eval` continue it."""
 
-    requires = ("wandb", "wandb")  # (package, cgfw extra)
-
     def __init__(self, options: WandbOptions, run: TrackedRun) -> None:
         import wandb
 
@@ -76,4 +74,5 @@ def register_trackers(register: Register) -> None:
         Wandb,
         WandbOptions,
         "Weights & Biases: recipe as config, scalars, sample grids, eval metrics (cgfw[wandb])",
+        requires=("wandb", "wandb"),  # (package, cgfw extra)
     )
