@@ -1,5 +1,5 @@
 """The training loop, for any model: data, schedule, logging, samples, evaluation and
-checkpoints around the model's `step`. `train` reads top to bottom; resuming is cgfw/resume.py."""
+checkpoints around the model's `step`. `train` reads top to bottom; resuming is resume.py."""
 
 from __future__ import annotations
 
