@@ -29,7 +29,7 @@ from cgfw.model import Model, Speed, build_model
 from cgfw.plugins import Loaded, load_plugins
 from cgfw.progress import LossLog
 from cgfw.recipe import Resolved, load
-from cgfw.trainer import build_dataset, graph_fallback, make_step, train_iteration
+from cgfw.trainer import build_dataset, build_for_run, make_step, train_iteration
 
 PAPER_ITERATIONS = 266_800  # horse2zebra, 200 epochs of 1,334 iterations
 
@@ -330,10 +330,9 @@ def _measure(
     else:
         train = resolved.recipe.train.model_copy(update={"stack_calls": setting.stacked})
         recipe = resolved.recipe.model_copy(update={"train": train})
-        m = build_model(dataclasses.replace(resolved, recipe=recipe), device, speed)
-        quiet = Console(quiet=True)
         strict = compare or resolved.recipe.train.cuda_graph is True  # as training would
-        graph_fallback(m, strict)
+        m = build_for_run(dataclasses.replace(resolved, recipe=recipe), device, speed, None, strict)
+        quiet = Console(quiet=True)
         m.setup(*next(data))
         step = _framework_step(m, LossLog(None, quiet, iters + warmup, 0), strict)
     ms, data_ms = _time(step, data, device, warmup, iters)
