@@ -186,7 +186,9 @@ class Model:
     ``__init__(options, build)`` builds ``self.networks`` and ``self.optimizers`` (names are the
     checkpoint's keys); ``setup`` may add networks that need a batch to be built (CUT's MLP
     head) before the first step and before a checkpoint is loaded into them; ``step`` trains
-    one iteration and returns its loss terms, detached; ``extra_state`` / ``load_extra_state``
+    one iteration through ``rt.autocast()`` and ``rt.optimizer_step()`` (the engine begins and
+    ends the iteration and updates the loss scaler) and returns its loss terms, detached;
+    ``extra_state`` / ``load_extra_state``
     checkpoint anything else (image pools)."""
 
     slots: ClassVar[dict[str, Slot]] = {}
