@@ -26,6 +26,7 @@ _PUBLIC: dict[str, str] = {
     # recipes
     "Slot": "cgfw.recipe.schema",
     "Resolved": "cgfw.recipe.resolve",
+    "RecipeView": "cgfw.recipe.view",
     # run directories and checkpoints
     "RunDir": "cgfw.store.layout",
     "AblationDir": "cgfw.store.layout",
@@ -81,6 +82,7 @@ __all__ = [
     "Model",
     "NoOptions",
     "Planes",
+    "RecipeView",
     "Register",
     "Resolved",
     "Run",
@@ -137,6 +139,7 @@ if TYPE_CHECKING:
     from cgfw.plugin.registry import NoOptions as NoOptions
     from cgfw.recipe.resolve import Resolved as Resolved
     from cgfw.recipe.schema import Slot as Slot
+    from cgfw.recipe.view import RecipeView as RecipeView
     from cgfw.session.launching import Batch as Batch
     from cgfw.session.launching import Launcher as Launcher
     from cgfw.session.launching import finished_losses as finished_losses

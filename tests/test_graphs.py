@@ -1,6 +1,7 @@
 """GraphedStep's bookkeeping on the CPU, with CUDA's stream and graph calls stood in for: when it
 captures, and what a failed capture leaves behind (tests/test_gpu.py runs the real thing)."""
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,12 @@ from cgfw.errors import CgfwError
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
 from cgfw.train import graphs
-from cgfw.train.model import build_model
+from cgfw.train.loop import build_for_run
+from cgfw.train.model import Model, Speed, build_model
 from cgfw_paper.cyclegan import CycleGAN
+from tests.conftest import state_equal
+
+CPU = torch.device("cpu")
 
 
 class FakeCuda:
@@ -143,3 +148,49 @@ def test_a_failed_capture_leaves_the_run_as_it_was(
     assert fake.current is fake.default  # not left on the capture stream
     assert not frozen.requires_grad
     assert all(p.requires_grad for net in (m.d_a, m.d_b) for p in net.parameters())
+
+
+def capturable(m: Model) -> set[bool]:
+    return {bool(g.get("capturable")) for opt in m.optimizers.values() for g in opt.param_groups}
+
+
+@pytest.fixture
+def capturable_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CPU taken for a device a graph can capture on, so that only the model's reasons count
+    (building on it makes capturable Adam, which is fine until it steps)."""
+    monkeypatch.setattr(graphs, "settings_obstacle", lambda *_: None)
+
+
+GRAPH = Speed("fp32", False, "off", cuda_graph=True)
+
+
+def test_auto_with_a_regularizer_that_cannot_be_captured_builds_eager_optimizers(
+    capturable_device: None, loaded: Loaded, tiny_recipe: Path
+) -> None:
+    penalised = load(str(tiny_recipe), loaded.registry, ["regularizer.name=r1"])
+    assert not graphs.decide(GRAPH, CPU, 1, penalised, strict=False).cuda_graph  # before build
+    m = build_for_run(penalised, CPU, GRAPH, strict=False)
+    assert not m.rt.speed.cuda_graph and capturable(m) == {False}
+    with pytest.raises(CgfwError, match=r"train.cuda_graph is not available with regularizer 'r1'"):
+        build_for_run(penalised, CPU, GRAPH, strict=True)
+    plain = build_for_run(load(str(tiny_recipe), loaded.registry), CPU, GRAPH, strict=False)
+    assert plain.rt.speed.cuda_graph and capturable(plain) == {True}
+
+
+def test_a_model_that_tells_its_obstacle_only_once_built_is_built_again_for_eager_steps(
+    capturable_device: None, loaded: Loaded, tiny_recipe: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(CycleGAN, "graph_obstacle", lambda self: "draws on the host")
+    resolved = load(str(tiny_recipe), loaded.registry)
+    with pytest.raises(CgfwError, match=r"train.cuda_graph draws on the host"):
+        build_for_run(resolved, CPU, GRAPH, strict=True)
+    torch.manual_seed(0)
+    m = build_for_run(resolved, CPU, GRAPH, strict=False)
+    drawn_next = torch.rand(3)
+    assert isinstance(m, CycleGAN) and not m.rt.speed.cuda_graph and capturable(m) == {False}
+    torch.manual_seed(0)
+    eager = build_model(resolved, CPU, dataclasses.replace(GRAPH, cuda_graph=False))
+    assert isinstance(eager, CycleGAN)
+    # As if built once, eagerly: the same initial weights, and the random state after them.
+    assert state_equal(m.g_ab.state_dict(), eager.g_ab.state_dict())
+    assert torch.equal(drawn_next, torch.rand(3))

@@ -24,7 +24,7 @@ from cgfw.errors import CgfwError
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import Resolved
 from cgfw.train.data import KeyBatches, train_loader
-from cgfw.train.loop import build_dataset, graph_fallback, make_step, train_iteration
+from cgfw.train.loop import build_dataset, build_for_run, make_step, train_iteration
 from cgfw.train.model import Model, Speed, build_model
 from cgfw.train.progress import LossLog
 
@@ -327,10 +327,9 @@ def _measure(
     else:
         train = resolved.recipe.train.model_copy(update={"stack_calls": setting.stacked})
         recipe = resolved.recipe.model_copy(update={"train": train})
-        m = build_model(dataclasses.replace(resolved, recipe=recipe), device, speed)
-        quiet = Console(quiet=True)
         strict = compare or resolved.recipe.train.cuda_graph is True  # as training would
-        graph_fallback(m, strict)
+        m = build_for_run(dataclasses.replace(resolved, recipe=recipe), device, speed, None, strict)
+        quiet = Console(quiet=True)
         m.setup(*next(data))
         step = _framework_step(m, LossLog(None, quiet, iters + warmup, 0), strict)
     ms, data_ms = _time(step, data, device, warmup, iters)

@@ -9,6 +9,7 @@ compile them (compiling during capture would fail), and the graph then replays t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor
 
 from cgfw.errors import CgfwError
+from cgfw.recipe import Resolved
 from cgfw.train.model import Model, Speed
 
 log = logging.getLogger("cgfw.train")
@@ -24,9 +26,8 @@ Shapes = tuple[tuple[int, ...], tuple[int, ...]]
 WARMUP = 3  # iterations of a shape before its capture: cuDNN, autograd, torch.compile set up
 
 
-def obstacle(speed: Speed, device: torch.device, world: int, model: Model) -> str | None:
-    """Why this run cannot be replayed as a CUDA graph, or None; the model may have a reason of
-    its own (the CycleGAN's image pool must declare graph_safe = True)."""
+def settings_obstacle(speed: Speed, device: torch.device, world: int) -> str | None:
+    """Why the run's device and speed settings cannot be replayed as a CUDA graph, or None."""
     if device.type != "cuda":
         return "needs a CUDA device"
     if speed.precision == "fp16":
@@ -38,14 +39,43 @@ def obstacle(speed: Speed, device: torch.device, world: int, model: Model) -> st
         return f'is not combined with train.compile = "{speed.compile}"; use "default" or "off"'
     if world > 1:
         return "is not supported with several processes yet"
-    return model.graph_obstacle()
+    return None
+
+
+def obstacle(speed: Speed, device: torch.device, world: int, model: Model) -> str | None:
+    """Why this run cannot be replayed as a CUDA graph, or None; the model may have a reason of
+    its own (the CycleGAN's image pool must declare graph_safe = True)."""
+    return (
+        settings_obstacle(speed, device, world)
+        or type(model).graph_obstacle_for(model.resolved)
+        or model.graph_obstacle()
+    )
 
 
 def check_graphable(speed: Speed, device: torch.device, world: int, model: Model) -> None:
     """The error for a run that asked for train.cuda_graph = true and cannot have it."""
-    reason = obstacle(speed, device, world, model)
+    refuse(obstacle(speed, device, world, model))
+
+
+def refuse(reason: str | None) -> None:
     if reason:
         raise CgfwError(f"train.cuda_graph {reason}; set train.cuda_graph = false")
+
+
+def decide(
+    speed: Speed, device: torch.device, world: int, resolved: Resolved, strict: bool
+) -> Speed:
+    """The speed to build the model for, before anything is built: with cuda_graph only if the
+    settings and the model's class (on this recipe) allow a capture. `strict`
+    (train.cuda_graph = true): a run that cannot be captured is an error; else ("auto") it
+    quietly gets eager steps, and optimizers made for them."""
+    if not speed.cuda_graph:
+        return speed
+    model: type[Model] = resolved.model_class
+    reason = settings_obstacle(speed, device, world) or model.graph_obstacle_for(resolved)
+    if strict:
+        refuse(reason)
+    return dataclasses.replace(speed, cuda_graph=False) if reason else speed
 
 
 def ready(runs: dict[Shapes, int], shapes: Shapes) -> bool:
@@ -59,7 +89,8 @@ class GraphedStep:
     """Call like `step(real_a, real_b)`. Each batch shape's first WARMUP iterations run
     eagerly (they are real training iterations); then the next full-sized batch is captured,
     and every later batch of that shape replays the graph. Other shapes (a short last batch)
-    run eagerly.
+    run eagerly. The caller begins and ends each iteration (`train_iteration`) outside the
+    graph: both are host-side, and a captured run has neither fp16 nor reduce-overhead.
 
     If the capture fails (a plugin that syncs with the host, an op CUDA cannot capture), a
     strict step (train.cuda_graph = true) stops with the reason; otherwise ("auto") it warns and

@@ -29,7 +29,7 @@ from cgfw.train.data import KeyBatches, epoch_keys, iters_per_epoch, train_loade
 from cgfw.train.distributed import Group
 from cgfw.train.ema import EMA
 from cgfw.train.evaluation import build_metric, default_metrics, evaluate, flat_metrics
-from cgfw.train.graphs import GraphedStep, check_graphable, obstacle
+from cgfw.train.graphs import GraphedStep, check_graphable, decide
 from cgfw.train.model import Model, Speed, build_model
 from cgfw.train.progress import LossLog
 from cgfw.train.tensorboard import sample_grid, save_grid
@@ -153,8 +153,8 @@ class Training:
         torch.manual_seed(recipe.run.seed)  # the same initial weights in every process
         dataset = build_dataset(resolved, "train")
         samples = [x.to(device) for x in fixed_samples(resolved, dataset, cfg.samples)]
-        m = build_model(resolved, device, Speed.resolve(cfg, device), group)
-        graph_fallback(m, cfg.cuda_graph is True)
+        speed = Speed.resolve(cfg, device)
+        m = build_for_run(resolved, device, speed, group, strict=cfg.cuda_graph is True)
         if m.needs_pairs and not getattr(dataset, "paired", False):
             raise CgfwError(
                 f"{resolved.source}: {m.needs_pairs} needs aligned training pairs, and dataset "
@@ -317,16 +317,31 @@ def translate_samples(m: Model, real_a: Tensor, real_b: Tensor) -> Tensor:
     return sample_grid(rows)
 
 
-def graph_fallback(m: Model, strict: bool) -> None:
-    """train.cuda_graph = true on a run that cannot be captured is an error; "auto" then
-    quietly means eager steps."""
-    rt = m.rt
-    if not rt.speed.cuda_graph:
-        return
-    if strict:
-        check_graphable(rt.speed, rt.device, rt.group.world, m)
-    elif obstacle(rt.speed, rt.device, rt.group.world, m):
-        rt.speed = dataclasses.replace(rt.speed, cuda_graph=False)
+def build_for_run(
+    resolved: Resolved,
+    device: torch.device,
+    speed: Speed,
+    group: Group | None = None,
+    strict: bool = False,
+) -> Model:
+    """The recipe's model built for the speed it will train at: whether its step is captured as
+    a CUDA graph is settled first (graphs.decide), so optimizers are capturable and networks
+    compiled only for a run that captures. `strict` (train.cuda_graph = true): a run that cannot
+    be captured is an error; "auto" quietly means eager steps."""
+    group = group or Group()
+    speed = decide(speed, device, group.world, resolved, strict)
+    cuda = device.type == "cuda"
+    rng = torch.get_rng_state(), torch.cuda.get_rng_state(device) if cuda else None
+    m = build_model(resolved, device, speed, group)
+    if speed.cuda_graph and m.graph_obstacle():  # a model that can only tell once built
+        if strict:
+            check_graphable(speed, device, group.world, m)
+        # Again for eager steps, from the same random state: the same initial weights.
+        torch.set_rng_state(rng[0])
+        if rng[1] is not None:
+            torch.cuda.set_rng_state(rng[1], device)
+        m = build_model(resolved, device, dataclasses.replace(speed, cuda_graph=False), group)
+    return m
 
 
 def make_step(m: Model, strict: bool = True) -> Step:
@@ -346,8 +361,13 @@ def train_iteration(
     group: Group | None = None,
 ) -> None:
     """What training does with each batch on the device: the step, the non-finite check (one
-    host sync) and the loss bookkeeping. `cgfw bench` times exactly this."""
+    host sync) and the loss bookkeeping. `cgfw bench` times exactly this. The engine begins and
+    ends the iteration around the step (the fp16 loss scale is updated once all optimizers
+    stepped), so a model never touches the scaler."""
+    precision = m.rt.precision
+    precision.begin_iteration()
     terms = step(real_a, real_b)
+    precision.end_iteration()
     stop_if_nonfinite(terms, iteration, run_dir, group)
     log.add(terms)
 

@@ -7,8 +7,9 @@ others; docs/plugins.md, "Writing a model", walks through CUT's."""
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -21,6 +22,7 @@ from cgfw.recipe.channels import data_channels, needed_channels
 from cgfw.recipe.view import RecipeView
 from cgfw.train.distributed import Group
 from cgfw.train.init import init_weights
+from cgfw.train.precision import EngineScaler, Precision
 
 
 @dataclass(frozen=True)
@@ -50,33 +52,44 @@ class Speed:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
 
-@dataclass
 class Runtime:
     """Where and how a model trains; a model's step calls these instead of torch directly, so
-    precision, loss scaling, compilation and data parallelism stay the engine's."""
+    precision, loss scaling, compilation and data parallelism stay the engine's. Its
+    `Precision` is made once, from the resolved speed, before anything is built."""
 
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    speed: Speed = Speed("fp32", False, "off")
-    group: Group = field(default_factory=Group)
-    # Scales fp16 losses so small gradients survive; a no-op pass-through otherwise.
-    scaler: torch.amp.GradScaler = field(
-        default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False)
-    )
+    def __init__(
+        self,
+        device: torch.device | None = None,
+        speed: Speed | None = None,
+        group: Group | None = None,
+    ) -> None:
+        self.device = device or torch.device("cpu")
+        self.group = group or Group()
+        self.precision = Precision(speed or Speed("fp32", False, "off"), self.device)
+        self._scaler = EngineScaler(self.precision)
+
+    @property
+    def speed(self) -> Speed:
+        """Read-only: optimizers and compiled networks were built for it."""
+        return self.precision.speed
+
+    @property
+    def scaler(self) -> EngineScaler:
+        """For models written before the engine owned the loss scaler: `scale` and `step` work,
+        `update` is the engine's now (a no-op with a DeprecationWarning)."""
+        return self._scaler
 
     def begin_iteration(self) -> None:
-        """Tell CUDA graphs (compile mode reduce-overhead) that the last iteration's outputs are
-        dead, so they can replay on their fast path; a no-op otherwise."""
-        if self.speed.compile == "reduce-overhead":
-            torch.compiler.cudagraph_mark_step_begin()
+        """Deprecated: the engine begins each iteration itself (`Precision.begin_iteration`)."""
+        warnings.warn(
+            "rt.begin_iteration() is no longer needed: the engine begins each iteration before "
+            "calling the model's step; remove the call (it does nothing now)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        dtype = self.speed.dtype
-        if dtype is None:
-            return contextlib.nullcontext()
-        # A CUDA graph must not keep autocast's cached weight casts from capture time.
-        return torch.autocast(
-            self.device.type, dtype=dtype, cache_enabled=not self.speed.cuda_graph
-        )
+        return self.precision.autocast()
 
     @contextlib.contextmanager
     def uncompiled(self) -> Iterator[None]:
@@ -90,10 +103,10 @@ class Runtime:
 
     def optimizer_step(self, loss: Tensor, *opts: torch.optim.Optimizer) -> None:
         """Backward, average gradients across processes, step (loss-scaled under fp16)."""
-        self.scaler.scale(loss).backward()
+        self.precision.backward(loss)
         for opt in opts:
             self.group.average_gradients([p for g in opt.param_groups for p in g["params"]])
-            self.scaler.step(opt)
+            self.precision.step(opt)
 
 
 class Build:
@@ -194,8 +207,10 @@ class Model:
     ``__init__(options, build)`` builds ``self.networks`` and ``self.optimizers`` (names are the
     checkpoint's keys); ``setup`` may add networks that need a batch to be built (CUT's MLP
     head) before the first step and before a checkpoint is loaded into them; ``step`` trains
-    one iteration and returns its loss terms, detached; ``extra_state`` / ``load_extra_state``
-    checkpoint anything else (image pools). ``self.build`` is the `Build` it was made with."""
+    one iteration through ``rt.autocast()`` and ``rt.optimizer_step()`` (the engine begins and
+    ends the iteration and updates the loss scaler) and returns its loss terms, detached;
+    ``extra_state`` / ``load_extra_state`` checkpoint anything else (image pools).
+    ``self.build`` is the `Build` it was made with."""
 
     slots: ClassVar[dict[str, Slot]] = {}
     directions: ClassVar[dict[str, tuple[str, str]]] = {}
@@ -206,6 +221,7 @@ class Model:
 
     def __init__(self, options: BaseModel, build: Build) -> None:
         self.options, self.rt, self.build = options, build.rt, build
+        self.resolved = build.resolved  # the read-only view
         self.networks: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
@@ -215,8 +231,17 @@ class Model:
     def step(self, real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    @classmethod
+    def graph_obstacle_for(cls, resolved: Resolved | RecipeView) -> str | None:
+        """Why this model's step, on this recipe, cannot be captured as one CUDA graph, or None.
+        Asked before anything is built (from the recipe and its components' classes), so that
+        optimizers are made capturable only for a run that will be captured."""
+        return None
+
     def graph_obstacle(self) -> str | None:
-        """Why this model's step cannot be captured as one CUDA graph, or None."""
+        """The same question for the built model, for a reason only its parts can give (default:
+        none). Asked once built: under train.cuda_graph = "auto" the engine then builds the
+        model again for eager steps, so prefer `graph_obstacle_for`."""
         return None
 
     @classmethod
@@ -268,7 +293,7 @@ class Model:
         return {
             "networks": {k: n.state_dict() for k, n in self.networks.items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "scaler": self.rt.scaler.state_dict(),
+            "scaler": self.rt.precision.state_dict(),  # the key of every earlier checkpoint
             **self.extra_state(),
         }
 
@@ -277,8 +302,7 @@ class Model:
             net.load_state_dict(state["networks"][key])
         for key, opt in self.optimizers.items():
             load_optimizer(opt, state["optimizers"][key])
-        if state.get("scaler"):
-            self.rt.scaler.load_state_dict(state["scaler"])
+        self.rt.precision.load_state_dict(state.get("scaler") or {})
         self.load_extra_state(state)
 
 
@@ -331,8 +355,7 @@ def build_model(
     """The recipe's model, built by its plugin for this device and these processes."""
     device = device or torch.device("cpu")
     speed = speed or Speed("fp32", False, "off")
-    scaler = torch.amp.GradScaler(device.type, enabled=speed.precision == "fp16")
-    rt = Runtime(device, speed, group or Group(), scaler)
+    rt = Runtime(device, speed, group or Group())
     component = resolved.model
     try:
         model = component.factory(resolved.model_options, Build(resolved, rt))

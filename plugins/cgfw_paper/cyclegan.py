@@ -12,7 +12,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from cgfw import Build, Model, Register, Resolved, Slot, check_output, hookimpl
+from cgfw import Build, Model, RecipeView, Register, Resolved, Slot, check_output, hookimpl
 from cgfw.errors import CgfwError
 from cgfw_paper.stacking import Stacking
 
@@ -107,6 +107,28 @@ def _requires_grad(nets: list[nn.Module], flag: bool) -> None:
     for net in nets:
         for p in net.parameters():
             p.requires_grad_(flag)
+
+
+def _unsafe(resolved: Resolved | RecipeView, parts: dict[str, Any]) -> str | None:
+    """Why a step with these buffer / regularizer / augment parts (classes or objects) cannot be
+    captured as one CUDA graph, or None."""
+    for slot, part in parts.items():
+        if getattr(part, "graph_safe", False):
+            continue
+        if slot == "buffer":
+            kind = part.__name__ if isinstance(part, type) else type(part).__name__
+            return (
+                f"needs a buffer that declares graph_safe = True ({kind} may make host-side "
+                "random choices that a graph would freeze)"
+            )
+        if slot == "regularizer":
+            return (
+                f"is not available with regularizer '{resolved.components[slot].name}' (a "
+                "second-order gradient, not captured here)"
+            )
+        name = resolved.components[slot].name
+        return f"needs an augment that declares graph_safe = True ('{name}' does not)"
+    return None
 
 
 class CycleGAN(Model):
@@ -205,23 +227,18 @@ class CycleGAN(Model):
         if not self.stacking.checked:  # a checkpoint loaded later replaces the decision
             self.stacking.check(self.rt, self.networks, real_a, real_b)
 
+    @classmethod
+    def graph_obstacle_for(cls, resolved: Resolved | RecipeView) -> str | None:
+        """From the components' classes, before anything is built (graph_safe is a class
+        attribute); a factory that is not a class is asked once built (`graph_obstacle`)."""
+        parts = {s: c.factory for s, c in resolved.components.items()}
+        classes = {s: parts[s] for s in ("buffer", "regularizer", "augment") if s in parts}
+        return _unsafe(resolved, {s: f for s, f in classes.items() if isinstance(f, type)})
+
     def graph_obstacle(self) -> str | None:
-        if not getattr(self.pool_a, "graph_safe", False):
-            return (
-                f"needs a buffer that declares graph_safe = True ({type(self.pool_a).__name__} "
-                "may make host-side random choices that a graph would freeze)"
-            )
-        for slot in ("regularizer", "augment"):
-            part = getattr(self, slot)
-            if part is not None and not getattr(part, "graph_safe", False):
-                name = self.resolved.components[slot].name
-                return (
-                    f"is not available with {slot} '{name}' (a second-order gradient, not "
-                    "captured here)"
-                    if slot == "regularizer"
-                    else f"needs an augment that declares graph_safe = True ('{name}' does not)"
-                )
-        return None
+        """The same for the built parts (a factory that is not the class itself)."""
+        built = {"buffer": self.pool_a, "regularizer": self.regularizer, "augment": self.augment}
+        return _unsafe(self.resolved, {s: p for s, p in built.items() if p is not None})
 
     def _seen(self, images: Tensor) -> Tensor:
         """An image as a discriminator sees it: augmented, if the recipe says so."""
@@ -239,7 +256,6 @@ class CycleGAN(Model):
         """Translate both ways, update both generators, then both discriminators on pooled
         fakes. Returns each weighted loss term, detached (.item() only when logging: it syncs)."""
         w, rt = self.weights, self.rt
-        rt.begin_iteration()
 
         with rt.autocast():
             # 1. Translate A -> B and back, then B -> A and back; a reconstruction only where a
@@ -315,7 +331,6 @@ class CycleGAN(Model):
                     loss_d = loss_d + terms["reg_b"] + terms["reg_a"]
             self.opt_d.zero_grad(set_to_none=True)
             rt.optimizer_step(loss_d, self.opt_d)
-        rt.scaler.update()
 
         terms["g_total"] = loss_g
         return {name: t.detach() for name, t in terms.items()}

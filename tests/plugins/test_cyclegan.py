@@ -300,8 +300,9 @@ def test_a_and_b_images_of_different_sizes_are_called_apart(loaded, tiny_recipe)
 
 
 def test_stacked_inputs_keep_channels_last(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
-    m = tiny(loaded, tiny_recipe, "train.channels_last=true")
-    m.rt.speed = Speed("fp32", True, "off")  # as build_model gets it from the recipe
+    torch.manual_seed(0)
+    recipe = load(str(tiny_recipe), loaded.registry, ["train.channels_last=true"])
+    m = build_model(recipe, speed=Speed("fp32", True, "off"))  # as training resolves it
     seen = []
     m.d_b.register_forward_hook(lambda _, args, __: seen.append(args[0]))
     real_a, real_b = (x.contiguous(memory_format=torch.channels_last) for x in batch())

@@ -11,7 +11,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from cgfw import Build, Model, Resolved, Slot
+from cgfw import Build, Model, RecipeView, Resolved, Slot
 from cgfw.errors import CgfwError
 from cgfw_cut.patchnce import PatchHead, patch_nce
 
@@ -114,7 +114,8 @@ class CUT(Model):
         self.networks["f"] = self.head  # type: ignore[assignment]
         self.optimizers["f"] = self.build.optimizer(self.head)  # type: ignore[arg-type]
 
-    def graph_obstacle(self) -> str | None:
+    @classmethod
+    def graph_obstacle_for(cls, resolved: Resolved | RecipeView) -> str | None:
         return "is not available for CUT: it draws patch indices and flips on the host"
 
     def nce(self, src: Tensor, tgt: Tensor, flipped: bool) -> Tensor:
@@ -134,7 +135,6 @@ class CUT(Model):
 
     def step(self, real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
         o, rt, n = self.o, self.rt, len(real_a)
-        rt.begin_iteration()
         with rt.autocast():
             # One generator call on A, and on B for the identity term, optionally flipped.
             real = torch.cat([real_a, real_b]) if o.nce_idt else real_a
@@ -180,7 +180,6 @@ class CUT(Model):
             opt.zero_grad(set_to_none=True)
         rt.optimizer_step(loss_g, *opts)
         _requires_grad(self.d, True)
-        rt.scaler.update()
         terms["g_total"] = loss_g
         return {k: v.detach().float() for k, v in terms.items()}
 

@@ -84,7 +84,6 @@ class Pix2Pix(Model):
 
     def step(self, real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
         rt = self.rt
-        rt.begin_iteration()
         with rt.autocast():
             fake_b = self.g(real_a)
             # The discriminator on (input, output) pairs: the fake one detached, then the real.
@@ -117,6 +116,5 @@ class Pix2Pix(Model):
         self.optimizers["g"].zero_grad(set_to_none=True)
         rt.optimizer_step(loss_g, self.optimizers["g"])
         _requires_grad(self.d, True)
-        rt.scaler.update()
         terms["g_total"] = loss_g
         return {k: v.detach().float() for k, v in terms.items()}
