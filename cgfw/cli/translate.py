@@ -149,6 +149,7 @@ def load_generator(source: Path, direction: str, raw: bool = False) -> Generator
     except (KeyError, TypeError):
         raise CgfwError(f"{path}: no {network} generator weights in this checkpoint") from None
     net = build_network(resolved, slot)
+    checkpoint.refuse_old_conv_biases(path, {network: weights}, {network: net})
     try:
         net.load_state_dict(weights)
     except RuntimeError as exc:
