@@ -99,6 +99,7 @@ def load_generator(source: Path, direction: str, raw: bool = False) -> Generator
     averaged = not raw and ckpt.has_average(network)
     weights = ckpt.weights(network, averaged)
     net = build_network(resolved, slot)
+    checkpoint.refuse_old_conv_biases(path, {network: weights}, {network: net})
     try:
         net.load_state_dict(weights)
     except RuntimeError as exc:

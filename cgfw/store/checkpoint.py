@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from cgfw.errors import CgfwError
 
@@ -200,3 +200,28 @@ def latest_in(directory: Path) -> Path:
         if (directory / name).is_file():
             return directory / name
     raise CgfwError(f"no checkpoint in {directory}; nothing to resume")
+
+
+def refuse_old_conv_biases(
+    path: Path, saved: Mapping[str, Mapping[str, Tensor]], networks: Mapping[str, nn.Module]
+) -> None:
+    """One clear error for a checkpoint saved before cgfw_paper's networks took the authors'
+    bias rule (a conv bias only with instance norm; issue 25): its norm "none" convs had
+    biases the network lacks now. Those were trained, so dropping them would change what the
+    network computes; load_state_dict's list of unexpected keys would not say why."""
+    for name, net in networks.items():
+        weights = saved.get(name)
+        if not isinstance(weights, Mapping):
+            continue  # missing networks are the caller's error to report
+        expected = net.state_dict().keys()
+        extra = [k for k in weights if k not in expected]
+        if extra and all(
+            k.endswith(".bias") and k.removesuffix(".bias") + ".weight" in expected for k in extra
+        ):
+            raise CgfwError(
+                f"{path}: the network layout changed: {name} has conv biases cgfw's network "
+                f"lacks now ('{extra[0]}' and {len(extra) - 1} more). norm \"none\" networks "
+                "built before cgfw took the authors' bias rule (issue 25: a conv bias only "
+                "with instance norm) had conv biases; they were trained, so they are not "
+                "dropped: use the cgfw that trained this run, or train it anew"
+            )

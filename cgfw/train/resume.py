@@ -109,6 +109,7 @@ def restore(
     saved = checkpoint.load(path, map_location=device)
     for change in check(as_resolved_now(saved.recipe, registry), resolved.to_dict(), allow_changes):
         console.print(f"resuming with a change: {change}")
+    checkpoint.refuse_old_conv_biases(path, saved.model.get("networks", {}), m.networks)
     try:
         m.load_state_dict(saved.model)
     except (RuntimeError, KeyError, ValueError) as exc:

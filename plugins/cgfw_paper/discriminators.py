@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from cgfw import Register, hookimpl
-from cgfw_paper.generators import norm_layer
+from cgfw_paper.generators import conv_bias, norm_layer
 
 
 class PatchOptions(BaseModel):
@@ -40,8 +40,10 @@ class PixelOptions(BaseModel):
 
 def patchgan(opts: PatchOptions) -> nn.Module:
     """C64 (no norm) - C128 - C256 ... with stride 2, then a stride-1 layer and a 1-channel conv."""
-    ndf, bias = opts.ndf, opts.norm != "batch"
+    # The first and last convs have a bias whatever the norm, as the authors'. Spectral norm
+    # (no norm layer after the conv; not in the authors' main code) keeps every bias.
     spectral = opts.norm == "spectral"
+    ndf, bias = opts.ndf, spectral or conv_bias(opts.norm)
 
     def conv(c_in: int, c_out: int, stride: int, use_bias: bool = True) -> nn.Module:
         layer = nn.Conv2d(c_in, c_out, 4, stride=stride, padding=1, bias=use_bias)
@@ -62,8 +64,10 @@ def patchgan(opts: PatchOptions) -> nn.Module:
 
 
 def pixel(opts: PixelOptions) -> nn.Module:
-    """1x1 convolutions only: judges colour statistics per pixel, not structure."""
-    ndf, bias = opts.ndf, opts.norm != "batch"
+    """1x1 convolutions only: judges colour statistics per pixel, not structure. As the
+    authors', only the first conv keeps its bias whatever the norm (the last follows the rule
+    too)."""
+    ndf, bias = opts.ndf, conv_bias(opts.norm)
     return nn.Sequential(
         nn.Conv2d(opts.in_channels or 3, ndf, 1),
         nn.LeakyReLU(0.2, True),

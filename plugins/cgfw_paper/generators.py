@@ -29,6 +29,14 @@ class ResnetOptions(BaseModel):
     )
 
 
+def conv_bias(norm: str) -> bool:
+    """The authors' rule (`use_bias = norm_layer == nn.InstanceNorm2d`): a conv followed by a
+    norm layer has a bias only with instance norm. Batch norm's affine shift makes it redundant;
+    with no norm at all (their get_norm_layer('none')) their convs have none either, so
+    networks and parameter counts match theirs and their weights load key for key."""
+    return norm == "instance"
+
+
 def norm_layer(kind: str, channels: int) -> nn.Module:
     """Instance norm has no affine parameters, as in the authors' code."""
     if kind == "instance":
@@ -71,7 +79,7 @@ def _upsample(c_in: int, c_out: int, transposed: bool, bias: bool) -> nn.Module:
 def resnet(opts: ResnetOptions, transposed: bool = True) -> nn.Module:
     """c7s1-ngf, d2ngf, d4ngf, R4ngf x n_blocks, u2ngf, ungf, c7s1-out_channels, tanh."""
     ngf, norm = opts.ngf, opts.norm
-    bias = norm != "batch"  # batch norm's affine shift makes a conv bias redundant
+    bias = conv_bias(norm)  # the output conv keeps its bias whatever the norm, as theirs
     c_in, c_out = opts.in_channels or 3, opts.out_channels or 3
     layers: list[nn.Module] = [
         nn.ReflectionPad2d(3),

@@ -212,7 +212,7 @@ def _norm(source: Source, conv: str, norm: str) -> str:
     if has_bias and not has_affine:
         return "instance"
     if not has_bias and not has_affine:
-        return "none"  # the authors' --norm none: no bias either; imported as zero biases
+        return "none"  # the authors' --norm none: no bias either, as cgfw's (conv_bias)
     raise CgfwError(
         f"{source.label}: key '{norm}.weight' with a conv bias '{conv}.bias' is an affine "
         "InstanceNorm, which the authors' code does not build; cgfw cannot import it"
@@ -234,7 +234,6 @@ def fit(source: Source, net: nn.Module, what: str) -> dict[str, Tensor]:
         ):
             source.dropped.append(key)
             del theirs[key]
-    zero_bias = source.settings.get("norm") == "none"
     mapped: dict[str, Tensor] = {}
     for key, mine in ours.items():
         name = PREFIX + key
@@ -253,8 +252,6 @@ def fit(source: Source, net: nn.Module, what: str) -> dict[str, Tensor]:
             mapped[key] = tensor
         elif key.endswith(".num_batches_tracked"):
             mapped[key] = mine  # BatchNorm's counter, absent from files before PyTorch 0.4.1
-        elif zero_bias and key.endswith(".bias"):
-            mapped[key] = torch.zeros_like(mine)  # a conv the authors built without bias
         else:
             raise CgfwError(f"{source.label}: key '{name}' is missing; cgfw's {what} needs it")
     if theirs:
