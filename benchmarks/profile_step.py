@@ -22,8 +22,8 @@ from torch.profiler import ProfilerActivity, profile
 from cgfw.plugin.loader import load_plugins
 from cgfw.recipe import load
 from cgfw.tools.bench import _framework_step, _time
-from cgfw.train.model import Speed, build_model
-from cgfw.train.progress import LossLog
+from cgfw.training.model import Speed, build_model
+from cgfw.training.progress import LossLog
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
 out.mkdir(parents=True, exist_ok=True)

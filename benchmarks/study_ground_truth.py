@@ -102,8 +102,8 @@ def plain(data: Path, out: Path, seed: int, extra: list[str]) -> None:
     from cgfw.plugin.loader import load_plugins
     from cgfw.recipe import load
     from cgfw.tools.bench import authors_loop
-    from cgfw.train.evaluation import evaluate
-    from cgfw.train.loop import build_dataset
+    from cgfw.training.evaluation import evaluate
+    from cgfw.training.loop import build_dataset
 
     loaded = load_plugins()
     sets = [f"data.root='{data}'", f"run.seed={seed}", *extra]

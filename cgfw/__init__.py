@@ -33,17 +33,17 @@ _PUBLIC: dict[str, str] = {
     "Checkpoint": "cgfw.store.checkpoint",
     "refusal_reason": "cgfw.store.checkpoint",
     # training
-    "Build": "cgfw.train.model",
-    "Model": "cgfw.train.model",
-    "Runtime": "cgfw.train.model",
-    "build_network": "cgfw.train.model",
-    "build_model": "cgfw.train.model",
-    "check_output": "cgfw.train.loop",
-    "item_generator": "cgfw.train.data",
-    "TrackedRun": "cgfw.train.tracking",
-    "Tracker": "cgfw.train.tracking",
-    "flatten": "cgfw.train.tensorboard",
-    "write_hparams": "cgfw.train.tensorboard",
+    "Build": "cgfw.training.model",
+    "Model": "cgfw.training.model",
+    "Runtime": "cgfw.training.model",
+    "build_network": "cgfw.training.model",
+    "build_model": "cgfw.training.model",
+    "check_output": "cgfw.training.loop",
+    "item_generator": "cgfw.training.data",
+    "TrackedRun": "cgfw.training.tracking",
+    "Tracker": "cgfw.training.tracking",
+    "flatten": "cgfw.training.tensorboard",
+    "write_hparams": "cgfw.training.tensorboard",
     # images beyond 8-bit RGB, for datasets
     "Planes": "cgfw.planes",
     "resize_planes": "cgfw.planes",
@@ -153,17 +153,17 @@ if TYPE_CHECKING:
     from cgfw.store.layout import RunDir as RunDir
     from cgfw.terminal import console as console
     from cgfw.terminal import out as out
-    from cgfw.train.data import item_generator as item_generator
-    from cgfw.train.loop import check_output as check_output
-    from cgfw.train.model import Build as Build
-    from cgfw.train.model import Model as Model
-    from cgfw.train.model import Runtime as Runtime
-    from cgfw.train.model import build_model as build_model
-    from cgfw.train.model import build_network as build_network
-    from cgfw.train.tensorboard import flatten as flatten
-    from cgfw.train.tensorboard import write_hparams as write_hparams
-    from cgfw.train.tracking import TrackedRun as TrackedRun
-    from cgfw.train.tracking import Tracker as Tracker
+    from cgfw.training.data import item_generator as item_generator
+    from cgfw.training.loop import check_output as check_output
+    from cgfw.training.model import Build as Build
+    from cgfw.training.model import Model as Model
+    from cgfw.training.model import Runtime as Runtime
+    from cgfw.training.model import build_model as build_model
+    from cgfw.training.model import build_network as build_network
+    from cgfw.training.tensorboard import flatten as flatten
+    from cgfw.training.tensorboard import write_hparams as write_hparams
+    from cgfw.training.tracking import TrackedRun as TrackedRun
+    from cgfw.training.tracking import Tracker as Tracker
 
 
 def __getattr__(name: str) -> Any:

@@ -29,7 +29,7 @@ from cgfw.session.start import train_run
 from cgfw.store import checkpoint
 from cgfw.store.layout import RunDir
 from cgfw.tools.translate import DEFAULT_SIZE, MIN_SIDE, resize_shorter, to_image, translate_batch
-from cgfw.train.loop import Interrupted, resolve_device
+from cgfw.training.loop import Interrupted, resolve_device
 
 
 def train(

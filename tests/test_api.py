@@ -20,7 +20,7 @@ import cgfw
 from cgfw.cli import main
 from cgfw.errors import CgfwError
 from cgfw.store import checkpoint
-from cgfw.train import loop as trainer
+from cgfw.training import loop as trainer
 
 # The quickstart made tiny: 8 filters, two iterations of batch 2; EMA 0.5 so that the averaged
 # weights translate already differ from the trained ones.

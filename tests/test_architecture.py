@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("cgfw.plugin",),
     ("cgfw.recipe", "cgfw.images", "cgfw.planes"),
     ("cgfw.store",),
-    ("cgfw.train",),
+    ("cgfw.training",),
     ("cgfw.session",),
     ("cgfw.tools",),
     ("cgfw.api", "cgfw.cli", "cgfw.__main__"),
@@ -168,7 +168,7 @@ MAY_WRITE = {
     "cgfw.tools.translate": "translated images where the user asked",
     "cgfw.tools.export": "exported networks (RUN_DIR/export/ or --output)",
     "cgfw.tools.grid": "a comparison grid where the user asked",
-    "cgfw.train.tensorboard": "the sample grid PNGs at the path RunDir.sample gives",
+    "cgfw.training.tensorboard": "the sample grid PNGs at the path RunDir.sample gives",
     "cgfw.cli.bench": "a benchmark report where the user asked (--output)",
 }
 
@@ -223,3 +223,12 @@ def test_every_public_name_resolves() -> None:
 
     missing = [n for n in cgfw.__all__ if not hasattr(cgfw, n)]
     assert not missing
+
+
+def test_no_public_name_is_also_a_module_of_cgfw() -> None:
+    """`cgfw.train` (the API's function) would turn into the package cgfw/train/ as soon as
+    anything imported a module under it: Python sets a package's submodules as attributes."""
+    modules = {p.stem for p in CGFW.glob("*.py")} | {p.name for p in CGFW.iterdir() if p.is_dir()}
+    import cgfw
+
+    assert not sorted(set(cgfw.__all__) & modules)

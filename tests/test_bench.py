@@ -128,7 +128,7 @@ def test_the_reference_does_the_same_work_as_the_step(loaded, tiny_recipe: Path)
 
     from cgfw.recipe import load
     from cgfw.tools.bench import _reference_step
-    from cgfw.train.model import build_model
+    from cgfw.training.model import build_model
 
     resolved = load(str(tiny_recipe), loaded.registry, ["train.stack_calls=false"])
     cpu = torch.device("cpu")

@@ -19,8 +19,8 @@ from cgfw.images import decode, open_rgb, to_tensor
 from cgfw.planes import Planes, read_array, write_planes
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
-from cgfw.train.model import build_network, count_parameters
-from cgfw.train.tensorboard import sample_grid
+from cgfw.training.model import build_network, count_parameters
+from cgfw.training.tensorboard import sample_grid
 from cgfw_paper.datasets import EmojiOptions, FolderOptions, emoji, folder
 from cgfw_paper.distributions import as_rgb
 from cgfw_paper.metrics import l1, psnr, ssim

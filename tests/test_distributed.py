@@ -11,7 +11,7 @@ import torch
 from cgfw.plugin.loader import load_plugins
 from cgfw.recipe import load
 from cgfw.store import checkpoint
-from cgfw.train.model import build_network
+from cgfw.training.model import build_network
 from tests.conftest import run_dirs
 
 # No pool (each process keeps its own) and no dropout: the only difference left is the order in

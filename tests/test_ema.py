@@ -14,8 +14,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
 from cgfw.store import checkpoint
-from cgfw.train.ema import EMA
-from cgfw.train.model import build_model
+from cgfw.training.ema import EMA
+from cgfw.training.model import build_model
 from tests.conftest import run_dirs, state_equal
 
 EMA_ON = ["--set", "train.ema=0.9"]

@@ -9,7 +9,7 @@ import torch
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
 from cgfw.store import checkpoint
-from cgfw.train.model import Speed, build_model
+from cgfw.training.model import Speed, build_model
 from tests.conftest import run_dirs
 
 pytestmark = pytest.mark.gpu
@@ -75,7 +75,7 @@ def losses(
 ) -> list[dict[str, float]]:
     """Each iteration's loss terms on the same random 32 px batches, the step replayed as a CUDA
     graph where `speed` says so; `stacked` False calls each network once per input."""
-    from cgfw.train.graphs import GraphedStep
+    from cgfw.training.graphs import GraphedStep
 
     torch.manual_seed(0)
     torch._dynamo.reset()
@@ -133,7 +133,7 @@ def test_a_step_that_cannot_be_captured(loaded: Loaded, tiny_recipe: Path, stric
     """train.cuda_graph = true stops with the reason; "auto" warns and trains on eagerly, with
     no iteration lost or doubled and the networks' flags as they were."""
     from cgfw.errors import CgfwError
-    from cgfw.train.graphs import WARMUP, GraphedStep
+    from cgfw.training.graphs import WARMUP, GraphedStep
 
     speed = Speed("fp32", False, "off", cuda_graph=True)
     m = build_model(load(str(tiny_recipe), loaded.registry), CUDA, speed)

@@ -12,9 +12,9 @@ import torch
 from cgfw.errors import CgfwError
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
-from cgfw.train import graphs
-from cgfw.train.loop import build_for_run
-from cgfw.train.model import Model, Speed, build_model
+from cgfw.training import graphs
+from cgfw.training.loop import build_for_run
+from cgfw.training.model import Model, Speed, build_model
 from cgfw_paper.cyclegan import CycleGAN
 from tests.conftest import state_equal
 

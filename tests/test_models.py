@@ -163,7 +163,7 @@ def test_a_package_adds_a_model_a_command_and_components_with_the_paper_plugin_o
 
 def test_importing_the_engine_and_the_command_line_loads_no_paper_module() -> None:
     code = (
-        "import sys, cgfw, cgfw.cli, cgfw.train.loop, cgfw.cli.bench, cgfw.cli.ablate;"
+        "import sys, cgfw, cgfw.cli, cgfw.training.loop, cgfw.cli.bench, cgfw.cli.ablate;"
         "print(sorted(m for m in sys.modules if m.startswith('cgfw_paper')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -217,7 +217,7 @@ def test_a_model_sees_its_recipe_read_only(tmp_path: Path) -> None:
     """What a model is given cannot change what the run records: its attributes cannot be set,
     its mappings cannot be written, and its option objects are copies."""
     from cgfw.recipe import load
-    from cgfw.train.model import Build, Runtime
+    from cgfw.training.model import Build, Runtime
 
     resolved = load("quickstart", load_plugins().registry)
     view = Build(resolved, Runtime()).recipe

@@ -14,8 +14,8 @@ import torch
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load_data, validate
 from cgfw.tools import ablate
-from cgfw.train.loop import build_dataset
-from cgfw.train.model import build_model
+from cgfw.training.loop import build_dataset
+from cgfw.training.model import build_model
 from cgfw_paper.reference import load_reference
 
 reference = load_reference()

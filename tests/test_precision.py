@@ -13,9 +13,9 @@ from torch import Tensor, nn
 from cgfw.plugin.loader import Loaded
 from cgfw.plugin.registry import NoOptions
 from cgfw.recipe import load
-from cgfw.train.loop import train_iteration
-from cgfw.train.model import Build, Model, Runtime, Speed
-from cgfw.train.progress import LossLog
+from cgfw.training.loop import train_iteration
+from cgfw.training.model import Build, Model, Runtime, Speed
+from cgfw.training.progress import LossLog
 from tests.conftest import state_equal
 
 CPU = torch.device("cpu")

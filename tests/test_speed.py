@@ -8,8 +8,8 @@ from torch._dynamo.utils import counters
 
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
-from cgfw.train.loop import translate_samples
-from cgfw.train.model import Speed, build_model
+from cgfw.training.loop import translate_samples
+from cgfw.training.model import Speed, build_model
 from cgfw_paper.cyclegan import CycleGAN
 
 CPU = torch.device("cpu")
@@ -126,7 +126,7 @@ def test_cuda_graph_without_cuda_is_one_clear_error(cli, tiny_recipe: Path) -> N
 def test_which_settings_a_cuda_graph_can_capture(
     speed: Speed, reason: str | None, loaded: Loaded, tiny_recipe: Path
 ) -> None:
-    from cgfw.train.graphs import obstacle
+    from cgfw.training.graphs import obstacle
 
     safe = build(loaded, tiny_recipe, Speed("fp32", False, "off"))  # the paper's image pool
     why = obstacle(speed, torch.device("cuda"), 1, safe)
@@ -144,7 +144,7 @@ def test_which_settings_a_cuda_graph_can_capture(
 
 
 def test_a_cuda_graph_captures_the_full_batch_never_a_short_one() -> None:
-    from cgfw.train.graphs import WARMUP, ready
+    from cgfw.training.graphs import WARMUP, ready
 
     full, short = ((4, 3, 32, 32), (4, 3, 32, 32)), ((1, 3, 32, 32), (1, 3, 32, 32))
     runs = {short: 1}  # a resume that began on the epoch's short last batch

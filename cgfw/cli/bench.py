@@ -84,7 +84,7 @@ def bench(
     """Time RECIPE's training step: ms/iteration, it/s, TFLOP/s, memory, data wait."""
     import platform
 
-    from cgfw.train.loop import resolve_device
+    from cgfw.training.loop import resolve_device
 
     loaded = load_plugins()
     resolved = load(recipe, loaded.registry, overrides)

@@ -15,12 +15,12 @@ from cgfw.tools.evaluate import (
     parse_names,
     table,
 )
-from cgfw.train.evaluation import (
+from cgfw.training.evaluation import (
     build_metric,
     default_metrics,
     with_companions,
 )
-from cgfw.train.loop import resolve_device
+from cgfw.training.loop import resolve_device
 
 
 @click.command("eval")

@@ -201,7 +201,7 @@ def run(
     if not dry_run:
         train_run(resolved, loaded, console, device)
         return
-    from cgfw.train.model import build_model, count_parameters
+    from cgfw.training.model import build_model, count_parameters
 
     click.echo(resolved.to_toml(), nl=False)
     model = build_model(resolved)

@@ -23,7 +23,7 @@ from cgfw.tools.translate import (
     resize_shorter,
     side_of,
 )
-from cgfw.train.loop import resolve_device
+from cgfw.training.loop import resolve_device
 
 
 @click.command()

@@ -74,7 +74,7 @@ def register_models(register: Register[ModelFactory]) -> None:
     ``Model(options, build)``), with a pydantic model of the [model] section's options. The
     class declares the recipe sections it builds components from (``slots``), the translations
     it learns (``directions``), its networks and optimizers, and its ``step``; see
-    ``cgfw.train.model.Model`` and docs/plugins.md, "Writing a model"."""
+    ``cgfw.training.model.Model`` and docs/plugins.md, "Writing a model"."""
 
 
 @hookspec

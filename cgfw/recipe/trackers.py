@@ -1,5 +1,5 @@
 """`[run] trackers` checked against the registered trackers: names, options and, for training,
-their packages; cgfw/train/tracking.py opens them."""
+their packages; cgfw/training/tracking.py opens them."""
 
 from __future__ import annotations
 

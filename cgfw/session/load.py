@@ -16,7 +16,7 @@ from cgfw.recipe import Resolved, read_toml, validate
 from cgfw.recipe.channels import data_channels
 from cgfw.store import checkpoint
 from cgfw.store.layout import RunDir
-from cgfw.train.model import build_network
+from cgfw.training.model import build_network
 
 DIRECTIONS = ("a2b", "b2a")
 

@@ -19,10 +19,10 @@ from cgfw.store.checkpoint import Checkpoint
 from cgfw.store.layout import RunDir
 from cgfw.store.provenance import locked, new_run_dir, provenance
 from cgfw.terminal import QUIET
-from cgfw.train import distributed
-from cgfw.train.distributed import Group, device_for
-from cgfw.train.loop import RunResult, resolve_device, train
-from cgfw.train.model import Model, build_model
+from cgfw.training import distributed
+from cgfw.training.distributed import Group, device_for
+from cgfw.training.loop import RunResult, resolve_device, train
+from cgfw.training.model import Model, build_model
 
 
 def train_run(

@@ -23,10 +23,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from cgfw.errors import CgfwError
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import Resolved
-from cgfw.train.data import KeyBatches, train_loader
-from cgfw.train.loop import build_dataset, build_for_run, make_step, train_iteration
-from cgfw.train.model import Model, Speed, build_model
-from cgfw.train.progress import LossLog
+from cgfw.training.data import KeyBatches, train_loader
+from cgfw.training.loop import build_dataset, build_for_run, make_step, train_iteration
+from cgfw.training.model import Model, Speed, build_model
+from cgfw.training.progress import LossLog
 
 PAPER_ITERATIONS = 266_800  # horse2zebra, 200 epochs of 1,334 iterations
 

@@ -27,13 +27,13 @@ from cgfw.recipe import Resolved, read_toml
 from cgfw.session.load import load_generator
 from cgfw.store.layout import RunDir
 from cgfw.terminal import console
-from cgfw.train.evaluation import (
+from cgfw.training.evaluation import (
     Metric,
     evaluate,
     flat_metrics,
 )
-from cgfw.train.loop import build_dataset
-from cgfw.train.tracking import Tracking
+from cgfw.training.loop import build_dataset
+from cgfw.training.tracking import Tracking
 
 
 def parse_names(text: str) -> list[str]:

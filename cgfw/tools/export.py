@@ -30,7 +30,7 @@ from cgfw.recipe import get_dotted
 from cgfw.session.load import Generator
 from cgfw.store.layout import RunDir
 from cgfw.tools.translate import DEFAULT_SIZE, MULTIPLE
-from cgfw.train.model import build_network
+from cgfw.training.model import build_network
 
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}
 # Python modules each format needs beyond torch; the dynamo ONNX exporter imports onnxscript.

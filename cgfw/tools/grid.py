@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from cgfw.errors import CgfwError
 from cgfw.session.load import OneSided, load_generator
 from cgfw.tools.translate import to_image
-from cgfw.train.loop import build_dataset
+from cgfw.training.loop import build_dataset
 
 LABEL_WIDTH = 150
 GAP = 6

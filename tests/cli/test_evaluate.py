@@ -16,8 +16,8 @@ from torchmetrics.functional.image import peak_signal_noise_ratio
 from cgfw.cli.evaluate import eval_cmd
 from cgfw.plugin.loader import Loaded
 from cgfw.plugin.registry import Registry
-from cgfw.train import evaluation
-from cgfw.train.evaluation import evaluate, flat_metrics
+from cgfw.training import evaluation
+from cgfw.training.evaluation import evaluate, flat_metrics
 from cgfw_paper.datasets import EmojiOptions, emoji
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from cgfw.plugin.loader import load_plugins
 from cgfw.recipe import load
 from cgfw.store import checkpoint
-from cgfw.train.model import build_model, count_parameters
+from cgfw.training.model import build_model, count_parameters
 from tests.conftest import run_dirs, state_equal
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cgfw-cut"

@@ -21,7 +21,7 @@ from cgfw.errors import CgfwError
 from cgfw.plugin.loader import load_plugins
 from cgfw.recipe import load
 from cgfw.store import checkpoint
-from cgfw.train.model import build_model, build_network
+from cgfw.training.model import build_model, build_network
 from tests.conftest import run_dirs
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cgfw-unet"

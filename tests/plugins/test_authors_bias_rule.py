@@ -13,7 +13,7 @@ from torch import nn
 
 from cgfw.cli.translate import load_generator
 from cgfw.errors import CgfwError
-from cgfw.train.model import count_parameters
+from cgfw.training.model import count_parameters
 from cgfw_paper.discriminators import PatchOptions, PixelOptions, patchgan, pixel
 from cgfw_paper.generators import ResnetOptions, resnet, resnet_upsample
 from tests.conftest import run_dirs

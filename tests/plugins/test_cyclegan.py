@@ -7,7 +7,7 @@ from torch import nn
 
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
-from cgfw.train.model import Speed, build_model
+from cgfw.training.model import Speed, build_model
 from cgfw_paper.cyclegan import CycleGAN
 from cgfw_paper.stacking import Stacking
 from cgfw_paper.stacking import mixes_samples as _mixes_samples
@@ -167,7 +167,7 @@ def test_discriminator_loss_is_half_real_plus_fake_on_pooled_fakes(loaded, tiny_
 
 
 def test_weights_are_checked_before_a_checkpoint(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
-    from cgfw.train.loop import all_finite
+    from cgfw.training.loop import all_finite
 
     m = tiny(loaded, tiny_recipe)
     assert all_finite(m)

@@ -12,8 +12,8 @@ from PIL import Image
 from cgfw.errors import CgfwError, MissingSplit
 from cgfw.plugin.loader import Loaded, load_plugins
 from cgfw.recipe import Resolved, load
-from cgfw.train.data import KeyBatches, epoch_keys, item_generator, iters_per_epoch
-from cgfw.train.loop import build_dataset, fixed_samples
+from cgfw.training.data import KeyBatches, epoch_keys, item_generator, iters_per_epoch
+from cgfw.training.loop import build_dataset, fixed_samples
 from cgfw_paper.datasets import EmojiOptions, FolderOptions, augment, emoji, folder
 from tests.conftest import make_folder_dataset
 

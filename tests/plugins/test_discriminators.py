@@ -1,6 +1,6 @@
 import torch
 
-from cgfw.train.model import count_parameters
+from cgfw.training.model import count_parameters
 from cgfw_paper.discriminators import PatchOptions, PixelOptions, patchgan, pixel
 
 

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
-from cgfw.train.model import build_model
+from cgfw.training.model import build_model
 from cgfw_field.augment import DiffAugment, DiffAugmentOptions, cutout, translation
 from cgfw_field.penalties import R1, GpMix, GpMixOptions, GpOptions, R1Options, WganGp, wgan
 

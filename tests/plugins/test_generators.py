@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cgfw.train.model import count_parameters
+from cgfw.training.model import count_parameters
 from cgfw_paper.generators import ResnetOptions, resnet, resnet_upsample
 
 

@@ -15,12 +15,13 @@ import torch
 from click.testing import CliRunner
 from torch import Tensor, nn
 
+from cgfw.cli import main
 from cgfw.errors import CgfwError
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import read_toml, validate
 from cgfw.store import checkpoint
-from cgfw.train import resume as resuming
-from cgfw.train.model import build_model, build_network
+from cgfw.training import resume as resuming
+from cgfw.training.model import build_model, build_network
 from cgfw_paper.commands import import_weights_cmd
 from cgfw_paper.import_weights import import_weights
 
@@ -295,7 +296,7 @@ def test_a_set_without_instance_norm_maps_key_for_key(
     nets = run_networks(tmp_path / "run", loaded)
     for file, name, source in ((files[0], "g_ab", g), (files[1], "d_b", d)):
         theirs = torch.load(file, weights_only=True)
-        saved = state["model"]["networks"][name]
+        saved = state.model["networks"][name]
         if norm == "batch":  # files before PyTorch 0.4.1 lack BatchNorm's counter: ours kept
             saved = {k: v for k, v in saved.items() if not k.endswith("num_batches_tracked")}
         assert {"model." + k for k in saved} == set(theirs), name
@@ -411,5 +412,6 @@ def test_an_existing_run_directory_is_not_overwritten(tmp_path: Path, loaded: Lo
     file = authors_file(tmp_path / "latest_net_G.pth", g, authors_resnet(4, 2))
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "recipe.toml").write_text("", encoding="utf-8")
-    result = CliRunner().invoke(import_weights_cmd, [str(file), "--out", str(tmp_path / "run")])
+    # Through `cgfw`, as a user runs it: the command line turns the error into one line, exit 2.
+    result = CliRunner().invoke(main, ["import-weights", str(file), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and "already a run directory" in result.stderr

@@ -12,7 +12,7 @@ import torch
 
 from cgfw.errors import CgfwError
 from cgfw.plugin.loader import Loaded
-from cgfw.train.evaluation import usable_metrics, with_companions
+from cgfw.training.evaluation import usable_metrics, with_companions
 from cgfw_paper import distributions
 from cgfw_paper.datasets import EmojiOptions, emoji
 

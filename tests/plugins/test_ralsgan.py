@@ -16,7 +16,7 @@ from torch import Tensor
 from cgfw.errors import CgfwError
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
-from cgfw.train.model import build_model
+from cgfw.training.model import build_model
 from cgfw_field.losses import RaLSGAN
 from tests.conftest import run_dirs
 

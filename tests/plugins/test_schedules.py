@@ -32,7 +32,7 @@ def test_constant_step_and_cosine() -> None:
 
 
 def test_a_run_shorter_than_its_schedule_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
-    from cgfw.train.loop import warn_if_schedule_unused
+    from cgfw.training.loop import warn_if_schedule_unused
 
     warn_if_schedule_unused(linear_decay(LinearDecayOptions()), 200)  # the paper: decays in-run
     warn_if_schedule_unused(constant(None), 10)  # type: ignore[arg-type]

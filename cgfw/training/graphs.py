@@ -18,7 +18,7 @@ from torch import Tensor
 
 from cgfw.errors import CgfwError
 from cgfw.recipe import Resolved
-from cgfw.train.model import Model, Speed
+from cgfw.training.model import Model, Speed
 
 log = logging.getLogger("cgfw.train")
 Step = Callable[[Tensor, Tensor], dict[str, Tensor]]

@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.text import Text
 from torch import Tensor
 
-from cgfw.train.tracking import Tracking
+from cgfw.training.tracking import Tracking
 
 
 class SpeedColumn(ProgressColumn):

@@ -20,9 +20,9 @@ from cgfw.errors import CgfwError
 from cgfw.recipe import Resolved, Slot, TrainSection
 from cgfw.recipe.channels import data_channels, needed_channels
 from cgfw.recipe.view import RecipeView
-from cgfw.train.distributed import Group
-from cgfw.train.init import init_weights
-from cgfw.train.precision import EngineScaler, Precision
+from cgfw.training.distributed import Group
+from cgfw.training.init import init_weights
+from cgfw.training.precision import EngineScaler, Precision
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from cgfw.plugin.registry import Registry
 from cgfw.recipe import Resolved, validate
 from cgfw.store import checkpoint
 from cgfw.store.checkpoint import Checkpoint
-from cgfw.train.ema import EMA
-from cgfw.train.model import Model
-from cgfw.train.tensorboard import flatten
+from cgfw.training.ema import EMA
+from cgfw.training.model import Model
+from cgfw.training.tensorboard import flatten
 
 # Keys a resume may change freely (prefixes end with a dot).
 SAFE = (

@@ -24,16 +24,16 @@ from cgfw.recipe import Resolved
 from cgfw.recipe.view import RecipeView
 from cgfw.store import checkpoint
 from cgfw.store.layout import RunDir
-from cgfw.train import resume as resuming
-from cgfw.train.data import KeyBatches, epoch_keys, iters_per_epoch, train_loader
-from cgfw.train.distributed import Group
-from cgfw.train.ema import EMA
-from cgfw.train.evaluation import build_metric, default_metrics, evaluate, flat_metrics
-from cgfw.train.graphs import GraphedStep, check_graphable, decide
-from cgfw.train.model import Model, Speed, build_model
-from cgfw.train.progress import LossLog
-from cgfw.train.tensorboard import sample_grid, save_grid
-from cgfw.train.tracking import Tracking
+from cgfw.training import resume as resuming
+from cgfw.training.data import KeyBatches, epoch_keys, iters_per_epoch, train_loader
+from cgfw.training.distributed import Group
+from cgfw.training.ema import EMA
+from cgfw.training.evaluation import build_metric, default_metrics, evaluate, flat_metrics
+from cgfw.training.graphs import GraphedStep, check_graphable, decide
+from cgfw.training.model import Model, Speed, build_model
+from cgfw.training.progress import LossLog
+from cgfw.training.tensorboard import sample_grid, save_grid
+from cgfw.training.tracking import Tracking
 
 log = logging.getLogger("cgfw.train")
 Step = Callable[[Tensor, Tensor], dict[str, Tensor]]

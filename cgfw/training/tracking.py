@@ -40,7 +40,7 @@ class TrackedRun:
     name: str  # the run directory's name, e.g. quickstart-20261130-101500
     recipe: dict[
         str, Any
-    ]  # the resolved recipe (nested; `cgfw.train.tensorboard.flatten` flattens)
+    ]  # the resolved recipe (nested; `cgfw.training.tensorboard.flatten` flattens)
     saved: dict[str, Any] = field(default_factory=dict)  # this tracker's `state` from before
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from cgfw.train.model import Model
+from cgfw.training.model import Model
 
 
 class EMA:

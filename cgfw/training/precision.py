@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from cgfw.train.model import Speed
+    from cgfw.training.model import Speed
 
 
 class Precision:
