@@ -24,6 +24,23 @@ LAYERS: list[tuple[str, ...]] = [
     ("cgfw.session",),
     ("cgfw.tools",),
     ("cgfw.api", "cgfw.cli", "cgfw.__main__"),
+    # Old module paths, re-exporting their new homes for plugins written before the layers.
+    tuple(
+        f"cgfw.{old}"
+        for old in (
+            "hookspecs",
+            "registry",
+            "plugins",
+            "model",
+            "trainer",
+            "tracking",
+            "tensorboard",
+            "data",
+            "launching",
+            "layout",
+            "checkpoint",
+        )
+    ),
 ]
 
 
