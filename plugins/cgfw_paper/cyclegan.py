@@ -154,8 +154,7 @@ class CycleGAN(Model):
     default = True  # recipes without a [model] section train the paper's model
 
     def __init__(self, options: CycleGANOptions, build: Build) -> None:
-        super().__init__(options, build)
-        self.resolved = build.resolved
+        super().__init__(options, build)  # sets self.resolved, the read-only recipe
         self.weights = Weights.of(build.resolved.keys)
         if self.weights.paired:  # the trainer checks the dataset gives aligned pairs
             self.needs_pairs = f"losses.paired.weight = {self.weights.paired}"

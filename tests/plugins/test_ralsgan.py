@@ -86,6 +86,18 @@ class Spy:
         return self.loss(real_scores, fake_scores, for_d)  # type: ignore[no-any-return]
 
 
+def check_one_d_step(spy: Spy, before: Tensor, after: Tensor, terms: dict[str, Tensor]) -> None:
+    """A one-discriminator model's step (CUT, pix2pix) with `spy` as its GAN loss: D's update
+    first, with the scores of D `before` it; then G's, with those of D `after` it."""
+    assert [for_d for *_, for_d in spy.calls] == [True, False]
+    (d_real, d_fake, _), (g_real, g_fake, _) = spy.calls
+    assert torch.allclose(d_real, before, atol=1e-6) and torch.allclose(g_real, after, atol=1e-6)
+    assert not torch.allclose(before, after) and not torch.allclose(g_real, g_fake)
+    assert torch.allclose(terms["d"], 0.5 * RaLSGAN()(d_real, d_fake, True))
+    assert torch.allclose(terms["g_gan"], RaLSGAN()(g_real, g_fake, False))
+    assert all(torch.isfinite(t) for t in terms.values())
+
+
 def batch() -> tuple[Tensor, Tensor]:
     g = torch.Generator().manual_seed(0)
     return tuple(torch.rand(2, 3, 32, 32, generator=g) * 2 - 1 for _ in range(2))  # type: ignore[return-value]
