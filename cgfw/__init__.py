@@ -23,6 +23,7 @@ _PUBLIC: dict[str, str] = {
     "hookimpl": "cgfw.plugin.hookspecs",
     "Register": "cgfw.plugin.hookspecs",
     "NoOptions": "cgfw.plugin.registry",
+    "lazy": "cgfw.plugin.registry",
     # recipes
     "Slot": "cgfw.recipe.schema",
     "Resolved": "cgfw.recipe.resolve",
@@ -42,7 +43,7 @@ _PUBLIC: dict[str, str] = {
     "item_generator": "cgfw.training.data",
     "TrackedRun": "cgfw.training.tracking",
     "Tracker": "cgfw.training.tracking",
-    "flatten": "cgfw.training.tensorboard",
+    "flatten": "cgfw.recipe.keys",
     "write_hparams": "cgfw.training.tensorboard",
     # images beyond 8-bit RGB, for datasets
     "Planes": "cgfw.planes",
@@ -107,6 +108,7 @@ __all__ = [
     "images_in",
     "item_generator",
     "launch",
+    "lazy",
     "load",
     "out",
     "refusal_reason",
@@ -137,6 +139,8 @@ if TYPE_CHECKING:
     from cgfw.plugin.hookspecs import Register as Register
     from cgfw.plugin.hookspecs import hookimpl as hookimpl
     from cgfw.plugin.registry import NoOptions as NoOptions
+    from cgfw.plugin.registry import lazy as lazy
+    from cgfw.recipe.keys import flatten as flatten
     from cgfw.recipe.resolve import Resolved as Resolved
     from cgfw.recipe.schema import Slot as Slot
     from cgfw.recipe.view import RecipeView as RecipeView
@@ -160,7 +164,6 @@ if TYPE_CHECKING:
     from cgfw.training.model import Runtime as Runtime
     from cgfw.training.model import build_model as build_model
     from cgfw.training.model import build_network as build_network
-    from cgfw.training.tensorboard import flatten as flatten
     from cgfw.training.tensorboard import write_hparams as write_hparams
     from cgfw.training.tracking import TrackedRun as TrackedRun
     from cgfw.training.tracking import Tracker as Tracker

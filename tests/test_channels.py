@@ -21,9 +21,10 @@ from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
 from cgfw.training.model import build_network, count_parameters
 from cgfw.training.tensorboard import sample_grid
-from cgfw_paper.datasets import EmojiOptions, FolderOptions, emoji, folder
+from cgfw_paper.datasets import EmojiOptions, FolderOptions
 from cgfw_paper.distributions import as_rgb
-from cgfw_paper.metrics import l1, psnr, ssim
+from cgfw_paper.image_sets import emoji, folder
+from cgfw_paper.pixel_metrics import l1, psnr, ssim
 from tests.conftest import TINY, run_dirs
 
 SPLITS = ("trainA", "trainB", "testA", "testB")

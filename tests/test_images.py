@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from cgfw.images import inspect, open_rgb, usable
-from cgfw_paper.datasets import FolderOptions, folder
+from cgfw_paper.datasets import FolderOptions
+from cgfw_paper.image_sets import folder
 
 
 def png_claiming(path: Path, width: int, height: int) -> None:

@@ -1,8 +1,10 @@
+from collections import OrderedDict
+
 import pytest
 from pydantic import BaseModel, ConfigDict
 
 from cgfw.errors import CgfwError
-from cgfw.plugin.registry import Component, Registry
+from cgfw.plugin.registry import Component, Lazy, Registry, lazy
 
 
 class Opts(BaseModel):
@@ -85,3 +87,59 @@ def test_factory_attributes_of_older_plugins_still_count_with_one_warning() -> N
     reg.register_function("tracker", "old-plugin")("old", old_style)
     with pytest.warns(DeprecationWarning, match="old-plugin.*register\\(\\.\\.\\., default="):
         assert reg.defaults("tracker") == ["old"]
+
+
+def test_a_lazy_factory_is_imported_when_called_never_when_asked_about() -> None:
+    registry = Registry()
+    register = registry.register_function("generator", "outside")
+    register("late", lazy("no_such_module_anywhere:build"), None, "", default=True)
+    late = registry.get("generator", "late")
+    # What the engine reads before building comes from register's keywords only.
+    assert late.info("default") is True
+    assert late.info("requires", (None, None)) == (None, None)
+    assert registry.defaults("generator") == ["late"]
+    with pytest.raises(ModuleNotFoundError):
+        late.build({})
+    register("real", lazy("collections:OrderedDict"), None)
+    assert registry.get("generator", "real").target is OrderedDict
+
+
+def test_lazy_factories_are_named_module_colon_attribute() -> None:
+    with pytest.raises(TypeError, match=r"package\.module:attribute"):
+        lazy("cgfw_paper.nets.resnet")
+
+
+def _bundled_lazy() -> list[Component]:
+    from cgfw.plugin.loader import load_plugins
+
+    registry = load_plugins().registry
+    return [
+        c
+        for table in registry.components.values()
+        for c in table.values()
+        if isinstance(c.factory, Lazy)
+    ]
+
+
+def test_every_bundled_lazy_factory_names_something_callable() -> None:
+    found = _bundled_lazy()
+    assert len(found) >= 20, [c.name for c in found]  # the paper's networks, losses, datasets...
+    for component in found:
+        assert callable(component.target), (component.kind, component.name)
+
+
+def test_a_lazy_models_keywords_say_what_its_class_says() -> None:
+    """A lazily registered model's slots, directions and default are given twice, to register
+    (read by validation without importing torch) and on the class (its documented API): they
+    must agree, and nothing the class changes from cgfw.Model's defaults may be left out."""
+    from cgfw import Model
+
+    models = [c for c in _bundled_lazy() if c.kind == "model"]
+    assert models
+    for component in models:
+        cls = component.target
+        for key in ("slots", "directions", "default", "optimizer_defaults"):
+            assert component.info(key, getattr(Model, key)) == getattr(cls, key), key
+        assert cls.network_channels.__func__ is Model.network_channels.__func__ or (
+            "network_channels" in component.meta
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import importlib.util
 import warnings
 from collections.abc import Callable, Mapping
@@ -54,7 +55,52 @@ METADATA: dict[str, str] = {
     "requires": "(package, extra): the optional package it needs, named before a run starts",
     "pair": "a GAN loss called with the real and the fake scores together",
     "base": "an ablation's base recipe (for `cgfw components ablation`)",
+    # A model's, read before it is built (validation, `recipe show`, translate): given here, the
+    # model's module is not imported until the model is built (see `lazy`).
+    "slots": "a model's recipe sections and the kind and default component of each",
+    "directions": "a model's translations: {'a2b': (network, slot)}",
+    "optimizer_defaults": "a model's [optimizer] values, used where the recipe sets none",
+    "network_channels": "a model's (path, kind, channels) -> {in_channels, out_channels}",
 }
+
+
+class Lazy:
+    """A factory named by "module:attribute" and imported the first time it is called, so that
+    registering it imports neither the module nor what the module imports (torch): `cgfw
+    --help`, `cgfw plugins` and `cgfw recipe show` stay fast. What the engine reads of a
+    component before building it comes from `register(...)`'s keywords only, never from the
+    target's attributes (reading those would import it)."""
+
+    def __init__(self, target: str) -> None:
+        module, _, attribute = target.partition(":")
+        if not module or not attribute:
+            raise TypeError(f"lazy factories are named 'package.module:attribute', got {target!r}")
+        self.target = target
+        self._loaded: Callable[..., Any] | None = None
+
+    def load(self) -> Callable[..., Any]:
+        if self._loaded is None:
+            module, _, attribute = self.target.partition(":")
+            found: Any = importlib.import_module(module)
+            for part in attribute.split("."):
+                found = getattr(found, part)
+            self._loaded = found
+            return found
+        return self._loaded
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.load()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"lazy({self.target!r})"
+
+
+def lazy(target: str) -> Lazy:
+    """`register("resnet", lazy("my_pkg.nets:resnet"), ResnetOptions, "...")`: the factory's
+    module is imported when the component is first built."""
+    return Lazy(target)
+
+
 _warned: set[tuple[str, str, str]] = set()
 
 
@@ -74,10 +120,11 @@ class Component:
     def info(self, key: str, default: Any = None) -> Any:
         """What the component registered as `key`; for plugins written before register took
         keywords, the factory's attribute of that name (with one deprecation warning).
-        A model's class attributes (slots, directions, default) are its documented API."""
+        A model's class attributes (slots, directions, default) are its documented API.
+        A lazy factory's target is not imported to answer: only its keywords count."""
         if key in self.meta:
             return self.meta[key]
-        if not hasattr(self.factory, key):
+        if isinstance(self.factory, Lazy) or not hasattr(self.factory, key):
             return default
         if not _declares(self.factory, key):
             once = (self.plugin, self.name, key)
@@ -90,6 +137,11 @@ class Component:
                     stacklevel=2,
                 )
         return getattr(self.factory, key)
+
+    @property
+    def target(self) -> Callable[..., Any]:
+        """The factory itself, a lazy one imported (a model's class, for its class methods)."""
+        return self.factory.load() if isinstance(self.factory, Lazy) else self.factory
 
     def parse_options(self, values: Mapping[str, Any], where: str) -> BaseModel:
         """Validate a recipe section against this component's options model."""
@@ -233,4 +285,11 @@ class Registry:
 def _declares(factory: Any, key: str) -> bool:
     """Whether `key` is part of a class factory's declared interface (a cgfw.Model's
     ClassVars), rather than an attribute set on a function to be read back."""
-    return isinstance(factory, type) and key in {"default", "slots", "directions"}
+    return isinstance(factory, type) and key in {
+        "default",
+        "slots",
+        "directions",
+        "optimizer_defaults",
+        "network_channels",
+        "reference",
+    }

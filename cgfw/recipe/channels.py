@@ -56,7 +56,7 @@ def with_channels(
     options model reads them; one set otherwise is an error. A component without such an
     option builds 3-channel networks: fine for 3-channel data (every run before this existed),
     an error naming the component for any other count."""
-    ask = getattr(model.factory, "network_channels", None)
+    ask = model.info("network_channels", None)
     wanted: dict[str, int] = (
         ask(path, slot_kind, channels) if ask else needed_channels(slot_kind, channels)
     )

@@ -51,7 +51,7 @@ def model_of(data: Mapping[str, Any], registry: Registry) -> Component:
 
 def slots_of(model: Component) -> dict[str, Slot]:
     """The engine's slots, with the model's defaults for them, and the model's own."""
-    declared: Mapping[str, Slot] = getattr(model.factory, "slots", {})
+    declared: Mapping[str, Slot] = model.info("slots", {})
     return {**ENGINE_SLOTS, **declared}
 
 
@@ -71,8 +71,9 @@ class Resolved:
 
     @property
     def model_class(self) -> Any:
-        """The model's registered class (a cgfw.Model subclass): its slots, directions."""
-        return self.model.factory
+        """The model's registered class (a cgfw.Model subclass), imported if it was registered
+        lazily: for its class methods (terms, reference)."""
+        return self.model.target
 
     def section(self, path: str) -> dict[str, Any]:
         """A section's keys as written (after extends and overrides)."""
@@ -269,7 +270,7 @@ def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolv
 def _optimizer(data: Mapping[str, Any], model: Component, source: str) -> OptimizerSection:
     """[optimizer]: the recipe's own values over the model's `optimizer_defaults` (a model
     that trains best at another learning rate says so once) over the engine's defaults."""
-    defaults: Mapping[str, Any] = getattr(model.factory, "optimizer_defaults", {})
+    defaults: Mapping[str, Any] = model.info("optimizer_defaults", {})
     given = data.get("optimizer")
     try:
         return OptimizerSection.model_validate({**defaults, **(given or {})})

@@ -56,7 +56,7 @@ class RecipeView:
 
     @property
     def model_class(self) -> Any:
-        return self.model.factory
+        return self.model.target
 
     def section(self, path: str) -> dict[str, Any]:
         """A section's keys as written (a copy)."""

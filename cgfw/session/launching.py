@@ -19,7 +19,6 @@ from rich.console import Console
 from cgfw.errors import CgfwError
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import Resolved
-from cgfw.store import checkpoint
 from cgfw.store.layout import RunDir
 
 
@@ -53,6 +52,8 @@ def run_command(run_dir: Path, device: str | None = None, processes: int = 1) ->
     """`cgfw run` for one planned run: from its variant.toml, or from its latest checkpoint
     when it has one (a job that was preempted or timed out and started again). With
     `processes` > 1, under torchrun: data parallel on one machine."""
+    from cgfw.store import checkpoint  # torch: here, so registering a launcher imports none
+
     try:
         resume = checkpoint.latest_in(RunDir(run_dir).checkpoints).is_file()
     except CgfwError:  # none yet: start it (again, if a first try died before checkpointing)

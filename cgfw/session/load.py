@@ -87,7 +87,7 @@ def load_generator(source: Path, direction: str, raw: bool = False) -> Generator
         recipe_data = ckpt.recipe
     registry = load_plugins().registry
     resolved = validate(recipe_data, registry, where)
-    learned = resolved.model_class.directions
+    learned = resolved.model.info("directions", {})
     if direction not in learned:
         raise OneSided(
             f"--direction {direction}: model '{resolved.model.name}' learns "

@@ -245,7 +245,7 @@ def authors_loop(resolved: Resolved, loaded: Loaded, device: torch.device) -> An
     """The model's reference implementation (for the CycleGAN, the authors' loop in
     benchmarks/reference_loop.py) on newly built networks of the recipe: its classmethod
     `reference(resolved, device)`."""
-    reference = getattr(resolved.model.factory, "reference", None)
+    reference = getattr(resolved.model_class, "reference", None)
     if reference is None:
         raise CgfwError(
             f"--compare: model '{resolved.model.name}' has no reference implementation to "

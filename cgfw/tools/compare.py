@@ -19,8 +19,8 @@ from rich.text import Text
 
 from cgfw.errors import CgfwError, did_you_mean
 from cgfw.recipe import read_toml
+from cgfw.recipe.keys import flatten
 from cgfw.store.layout import RunDir
-from cgfw.training.tensorboard import flatten
 
 # Keys that differ between any two runs without making them different experiments.
 IGNORED = {"run.name", "run.output_dir", "run.description", "train.device"}

@@ -95,7 +95,7 @@ def eval_run(
 ) -> dict[str, Any]:
     g_ab = load_generator(run_dir, "a2b", raw)
     resolved: Resolved = g_ab.resolved
-    one_sided = "b2a" not in resolved.model_class.directions
+    one_sided = "b2a" not in resolved.model.info("directions", {})
     g_ba = None if one_sided else load_generator(run_dir, "b2a", raw)
     if one_sided:
         console.print(

@@ -13,11 +13,11 @@ from rich.console import Console
 from cgfw.errors import CgfwError
 from cgfw.plugin.registry import Registry
 from cgfw.recipe import Resolved, validate
+from cgfw.recipe.keys import flatten
 from cgfw.store import checkpoint
 from cgfw.store.checkpoint import Checkpoint
 from cgfw.training.ema import EMA
 from cgfw.training.model import Model
-from cgfw.training.tensorboard import flatten
 
 # Keys a resume may change freely (prefixes end with a dot).
 SAFE = (

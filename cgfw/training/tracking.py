@@ -38,9 +38,7 @@ class TrackedRun:
 
     path: Path
     name: str  # the run directory's name, e.g. quickstart-20261130-101500
-    recipe: dict[
-        str, Any
-    ]  # the resolved recipe (nested; `cgfw.training.tensorboard.flatten` flattens)
+    recipe: dict[str, Any]  # the resolved recipe (nested; `cgfw.flatten` flattens)
     saved: dict[str, Any] = field(default_factory=dict)  # this tracker's `state` from before
 
 

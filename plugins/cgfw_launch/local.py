@@ -8,9 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import torch
-
-from cgfw import Batch, NoOptions, Register, RunDir, finished_losses, hookimpl, launch, run_command
+import cgfw
+from cgfw import Batch, NoOptions, Register, RunDir, finished_losses, hookimpl, run_command
 
 
 class Local:
@@ -22,7 +21,8 @@ class Local:
             results = {}
             for run_dir, resolved in batch.runs.items():
                 batch.console.rule(run_dir.name)
-                run = launch(resolved, batch.loaded, run_dir, batch.console, batch.device)
+                # cgfw.launch, looked up when called: it imports torch, registering does not
+                run = cgfw.launch(resolved, batch.loaded, run_dir, batch.console, batch.device)
                 results[run_dir.name] = run.final_losses
             return results
         return side_by_side(batch)
@@ -31,6 +31,8 @@ class Local:
 def side_by_side(batch: Batch) -> dict[str, dict[str, float]]:
     """Each run in its own `cgfw run` process, `jobs` at a time; a batch-1 CycleGAN leaves most
     of a large GPU idle, so several fit side by side. With several GPUs, runs take turns."""
+    import torch  # here: registering the launcher (cgfw plugins) imports no torch
+
     gpus = torch.cuda.device_count()
     pending = list(batch.runs)
     active: list[tuple[Path, subprocess.Popen[bytes]]] = []

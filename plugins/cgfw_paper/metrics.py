@@ -1,75 +1,62 @@
-"""Image metrics for `cgfw eval`. Paired: PSNR, SSIM and L1, computed by torchmetrics; the
-distribution metrics KID, FID and SWD live in cgfw_paper.distributions.
-
-Images arrive in [-1, 1] and are mapped to [0, 1] first, so PSNR and SSIM use data_range 1 and
-L1 is the mean absolute error on the [0, 1] scale (half of the same error in [-1, 1]).
-"""
+"""Image metrics for `cgfw eval`: their names and options. Paired: PSNR, SSIM and L1, computed
+by torchmetrics (cgfw_paper/pixel_metrics.py); the distribution metrics KID, FID and SWD are in
+cgfw_paper/distributions.py. Both are imported when `cgfw eval` builds a metric."""
 
 from __future__ import annotations
 
-from torch import Tensor
-from torchmetrics import MeanAbsoluteError, Metric
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from pydantic import BaseModel, ConfigDict, Field
 
-from cgfw import NoOptions, Register, hookimpl
-from cgfw_paper.distributions import SwdOptions, fid, kid, swd
+from cgfw import Register, hookimpl, lazy
 
 
-def to_unit(images: Tensor) -> Tensor:
-    """[-1, 1] -> [0, 1], clamped so a generator's overshoot cannot leave the data range."""
-    return images.detach().float().clamp(-1.0, 1.0).add(1.0).mul(0.5)
-
-
-class TorchMetric:
-    """One torchmetrics metric behind cgfw's Metric contract (see hookspecs.register_metrics)."""
-
-    paired = True
-
-    def __init__(self, name: str, metric: Metric, higher_is_better: bool) -> None:
-        self.name, self.metric, self.higher_is_better = name, metric, higher_is_better
-
-    def update(self, fake: Tensor, real: Tensor) -> None:
-        if fake.shape != real.shape:
-            raise ValueError(
-                f"{self.name}: fake {tuple(fake.shape)} and real {tuple(real.shape)} differ"
-            )
-        if self.metric.device != fake.device:
-            self.metric = self.metric.to(fake.device)
-        self.metric.update(to_unit(fake), to_unit(real))
-
-    def compute(self) -> float:
-        return float(self.metric.compute())
-
-    def reset(self) -> None:
-        self.metric.reset()
-
-
-def psnr(_: NoOptions) -> TorchMetric:
-    # dim=None: one PSNR from the mean squared error over every pixel of every image, so a
-    # single identical pair (MSE 0, PSNR inf) cannot make the whole result infinite.
-    return TorchMetric("psnr", PeakSignalNoiseRatio(data_range=1.0), higher_is_better=True)
-
-
-def ssim(_: NoOptions) -> TorchMetric:
-    return TorchMetric(
-        "ssim", StructuralSimilarityIndexMeasure(data_range=1.0), higher_is_better=True
-    )
-
-
-def l1(_: NoOptions) -> TorchMetric:
-    return TorchMetric("l1", MeanAbsoluteError(), higher_is_better=False)
+class SwdOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    patch: int = Field(7, ge=1, description="patch side in pixels")
+    per_image: int = Field(64, ge=1, description="random patches taken from each image per level")
+    levels: int = Field(2, ge=1, description="pyramid levels: full size, half, quarter, ...")
+    projections: int = Field(128, ge=1, description="random directions the patches are sliced on")
+    seed: int = 0
 
 
 @hookimpl
 def register_metrics(register: Register) -> None:
     # default: computed when [eval] metrics or `cgfw eval --metrics` name none.
     register(
-        "psnr", psnr, None, "peak signal-to-noise ratio in dB (paired; torchmetrics)", default=True
+        "psnr",
+        lazy("cgfw_paper.pixel_metrics:psnr"),
+        None,
+        "peak signal-to-noise ratio in dB (paired; torchmetrics)",
+        default=True,
     )
     register(
-        "ssim", ssim, None, "structural similarity, Gaussian 11x11 window (paired)", default=True
+        "ssim",
+        lazy("cgfw_paper.pixel_metrics:ssim"),
+        None,
+        "structural similarity, Gaussian 11x11 window (paired)",
+        default=True,
     )
-    register("l1", l1, None, "mean absolute error on the [0, 1] scale (paired)", default=True)
-    register("kid", kid, None, "kernel inception distance, TF-Inception features (cgfw[metrics])")
-    register("fid", fid, None, "Frechet inception distance, shown with KID (cgfw[metrics])")
-    register("swd", swd, SwdOptions, "sliced Wasserstein distance of image patches (no network)")
+    register(
+        "l1",
+        lazy("cgfw_paper.pixel_metrics:l1"),
+        None,
+        "mean absolute error on the [0, 1] scale (paired)",
+        default=True,
+    )
+    register(
+        "kid",
+        lazy("cgfw_paper.distributions:kid"),
+        None,
+        "kernel inception distance, TF-Inception features (cgfw[metrics])",
+    )
+    register(
+        "fid",
+        lazy("cgfw_paper.distributions:fid"),
+        None,
+        "Frechet inception distance, shown with KID (cgfw[metrics])",
+    )
+    register(
+        "swd",
+        lazy("cgfw_paper.distributions:swd"),
+        SwdOptions,
+        "sliced Wasserstein distance of image patches (no network)",
+    )

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor
 
 from cgfw import Register, flatten, hookimpl
 
 if TYPE_CHECKING:  # annotations only
+    from torch import Tensor
+
     from cgfw import TrackedRun
 
 # MLflow's limits: 100 parameters or 1000 metrics per batched call (mlflow.utils.validation).

@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from torch import Tensor
-from torch.utils.tensorboard import SummaryWriter
-
-from cgfw import NoOptions, Register, hookimpl, write_hparams
+import cgfw
+from cgfw import NoOptions, Register, hookimpl
 
 if TYPE_CHECKING:  # annotations only
+    from torch import Tensor
+
     from cgfw import TrackedRun
 
 
@@ -21,6 +21,9 @@ class TensorBoard:
     def __init__(self, options: NoOptions, run: TrackedRun) -> None:
         self.run = run
         self.state: dict[str, object] = {}  # nothing to remember: events stay in RUN_DIR
+        # Imported here: registering the tracker (cgfw plugins, recipe show) imports no torch.
+        from torch.utils.tensorboard import SummaryWriter
+
         self.writer = SummaryWriter(log_dir=str(run.path))
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:
@@ -32,7 +35,7 @@ class TensorBoard:
 
     def summary(self, metrics: Mapping[str, float], step: int) -> None:
         # HParams: every recipe key beside the numbers, one row per run in the HParams tab.
-        write_hparams(self.writer, self.run.recipe, metrics, step)
+        cgfw.write_hparams(self.writer, self.run.recipe, metrics, step)
 
     def close(self, status: str) -> None:
         self.writer.close()

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor
 
 from cgfw import Register, flatten, hookimpl
 
 if TYPE_CHECKING:  # annotations only
+    from torch import Tensor
+
     from cgfw import TrackedRun
 
 

@@ -18,7 +18,8 @@ from cgfw.plugin.loader import Loaded
 from cgfw.plugin.registry import Registry
 from cgfw.training import evaluation
 from cgfw.training.evaluation import evaluate, flat_metrics
-from cgfw_paper.datasets import EmojiOptions, emoji
+from cgfw_paper.datasets import EmojiOptions
+from cgfw_paper.image_sets import emoji
 
 
 def invoke(*args: object) -> Result:

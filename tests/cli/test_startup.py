@@ -1,6 +1,7 @@
-"""Commands that only look things up start without torch: `cgfw --help`, `--version` and
-`cgfw recipes` import neither torch nor a plugin module that does (benchmarks/startup.py times
-them). `recipe show` and `plugins` still load every plugin, whose networks import torch."""
+"""Commands that only look things up start without torch: `cgfw --help`, `--version`,
+`cgfw recipes`, `cgfw recipe show` and `cgfw plugins` import neither torch nor a plugin module
+that does (benchmarks/startup.py times them). The bundled plugins register their networks,
+losses, datasets and model lazily (`cgfw.lazy`), so loading every plugin imports no torch."""
 
 from __future__ import annotations
 
@@ -50,3 +51,16 @@ def test_help_still_lists_every_command_with_its_line() -> None:
         assert f"  {name} " in out, name
     assert "Turn networks trained with the authors' code" in out  # read from the plugin
     assert "Translate INPUT" in out  # read from cgfw/cli/translate.py's source, not imported
+
+
+@pytest.mark.parametrize(
+    "args", [("plugins",), ("recipe", "show", "paper_default"), ("recipe", "show", "quickstart")]
+)
+def test_reading_recipes_and_plugins_imports_no_torch(args: tuple[str, ...]) -> None:
+    """These load every plugin and validate a whole recipe: the registration modules and the
+    recipe layer are torch-free; the networks' modules are imported only to build them."""
+    out, found = _imports(*args)
+    assert "paper-models" in out or "[generator]" in out, out[-2000:]
+    assert found["torch"] == [], f"cgfw {' '.join(args)} imported torch"
+    lazy_targets = {"cgfw_paper.nets", "cgfw_paper.cyclegan", "cgfw_paper.image_sets"}
+    assert lazy_targets.isdisjoint(found["plugins"]), found["plugins"]

@@ -14,8 +14,9 @@ from torch import nn
 from cgfw.cli.translate import load_generator
 from cgfw.errors import CgfwError
 from cgfw.training.model import count_parameters
-from cgfw_paper.discriminators import PatchOptions, PixelOptions, patchgan, pixel
-from cgfw_paper.generators import ResnetOptions, resnet, resnet_upsample
+from cgfw_paper.discriminators import PatchOptions, PixelOptions
+from cgfw_paper.generators import ResnetOptions
+from cgfw_paper.nets import patchgan, pixel, resnet, resnet_upsample
 from tests.conftest import run_dirs
 from tests.plugins.test_import_weights import _Layout, authors_patchgan, authors_resnet
 

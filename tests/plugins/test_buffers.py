@@ -1,6 +1,7 @@
 import torch
 
-from cgfw_paper.buffers import ImagePool, NoBuffer, PoolOptions
+from cgfw_paper.buffers import PoolOptions
+from cgfw_paper.pool import ImagePool, NoBuffer
 
 
 def images(start: int, n: int = 1) -> torch.Tensor:

@@ -14,7 +14,8 @@ from cgfw.plugin.loader import Loaded, load_plugins
 from cgfw.recipe import Resolved, load
 from cgfw.training.data import KeyBatches, epoch_keys, item_generator, iters_per_epoch
 from cgfw.training.loop import build_dataset, fixed_samples
-from cgfw_paper.datasets import EmojiOptions, FolderOptions, augment, emoji, folder
+from cgfw_paper.datasets import EmojiOptions, FolderOptions
+from cgfw_paper.image_sets import augment, emoji, folder
 from tests.conftest import make_folder_dataset
 
 
@@ -154,7 +155,8 @@ def test_no_test_split_samples_training_images_and_says_so(
 
 BROKEN_TEST_SPLIT = """
     import cgfw
-    from cgfw_paper.datasets import EmojiOptions, emoji
+    from cgfw_paper.datasets import EmojiOptions
+    from cgfw_paper.image_sets import emoji
 
     def broken(opts, split):
         if split == "test":

@@ -1,7 +1,8 @@
 import torch
 
 from cgfw.training.model import count_parameters
-from cgfw_paper.discriminators import PatchOptions, PixelOptions, patchgan, pixel
+from cgfw_paper.discriminators import PatchOptions, PixelOptions
+from cgfw_paper.nets import patchgan, pixel
 
 
 def test_patchgan_parameter_count_matches_the_paper() -> None:

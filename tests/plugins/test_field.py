@@ -13,8 +13,10 @@ from torch import Tensor, nn
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
 from cgfw.training.model import build_model
-from cgfw_field.augment import DiffAugment, DiffAugmentOptions, cutout, translation
-from cgfw_field.penalties import R1, GpMix, GpMixOptions, GpOptions, R1Options, WganGp, wgan
+from cgfw_field.augment import DiffAugmentOptions
+from cgfw_field.diffaugment import DiffAugment, cutout, translation
+from cgfw_field.gradients import R1, GpMix, WganGp, wgan
+from cgfw_field.penalties import GpMixOptions, GpOptions, R1Options
 
 
 class Quadratic(nn.Module):

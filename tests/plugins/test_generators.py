@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from cgfw.training.model import count_parameters
-from cgfw_paper.generators import ResnetOptions, resnet, resnet_upsample
+from cgfw_paper.generators import ResnetOptions
+from cgfw_paper.nets import resnet, resnet_upsample
 
 
 @pytest.mark.parametrize(("n_blocks", "expected"), [(9, 11_378_179), (6, 7_837_699)])

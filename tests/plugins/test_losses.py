@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from cgfw_paper.losses import BCELoss, LabelOptions, LSGANLoss, hinge, l1
+from cgfw_paper.criteria import BCELoss, LSGANLoss, hinge, l1
+from cgfw_paper.losses import LabelOptions
 
 SCORES = torch.tensor([0.5, -1.0, 2.0])
 

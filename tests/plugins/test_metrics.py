@@ -14,7 +14,8 @@ from cgfw.errors import CgfwError
 from cgfw.plugin.loader import Loaded
 from cgfw.training.evaluation import usable_metrics, with_companions
 from cgfw_paper import distributions
-from cgfw_paper.datasets import EmojiOptions, emoji
+from cgfw_paper.datasets import EmojiOptions
+from cgfw_paper.image_sets import emoji
 
 
 def score(loaded: Loaded, name: str, fake: torch.Tensor, real: torch.Tensor) -> float:

@@ -17,7 +17,7 @@ from cgfw.errors import CgfwError
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import load
 from cgfw.training.model import build_model
-from cgfw_field.losses import RaLSGAN
+from cgfw_field.relativistic import RaLSGAN
 from tests.conftest import run_dirs
 
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from cgfw_paper.generators import ResnetBlock, norm_layer
+from cgfw_paper.nets import ResnetBlock, norm_layer
 
 
 def _binomial(size: int) -> Tensor:

@@ -1,0 +1,130 @@
+"""The paper's networks, as in the authors' code: Johnson et al.'s ResNet generator (and the
+seed article's variant that upsamples with nearest-neighbour + conv), the 70x70 PatchGAN and
+the 1x1 PixelGAN. Imported only when a network is built: generators.py and discriminators.py
+register them lazily, so that commands which only read recipes do not import torch."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from cgfw_paper.discriminators import PatchOptions, PixelOptions
+from cgfw_paper.generators import ResnetOptions
+
+
+def conv_bias(norm: str) -> bool:
+    """The authors' rule (`use_bias = norm_layer == nn.InstanceNorm2d`): a conv followed by a
+    norm layer has a bias only with instance norm. Batch norm's affine shift makes it redundant;
+    with no norm at all (their get_norm_layer('none')) their convs have none either, so
+    networks and parameter counts match theirs and their weights load key for key."""
+    return norm == "instance"
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """Instance norm has no affine parameters, as in the authors' code."""
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=True)
+    return nn.Identity()
+
+
+class ResnetBlock(nn.Module):
+    """Two reflection-padded 3x3 convs; no ReLU after the addition (Johnson et al.)."""
+
+    def __init__(self, dim: int, norm: str, dropout: bool, bias: bool) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(dim, dim, 3, bias=bias),
+            norm_layer(norm, dim),
+            nn.ReLU(True),
+        ]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), norm_layer(norm, dim)]
+        self.conv_block = nn.Sequential(
+            *layers
+        )  # the authors' name, so their weights load as they are
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv_block(x)
+
+
+def _upsample(c_in: int, c_out: int, transposed: bool, bias: bool) -> nn.Module:
+    if transposed:
+        return nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1, bias=bias)
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2), nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias)
+    )
+
+
+def resnet(opts: ResnetOptions, transposed: bool = True) -> nn.Module:
+    """c7s1-ngf, d2ngf, d4ngf, R4ngf x n_blocks, u2ngf, ungf, c7s1-out_channels, tanh."""
+    ngf, norm = opts.ngf, opts.norm
+    bias = conv_bias(norm)  # the output conv keeps its bias whatever the norm, as theirs
+    c_in, c_out = opts.in_channels or 3, opts.out_channels or 3
+    layers: list[nn.Module] = [
+        nn.ReflectionPad2d(3),
+        nn.Conv2d(c_in, ngf, 7, bias=bias),
+        norm_layer(norm, ngf),
+        nn.ReLU(True),
+    ]
+    for mult in (1, 2):
+        layers += [
+            nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
+            norm_layer(norm, ngf * mult * 2),
+            nn.ReLU(True),
+        ]
+    layers += [ResnetBlock(ngf * 4, norm, opts.dropout, bias) for _ in range(opts.n_blocks)]
+    for mult in (4, 2):
+        layers += [
+            _upsample(ngf * mult, ngf * mult // 2, transposed, bias),
+            norm_layer(norm, ngf * mult // 2),
+            nn.ReLU(True),
+        ]
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, c_out, 7), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def resnet_upsample(opts: ResnetOptions) -> nn.Module:
+    return resnet(opts, transposed=False)
+
+
+def patchgan(opts: PatchOptions) -> nn.Module:
+    """C64 (no norm) - C128 - C256 ... with stride 2, then a stride-1 layer and a 1-channel conv."""
+    # The first and last convs have a bias whatever the norm, as the authors'. Spectral norm
+    # (no norm layer after the conv; not in the authors' main code) keeps every bias.
+    spectral = opts.norm == "spectral"
+    ndf, bias = opts.ndf, spectral or conv_bias(opts.norm)
+
+    def conv(c_in: int, c_out: int, stride: int, use_bias: bool = True) -> nn.Module:
+        layer = nn.Conv2d(c_in, c_out, 4, stride=stride, padding=1, bias=use_bias)
+        return nn.utils.parametrizations.spectral_norm(layer) if spectral else layer
+
+    layers: list[nn.Module] = [conv(opts.in_channels or 3, ndf, 2), nn.LeakyReLU(0.2, True)]
+    mult = 1
+    for n in range(1, opts.n_layers + 1):
+        prev, mult = mult, min(2**n, 8)
+        stride = 2 if n < opts.n_layers else 1
+        layers += [
+            conv(ndf * prev, ndf * mult, stride, bias),
+            norm_layer("none" if spectral else opts.norm, ndf * mult),
+            nn.LeakyReLU(0.2, True),
+        ]
+    layers.append(conv(ndf * mult, 1, 1))
+    return nn.Sequential(*layers)
+
+
+def pixel(opts: PixelOptions) -> nn.Module:
+    """1x1 convolutions only: judges colour statistics per pixel, not structure. As the
+    authors', only the first conv keeps its bias whatever the norm (the last follows the rule
+    too)."""
+    ndf, bias = opts.ndf, conv_bias(opts.norm)
+    return nn.Sequential(
+        nn.Conv2d(opts.in_channels or 3, ndf, 1),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(ndf, ndf * 2, 1, bias=bias),
+        norm_layer(opts.norm, ndf * 2),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(ndf * 2, 1, 1, bias=bias),
+    )
