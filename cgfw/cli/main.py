@@ -6,10 +6,9 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic.fields import FieldInfo
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -20,14 +19,10 @@ from cgfw.cli.lazy import LazyGroup
 from cgfw.errors import CgfwError
 from cgfw.plugin.loader import Loaded, load_plugins
 from cgfw.plugin.registry import KINDS, Registry, check_kind
-from cgfw.recipe import (
-    load,
-    load_data,
-    read_toml,
-    slots_of,
-    validate_overridden,
-)
 from cgfw.store.layout import RunDir
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
 
 
 def _plugins() -> Loaded:
@@ -175,6 +170,8 @@ def run(
 ) -> None:
     """Train the model of RECIPE (a TOML file or a bundled name: `cgfw recipes`); recipes
     without a [model] section train the CycleGAN."""
+    from cgfw.recipe import load, read_toml, validate_overridden
+
     loaded = _plugins()
     if resume_dir is not None:
         if recipe is not None:
@@ -243,6 +240,8 @@ def recipe() -> None:
 @friendly
 def recipe_show(recipe: str, overrides: tuple[str, ...]) -> None:
     """Print RECIPE fully resolved: overrides applied, every default filled in."""
+    from cgfw.recipe import load
+
     click.echo(load(recipe, _plugins().registry, overrides).to_toml(), nl=False)
 
 
@@ -297,6 +296,8 @@ def components(kind: str | None) -> None:
             table.add_row(*row)
         out.print(table)
     if kind in (None, "model"):
+        from cgfw.recipe import slots_of
+
         for name in registry.names("model"):
             slots = slots_of(registry.get("model", name)).items()
             # Escaped: rich would read "[data]" as a markup tag and print nothing of it.
@@ -319,6 +320,7 @@ def _ablation_effect(
         names = registry.names("recipe")
         own = [r for r in names if registry.get("recipe", r).plugin == component.plugin]
         candidates = list(dict.fromkeys([*own, TERMS_BASE, *names]))
+    from cgfw.recipe import load_data
     from cgfw.tools import ablate as ablation
 
     tried = []
