@@ -18,7 +18,7 @@ from cgfw.cli.console import SET_HELP, console, friendly, out
 from cgfw.cli.lazy import LazyGroup
 from cgfw.errors import CgfwError
 from cgfw.plugin.loader import Loaded, load_plugins
-from cgfw.plugin.registry import KINDS, Registry, check_kind
+from cgfw.plugin.registry import KINDS, check_kind
 from cgfw.store.layout import RunDir
 
 if TYPE_CHECKING:
@@ -268,9 +268,6 @@ def plugins(as_json: bool) -> None:
         out.print(f"[red]conflict[/red]: {kind} '{name}' registered by {', '.join(owners)}")
 
 
-TERMS_BASE = "paper_default"
-
-
 @main.command()
 @click.argument("kind", required=False)
 @friendly
@@ -282,6 +279,8 @@ def components(kind: str | None) -> None:
     for k in [kind] if kind else list(KINDS):
         columns = ["name", "summary", "options (default)", "plugin"]
         if k == "ablation":  # what each one means in practice: what it leaves on
+            from cgfw.tools import ablate as ablation
+
             columns.append("what stays on, on its base recipe")
         table = Table(*columns, title=k, title_justify="left")
         recipes: dict[str, dict[str, Any] | None] = {}  # each bundled recipe read once
@@ -292,7 +291,7 @@ def components(kind: str | None) -> None:
             )
             row: list[str | Text] = [name, Text(c.summary), Text(opts or "-"), c.plugin]
             if k == "ablation":
-                row.append(_ablation_effect(name, registry, recipes))
+                row.append(ablation.what_stays_on(name, registry, recipes))
             table.add_row(*row)
         out.print(table)
     if kind in (None, "model"):
@@ -303,48 +302,6 @@ def components(kind: str | None) -> None:
             # Escaped: rich would read "[data]" as a markup tag and print nothing of it.
             sections = ", ".join(f"{escape(f'[{p}]')} -> {s.kind}" for p, s in slots)
             out.print(f"model {name}: recipe sections and the kinds they pick from: {sections}")
-
-
-def _ablation_effect(
-    name: str, registry: Registry, recipes: dict[str, dict[str, Any] | None]
-) -> str:
-    """What an ablation leaves on, shown on its base recipe (`base = "..."` on its factory).
-    Without one, on the first installed recipe it applies to: its own plugin's, then
-    paper_default, then the others; trying paper_default alone flagged every plugin
-    ablation of a plugin's own component as "does not apply" although it does, elsewhere."""
-    component = registry.get("ablation", name)
-    base = component.info("base")
-    if base is not None:
-        candidates = [base]
-    else:
-        names = registry.names("recipe")
-        own = [r for r in names if registry.get("recipe", r).plugin == component.plugin]
-        candidates = list(dict.fromkeys([*own, TERMS_BASE, *names]))
-    from cgfw.recipe import load_data
-    from cgfw.tools import ablate as ablation
-
-    tried = []
-    for candidate in candidates:
-        if candidate not in recipes:
-            try:
-                recipes[candidate] = load_data(candidate, registry, ())[0]
-            except CgfwError:  # the bundled recipes may be disabled
-                recipes[candidate] = None
-        data = recipes[candidate]
-        if data is None:
-            continue
-        tried.append(candidate)
-        try:
-            left = ablation.terms_left(data, name, registry)
-            left += ablation.stabilizers_left(data, name, registry)
-        except CgfwError:  # e.g. it edits a component this recipe does not use
-            continue
-        except Exception as exc:  # a plugin's broken ablation must not hide the list
-            return f"(error: {type(exc).__name__}: {exc})"
-        return f"{candidate}: " + ", ".join(left)
-    if not tried:
-        return "(its base recipe is not installed)"
-    return f"(does not apply to {base})" if base else "(applies to no installed recipe)"
 
 
 def _default_text(info: FieldInfo) -> str:

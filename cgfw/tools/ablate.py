@@ -208,3 +208,44 @@ def run_ablation(
     if results is not None:
         parent.write_results(results)
     return parent.path, results
+
+
+# The recipe an ablation without a `base` is shown on first, after its own plugin's.
+TERMS_BASE = "paper_default"
+
+
+def what_stays_on(name: str, registry: Registry, recipes: dict[str, dict[str, Any] | None]) -> str:
+    """What an ablation leaves on, shown on its base recipe (`base = "..."` on its factory).
+    Without one, on the first installed recipe it applies to: its own plugin's, then
+    paper_default, then the others; trying paper_default alone flagged every plugin
+    ablation of a plugin's own component as "does not apply" although it does, elsewhere."""
+    component = registry.get("ablation", name)
+    base = component.info("base")
+    if base is not None:
+        candidates = [base]
+    else:
+        names = registry.names("recipe")
+        own = [r for r in names if registry.get("recipe", r).plugin == component.plugin]
+        candidates = list(dict.fromkeys([*own, TERMS_BASE, *names]))
+    tried = []
+    for candidate in candidates:
+        if candidate not in recipes:
+            try:
+                recipes[candidate] = load_data(candidate, registry, ())[0]
+            except CgfwError:  # the bundled recipes may be disabled
+                recipes[candidate] = None
+        data = recipes[candidate]
+        if data is None:
+            continue
+        tried.append(candidate)
+        try:
+            left = terms_left(data, name, registry)
+            left += stabilizers_left(data, name, registry)
+        except CgfwError:  # e.g. it edits a component this recipe does not use
+            continue
+        except Exception as exc:  # a plugin's broken ablation must not hide the list
+            return f"(error: {type(exc).__name__}: {exc})"
+        return f"{candidate}: " + ", ".join(left)
+    if not tried:
+        return "(its base recipe is not installed)"
+    return f"(does not apply to {base})" if base else "(applies to no installed recipe)"
