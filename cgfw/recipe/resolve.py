@@ -264,7 +264,22 @@ def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolv
         except CgfwError as exc:
             raise CgfwError(f"{source}: {exc}") from None
         resolved.components[path] = component
+    _check_recomputed(recipe.train.activation_checkpointing, slots, model, source)
     return resolved
+
+
+def _check_recomputed(
+    wanted: bool | list[str], slots: dict[str, Slot], model: Component, source: str
+) -> None:
+    """train.activation_checkpointing names network slots of this model, or is true / false."""
+    networks = [p for p, s in slots.items() if s.kind in ("generator", "discriminator")]
+    for path in wanted if isinstance(wanted, list) else []:
+        if path not in networks:
+            raise CgfwError(
+                f"{source}: train.activation_checkpointing: '{path}' is no network slot of "
+                f"model '{model.name}'{did_you_mean(path, networks)} (its networks: "
+                f"{', '.join(networks) or 'none'}); or set it to true for all of them"
+            )
 
 
 def _optimizer(data: Mapping[str, Any], model: Component, source: str) -> OptimizerSection:

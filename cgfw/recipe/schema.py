@@ -94,6 +94,12 @@ class TrainSection(Strict):
         "which samples, [eval], eval, translate and export then use (--raw: the trained "
         "weights); 0: off",
     )
+    activation_checkpointing: bool | list[str] = Field(
+        False,
+        description="recompute a network's activations in the backward pass instead of keeping "
+        "them (less memory at high resolution, one more forward per call): true for every "
+        'network, or the slots to do it for, e.g. ["generator"]',
+    )
     num_workers: int = Field(0, ge=0, description="data-loading worker processes")
     log_every: int = Field(50, ge=1, description="iterations between scalar logs")
     image_every: int = Field(1000, ge=1, description="iterations between sample grids")

@@ -39,6 +39,9 @@ def settings_obstacle(speed: Speed, device: torch.device, world: int) -> str | N
         return f'is not combined with train.compile = "{speed.compile}"; use "default" or "off"'
     if world > 1:
         return "is not supported with several processes yet"
+    if speed.recompute:
+        # Not captured with a recomputed backward on a GPU yet: eager steps until it has been.
+        return "is not combined with train.activation_checkpointing yet"
     return None
 
 

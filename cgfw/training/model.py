@@ -23,6 +23,7 @@ from cgfw.recipe.view import RecipeView
 from cgfw.training.distributed import Group
 from cgfw.training.init import init_weights
 from cgfw.training.precision import EngineScaler, Precision
+from cgfw.training.recompute import recompute
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Speed:
     channels_last: bool
     compile: str  # off | default | reduce-overhead | max-autotune
     cuda_graph: bool = False
+    # train.activation_checkpointing: True (every network slot) or the slots named.
+    recompute: bool | tuple[str, ...] = False
 
     @staticmethod
     def resolve(cfg: TrainSection, device: torch.device) -> Speed:
@@ -41,7 +44,14 @@ class Speed:
         if precision == "auto":
             precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
         graph = cuda if cfg.cuda_graph == "auto" else bool(cfg.cuda_graph)
-        return Speed(precision, cfg.channels_last, cfg.compile, graph)
+        wanted = cfg.activation_checkpointing
+        recompute = tuple(wanted) if isinstance(wanted, list) else wanted
+        return Speed(precision, cfg.channels_last, cfg.compile, graph, recompute)
+
+    def recomputes(self, path: str) -> bool:
+        return self.recompute is True or (
+            isinstance(self.recompute, tuple) and path in self.recompute
+        )
 
     @property
     def dtype(self) -> torch.dtype | None:
@@ -159,6 +169,8 @@ class Build:
                 f"{path} '{component.name}' (plugin '{component.plugin}') returned "
                 f"{type(net).__name__}, not a torch.nn.Module"
             )
+        if self.rt.speed.recomputes(path):
+            net = recompute(net, path)
         net = self.adopt(net)
         self.slot_of[id(net)] = path
         return net
