@@ -120,6 +120,33 @@ class EvalSection(Strict):
     batch_size: int = Field(8, ge=1)
 
 
+class AlarmsSection(Strict):
+    """Warnings for runs that go wrong (cgfw/training/alarms.py); the run goes on."""
+
+    enabled: bool = Field(True, description="false: no alarm is checked")
+    d_loss_below: float = Field(
+        0.001,
+        ge=0,
+        description="a discriminator loss whose log-window average stays below this for "
+        "`windows` windows in a row: the discriminator has won and the generators learn nothing",
+    )
+    windows: int = Field(3, ge=1, le=1000, description="log windows in a row for d_loss_below")
+    identity_below: float = Field(
+        0.005,
+        ge=0,
+        description="translations of the sample images that differ from their inputs by less "
+        "than this (mean absolute difference, images in [-1, 1]): the generator became the "
+        "identity",
+    )
+    inversion_below: float = Field(
+        -0.5,
+        ge=-1,
+        le=1,
+        description="translations whose brightness correlates with their inputs' below this "
+        "(mean over the sample images): a colour inversion",
+    )
+
+
 class Recipe(BaseModel):
     """The engine's sections. Every other top-level key belongs to the model's slots (for
     cyclegan: generator, discriminator, losses, buffer) and is checked against them."""
@@ -138,6 +165,7 @@ class Recipe(BaseModel):
     optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
+    alarms: AlarmsSection = Field(default_factory=AlarmsSection)
 
 
 @dataclass(frozen=True)

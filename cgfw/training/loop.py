@@ -25,6 +25,7 @@ from cgfw.recipe.view import RecipeView
 from cgfw.store import checkpoint
 from cgfw.store.layout import RunDir
 from cgfw.training import resume as resuming
+from cgfw.training.alarms import Alarms
 from cgfw.training.data import KeyBatches, epoch_keys, iters_per_epoch, train_loader
 from cgfw.training.distributed import Group
 from cgfw.training.ema import EMA
@@ -78,6 +79,7 @@ def train(
         else None
     )
     losses = LossLog(tracking, console, t.total, t.iteration)
+    alarms = Alarms(resolved.recipe.alarms, console, tracking) if t.group.main else None
     epoch, lr = 0, 0.0
     failing = tracking.closed_if_failing() if tracking else contextlib.nullcontext()
     with losses.progress, StopRequest() as stop, failing:
@@ -95,8 +97,12 @@ def train(
             i = t.iteration
             if i % cfg.log_every == 0 or i == t.total:
                 losses.flush(i, epoch, lr)
+                if alarms:
+                    alarms.after_log(i, losses.final)
             if i % cfg.image_every == 0:
                 t.save_samples(tracking)
+                if alarms:
+                    check_samples(t.m, t.samples, alarms, i)
             if t.eval_every and i % t.eval_every == 0:
                 t.evaluate(tracking)
             if i % cfg.checkpoint_every == 0:
@@ -303,6 +309,20 @@ def fixed_samples(resolved: Resolved, train_set: Dataset[Any], n: int) -> tuple[
     else:
         items = [test_set[i] for i in range(min(n, len(test_set)))]  # type: ignore[arg-type]
     return torch.stack([i["a"] for i in items]), torch.stack([i["b"] for i in items])
+
+
+@torch.no_grad()
+def check_samples(m: Model, samples: tuple[Tensor, Tensor], alarms: Alarms, iteration: int) -> None:
+    """The alarms' look at the fixed sample images: each direction's translations against
+    their inputs (the trained weights, in eval mode, as the grid shows them)."""
+    sources = dict(zip(("a2b", "b2a"), samples, strict=True))
+    with m.rt.uncompiled():
+        for direction in m.directions:
+            net = m.translator(direction)
+            net.eval()
+            fake = net(sources[direction])
+            net.train()
+            alarms.after_samples(iteration, direction, sources[direction], fake)
 
 
 @torch.no_grad()

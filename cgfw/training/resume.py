@@ -37,6 +37,8 @@ SAFE = (
     "train.cuda_graph",
     "schedule.",  # e.g. a longer decay
     "eval.",  # what is measured along the way, not what is trained
+    "alarms.",
+    "train.activation_checkpointing",  # memory against time: the same losses and weights
 )
 
 

@@ -121,6 +121,12 @@ class Tracking:
     def summary(self, metrics: Mapping[str, float], step: int) -> None:
         self._each("summary", metrics, step)
 
+    def text(self, name: str, text: str, step: int) -> None:
+        """A note (an alarm) for the trackers that take text; optional for a tracker."""
+        for tracker_name, tracker in list(self.trackers.items()):
+            if hasattr(tracker, "text"):
+                self._guard(tracker_name, tracker.text, name, text, step)
+
     @contextlib.contextmanager
     def closed_if_failing(self) -> Iterator[None]:
         """A run that raises (non-finite losses, out of memory, a bug) closes its trackers as

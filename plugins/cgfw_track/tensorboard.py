@@ -30,6 +30,9 @@ class TensorBoard:
         for name, value in values.items():
             self.writer.add_scalar(name, value, step)
 
+    def text(self, name: str, text: str, step: int) -> None:
+        self.writer.add_text(name, text, step)
+
     def image(self, name: str, grid: Tensor, path: Path, step: int) -> None:
         self.writer.add_image(name, grid, step)
 
