@@ -16,6 +16,7 @@ from cgfw.recipe import Resolved, read_toml, validate
 from cgfw.recipe.channels import data_channels
 from cgfw.store import checkpoint
 from cgfw.store.layout import RunDir
+from cgfw.terminal import console
 from cgfw.training.model import build_network
 
 DIRECTIONS = ("a2b", "b2a")
@@ -50,8 +51,9 @@ class Generator:
         return data_channels(self.resolved.options.get("data"))
 
 
-def _checkpoint_of(source: Path) -> tuple[Path, dict[str, Any] | None]:
-    """The checkpoint to read and, for a run directory, the recipe saved beside it."""
+def _checkpoint_of(source: Path) -> tuple[checkpoint.Checkpoint, dict[str, Any] | None]:
+    """The checkpoint to read (a run directory's newest good one) and, for a run directory,
+    the recipe saved beside it."""
     if source.is_dir():
         run = RunDir(source)
         saved = run.recipe
@@ -61,15 +63,16 @@ def _checkpoint_of(source: Path) -> tuple[Path, dict[str, Any] | None]:
                 "`cgfw run` or a checkpoint file (RUN_DIR/checkpoints/latest.pt)"
             )
         try:
-            path = checkpoint.latest_in(run.checkpoints)
+            checkpoint.latest_in(run.checkpoints)
         except CgfwError:
             raise CgfwError(
                 f"{source}: no checkpoint yet in {run.checkpoints}; let the run reach "
                 "train.checkpoint_every (or finish) first"
             ) from None
-        return path, read_toml(saved)
+        warn = lambda w: console.print(f"[yellow]warning: {w}[/yellow]")  # noqa: E731
+        return checkpoint.load_newest(run.checkpoints, warn), read_toml(saved)
     if source.is_file():
-        return source, None
+        return checkpoint.load(source), None
     raise CgfwError(f"{source}: no such run directory or checkpoint file")
 
 
@@ -80,8 +83,8 @@ def load_generator(source: Path, direction: str, raw: bool = False) -> Generator
     """
     if direction not in DIRECTIONS:
         raise CgfwError(f"--direction {direction!r}: use one of {', '.join(DIRECTIONS)}")
-    path, recipe_data = _checkpoint_of(source)
-    ckpt = checkpoint.load(path)
+    ckpt, recipe_data = _checkpoint_of(source)
+    path = ckpt.path or source
     where = str(RunDir(source).recipe) if recipe_data is not None else f"{path} (recipe)"
     if recipe_data is None:
         recipe_data = ckpt.recipe

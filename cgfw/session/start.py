@@ -58,9 +58,10 @@ def train_run(
             group=group,
             allow_changes=allow_changes,
         )
-    except CgfwError as exc:
+    except BaseException as exc:  # a mistake, a bug, Ctrl-C: no empty run directory stays
         created = new and into is None and group.main and run_dir is not None  # made here
-        untrained = created and not RunDir(run_dir).checkpoints.exists()  # type: ignore[arg-type]
+        checkpoints = RunDir(run_dir).checkpoints if created else None  # type: ignore[arg-type]
+        untrained = checkpoints is not None and not any(checkpoints.glob("*.pt"))
         if untrained and not isinstance(exc, TrainingStopped):
             shutil.rmtree(run_dir, ignore_errors=True)  # type: ignore[arg-type]
         raise
@@ -89,26 +90,33 @@ def launch(
         latest = resume_from(run_dir, resume)
         return train(resolved, loaded, run_dir, device, console, latest, group, allow_changes)
     with locked(run_dir):
+        run = RunDir(run_dir)
         latest = resume_from(run_dir, resume)
         meta = provenance(device, loaded.plugins) | {"processes": group.world}
-        if resume:
-            RunDir(run_dir).write_resume_record(meta)
-        else:
+
+        def started() -> None:
+            """A resume is recorded once its checkpoint is accepted (a refused one leaves no
+            record); the run goes on with the accepted changes (say, a longer schedule)."""
+            if resume:
+                run.write_resume_record(meta)
+                run.write_recipe(resolved.to_toml())
+
+        if not resume:
             # Written before any tensor exists, so even a crashed run can be redone exactly.
-            RunDir(run_dir).write_recipe(resolved.to_toml())
-            RunDir(run_dir).write_provenance(meta)
+            run.write_recipe(resolved.to_toml())
+            run.write_provenance(meta)
         console.print(f"run directory: {run_dir}  (device {device}, {group.world} process(es))")
-        result = train(
-            resolved, loaded, run_dir, device, console, latest, group, allow_changes=allow_changes
+        return train(
+            resolved, loaded, run_dir, device, console, latest, group, allow_changes, started
         )
-        if resume:  # the run goes on with the accepted changes (say, a longer schedule)
-            RunDir(run_dir).write_recipe(resolved.to_toml())
-        RunDir(run_dir).write_final_losses(result.final_losses)
-    return result
 
 
 def resume_from(run_dir: Path, resume: bool) -> Path | None:
-    return checkpoint.latest_in(RunDir(run_dir).checkpoints) if resume else None
+    """The checkpoints folder to resume from (restore takes its newest good checkpoint)."""
+    if not resume:
+        return None
+    checkpoint.latest_in(RunDir(run_dir).checkpoints)  # one clear error when there is none
+    return RunDir(run_dir).checkpoints
 
 
 def resolve_recipe(

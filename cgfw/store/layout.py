@@ -6,11 +6,41 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cgfw.errors import CgfwError
+
+
+def free_space(path: Path) -> str:
+    """` (1.20 GiB free there)` for errors about writes; empty when it cannot be told."""
+    folder = next((p for p in (path, *path.parents) if p.exists()), None)
+    try:
+        free = shutil.disk_usage(folder).free if folder else None
+    except OSError:
+        free = None
+    return "" if free is None else f" ({size(free)} free there)"
+
+
+def size(n: float) -> str:
+    """Bytes for people: 812 bytes, 60.2 KiB, 1.2 GiB."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def write_error(path: Path, exc: BaseException) -> CgfwError:
+    """One error for a failed write: the file, why, and the space left where it goes."""
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+    else:  # torch's zip writer: "[enforce fail at inline_container.cc:672] . unexpected pos"
+        reason = "write failed (" + re.sub(r"^\[.*?\]\s*\.?\s*", "", str(exc).splitlines()[0]) + ")"
+    return CgfwError(f"cannot write {path}: {reason}{free_space(path.parent)}")
 
 
 def write_text(path: Path, text: str) -> None:
@@ -21,7 +51,7 @@ def write_text(path: Path, text: str) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise CgfwError(f"cannot write {path}: {exc.strerror}") from None
+        raise write_error(path, exc) from None
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -105,6 +135,15 @@ class RunDir:
 
     def is_run(self) -> bool:
         return self.recipe.is_file()
+
+    def check_present(self) -> None:
+        """A run directory deleted while its run trains stops the run: it would otherwise
+        train on and say "done" with nothing left to show for it."""
+        if not self.recipe.is_file():
+            raise CgfwError(
+                f"the run directory {self.path} (or its recipe.toml) is gone: deleted while "
+                "training? Stopped; nothing more is written"
+            )
 
     def write_recipe(self, toml: str) -> None:
         write_text(self.recipe, toml)

@@ -18,7 +18,7 @@ import torch
 import cgfw
 from cgfw.errors import CgfwError
 from cgfw.plugin.loader import PluginInfo
-from cgfw.store.layout import RunDir
+from cgfw.store.layout import RunDir, write_error
 
 
 def new_run_dir(parent: Path, name: str) -> Path:
@@ -92,7 +92,10 @@ def locked(run_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on `run_dir` so two runs cannot write into it at once. The kernel
     drops the lock when the process dies, even by SIGKILL, so a crash never leaves it stuck."""
     path = RunDir(run_dir).lock
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -102,8 +105,13 @@ def locked(run_dir: Path) -> Iterator[None]:
             f"run directory {run_dir} is in use by another cgfw process (pid {owner}); "
             "wait for it to finish or stop it first"
         ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+    try:  # the owner's pid, for the error of a second run (a lock held without it is kept)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+    except OSError as exc:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        raise write_error(path, exc) from None
     try:
         yield
     finally:

@@ -65,13 +65,19 @@ def train(
     resume: Path | None = None,
     group: Group | None = None,
     allow_changes: bool = False,
+    started: Callable[[], None] | None = None,
 ) -> RunResult:
+    """Train `resolved` in `run_dir`, from the checkpoint in the folder `resume` when given;
+    `started()` once the run is set to go (a resume accepted). Signals are held from here until
+    the final losses are written, so a run stopped on its last step still finishes."""
     cfg = resolved.recipe.train
     t = Training.start(resolved, loaded, run_dir, device, group or Group())
+    saved = None
     if resume is not None:
-        t.iteration = resuming.restore(
+        saved = resuming.restore(
             t.m, resume, resolved, loaded.registry, t.total, allow_changes, console, t.ema
         )
+        t.iteration = saved.iteration
     step = make_step(t.m, strict=cfg.cuda_graph is True)
     tracking = (
         Tracking.open(run_dir, resolved.to_dict(), loaded.registry, console)
@@ -79,10 +85,15 @@ def train(
         else None
     )
     losses = LossLog(tracking, console, t.total, t.iteration)
+    if saved is not None:
+        losses.load_state(saved.log, device)  # a window left open by the kill goes on
     alarms = Alarms(resolved.recipe.alarms, console, tracking) if t.group.main else None
+    if started is not None:
+        started()
     epoch, lr = 0, 0.0
     failing = tracking.closed_if_failing() if tracking else contextlib.nullcontext()
     with losses.progress, StopRequest() as stop, failing:
+        start = t.iteration
         for batch in t.loader():
             if t.iteration >= t.total or t.group.any(stop.signum is not None):
                 break
@@ -96,6 +107,7 @@ def train(
             t.iteration += 1
             i = t.iteration
             if i % cfg.log_every == 0 or i == t.total:
+                t.check_run_dir()
                 losses.flush(i, epoch, lr)
                 if alarms:
                     alarms.after_log(i, losses.final)
@@ -106,22 +118,29 @@ def train(
             if t.eval_every and i % t.eval_every == 0:
                 t.evaluate(tracking)
             if i % cfg.checkpoint_every == 0:
-                t.save_checkpoint()
+                t.save_checkpoint(losses, tracking)
             losses.advance(epoch)
-        t.save_checkpoint()
-    if stop.signum is not None and t.iteration < t.total:  # on the last step: it is done
+        # Unless just saved (previous.pt stays the one before) or nothing was trained (a run
+        # killed after its last checkpoint, resumed to finish).
+        if t.iteration > start and t.iteration % cfg.checkpoint_every:
+            t.save_checkpoint(losses, tracking)
+        if stop.signum is not None and t.iteration < t.total:
+            if tracking:
+                tracking.close("stopped")
+            console.print(
+                f"[yellow]stopped by signal {stop.signum} at iteration {t.iteration}; "
+                f"checkpoint saved. Resume with: cgfw run --resume {run_dir}[/yellow]"
+            )
+            raise Interrupted(stop.signum, run_dir, t.iteration)
+        if t.iteration % cfg.image_every or t.iteration == start:
+            t.save_samples(tracking)
         if tracking:
-            tracking.close("stopped")
-        console.print(
-            f"[yellow]stopped by signal {stop.signum} at iteration {t.iteration}; checkpoint "
-            f"saved. Resume with: cgfw run --resume {run_dir}[/yellow]"
-        )
-        raise Interrupted(stop.signum, run_dir, t.iteration)
-    if t.iteration % cfg.image_every:
-        t.save_samples(tracking)
-    if tracking:
-        tracking.summary({f"final/{k}": v for k, v in losses.final.items()}, t.iteration)
-        tracking.close("finished")
+            tracking.summary({f"final/{k}": v for k, v in losses.final.items()}, t.iteration)
+            tracking.close("finished")
+        if t.group.main:
+            t.run.write_final_losses(losses.final)
+        if stop.signum is not None:
+            console.print(f"signal {stop.signum} came on the last step: the run is complete")
     return RunResult(run_dir, t.iteration, losses.final)
 
 
@@ -214,14 +233,23 @@ class Training:
             batch[side].to(device, non_blocking=True, memory_format=fmt) for side in ("a", "b")
         )
 
-    def save_checkpoint(self) -> None:
+    def check_run_dir(self) -> None:
+        """Every process stops together when the main one finds its run directory gone."""
+        gone = self.group.main and not self.run.recipe.is_file()
+        if self.group.any(gone):
+            self.run.check_present()
+            raise CgfwError(f"the main process found {self.run.path} gone; stopped")
+
+    def save_checkpoint(self, losses: LossLog, tracking: Tracking | None) -> None:
         if not all_finite(self.m):  # on every process: same weights, they stop together
             raise TrainingStopped(
                 f"non-finite weights at iteration {self.iteration}; not checkpointed, so the "
                 f"last good checkpoint in {self.run.checkpoints} stays"
             )
         if self.group.main:
-            checkpoint.save(self.run.checkpoints, resuming.state(self))
+            if tracking is not None:
+                tracking.flush()
+            checkpoint.save(self.run.checkpoints, resuming.state(self, losses.state()))
 
     def save_samples(self, tracking: Tracking | None) -> None:
         if tracking is None:  # not the main process

@@ -4,7 +4,10 @@ scalars and, without a terminal, a plain line every 10 s."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
+import torch
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -58,6 +61,18 @@ class LossLog:
             # A copy first: a CUDA graph's outputs are overwritten by its next replay.
             self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
         self.window += 1
+
+    def state(self) -> dict[str, Any]:
+        """The open window and the last closed one's averages, for the checkpoint: a run
+        resumed inside a window then logs the average of the same iterations an uninterrupted
+        run would, and a run killed after its last step still has its final losses."""
+        return {"sums": dict(self.sums), "window": self.window, "final": dict(self.final)}
+
+    def load_state(self, state: Mapping[str, Any], device: torch.device) -> None:
+        sums, window, final = state.get("sums", {}), state.get("window", 0), state.get("final", {})
+        self.sums = {k: v.to(device) for k, v in sums.items()}
+        self.window = window if isinstance(window, int) else 0
+        self.final = {k: float(v) for k, v in final.items()}
 
     def flush(self, iteration: int, epoch: int, lr: float) -> None:
         self.final = {k: (v / self.window).item() for k, v in self.sums.items()}

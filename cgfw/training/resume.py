@@ -16,6 +16,7 @@ from cgfw.recipe import Resolved, validate
 from cgfw.recipe.keys import flatten
 from cgfw.store import checkpoint
 from cgfw.store.checkpoint import Checkpoint
+from cgfw.store.layout import RunDir
 from cgfw.training.ema import EMA
 from cgfw.training.model import Model
 
@@ -78,9 +79,10 @@ def as_resolved_now(recipe: dict[str, Any], registry: Registry) -> dict[str, Any
         return recipe
 
 
-def state(t: Any) -> Checkpoint:
-    """What a checkpoint holds: where the run stands, its random state, the model's state and
-    the recipe it was trained with. `t` is the trainer's `Training`."""
+def state(t: Any, log: dict[str, Any]) -> Checkpoint:
+    """What a checkpoint holds: where the run stands, its random state, the model's state, the
+    recipe it was trained with and the open log window (`log`). `t` is the trainer's
+    `Training`."""
     device = t.m.rt.device
     rng = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
@@ -92,6 +94,7 @@ def state(t: Any) -> Checkpoint:
         model=t.m.state_dict(),
         recipe=t.resolved.to_dict(),
         ema=t.ema.state_dict() if t.ema is not None else None,
+        log=log,
     )
 
 
@@ -104,23 +107,30 @@ def restore(
     allow_changes: bool,
     console: Console,
     ema: EMA | None = None,
-) -> int:
-    """Load a checkpoint into a built (and set up) model; returns its iteration. Refuses
+) -> Checkpoint:
+    """Load the checkpoint in the folder `path` (its latest, or its previous one when the
+    latest is damaged) or the file `path` into a built (and set up) model; returns it. Refuses
     unsafe recipe changes and a run that is already done; restores the random state."""
     device = m.rt.device
-    saved = checkpoint.load(path, map_location=device)
+    if path.is_dir():
+        warn = lambda w: console.print(f"[yellow]{w}[/yellow]")  # noqa: E731
+        saved = checkpoint.load_newest(path, warn, device)
+    else:
+        saved = checkpoint.load(path, map_location=device)
+    path = saved.path or path
     for change in check(as_resolved_now(saved.recipe, registry), resolved.to_dict(), allow_changes):
         console.print(f"resuming with a change: {change}")
     checkpoint.refuse_old_conv_biases(path, saved.model.get("networks", {}), m.networks)
     try:
         m.load_state_dict(saved.model)
-    except (RuntimeError, KeyError, ValueError) as exc:
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise CgfwError(f"{path}: does not fit this recipe's networks ({first})") from None
     if ema is not None and saved.ema is not None:  # a run that had no EMA starts it from here
         ema.load_state_dict(saved.ema)
     iteration = saved.iteration
-    if iteration >= total:
+    finished = RunDir.holding(path).final_losses.is_file()
+    if iteration > total or (iteration == total and finished):
         raise CgfwError(
             f"{path}: the run is already at iteration {iteration} of {total}; "
             f"raise train.max_iters or train.epochs to train further"
@@ -130,5 +140,8 @@ def restore(
         torch.set_rng_state(saved.rng["torch"].cpu())
     if device.type == "cuda" and saved.rng.get("cuda") is not None:
         torch.cuda.set_rng_state(saved.rng["cuda"].cpu(), device)
-    console.print(f"resumed from {path} at iteration {iteration}")
-    return iteration
+    if iteration == total:  # stopped after its last checkpoint, before its final losses
+        console.print(f"{path}: the run reached iteration {total}; finishing it")
+    else:
+        console.print(f"resumed from {path} at iteration {iteration}")
+    return saved

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from torch.utils.tensorboard.summary import hparams
 from torchvision.utils import make_grid, save_image
 
 from cgfw.recipe.keys import flatten
+from cgfw.store.layout import write_error
 
 
 def write_hparams(
@@ -47,5 +49,12 @@ def sample_grid(rows: list[Tensor]) -> Tensor:
 
 
 def save_grid(grid: Tensor, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(grid, path)
+    """Through a temporary file: a full disk leaves no half image, and says so once."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(grid, tmp, format="png")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, exc) from None

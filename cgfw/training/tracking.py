@@ -127,6 +127,13 @@ class Tracking:
             if hasattr(tracker, "text"):
                 self._guard(tracker_name, tracker.text, name, text, step)
 
+    def flush(self) -> None:
+        """Before each checkpoint, for the trackers that buffer (TensorBoard): a run killed
+        later has every number up to that checkpoint on disk, and its resume logs the rest."""
+        for name, tracker in list(self.trackers.items()):
+            if hasattr(tracker, "flush"):
+                self._guard(name, tracker.flush)
+
     @contextlib.contextmanager
     def closed_if_failing(self) -> Iterator[None]:
         """A run that raises (non-finite losses, out of memory, a bug) closes its trackers as

@@ -40,6 +40,9 @@ class TensorBoard:
         # HParams: every recipe key beside the numbers, one row per run in the HParams tab.
         cgfw.write_hparams(self.writer, self.run.recipe, metrics, step)
 
+    def flush(self) -> None:
+        self.writer.flush()
+
     def close(self, status: str) -> None:
         self.writer.close()
 

@@ -235,7 +235,7 @@ def test_a_run_that_fails_closes_its_mlflow_run_as_failed(
     fake_distribution: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tests.test_faults import NAN_LOSS
+    from tests.faults.test_files_and_signals import NAN_LOSS
 
     mlflow = pytest.importorskip("mlflow")
     monkeypatch.chdir(tiny_recipe.parent)

@@ -1,4 +1,5 @@
-"""The fault suite: real kills, real corrupt files, full disks; nothing already saved is damaged."""
+"""Stop signals, corrupt files, full disks, runs in use: nothing already saved is damaged
+(the kills at named moments are test_kills.py)."""
 
 import errno
 import os
@@ -16,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from cgfw.errors import CgfwError
 from cgfw.store import checkpoint
 from cgfw.store import provenance as runs
-from tests.conftest import run_dirs, state_equal
+from tests.conftest import run_dirs
 
 NAN_LOSS = """
     import cgfw, torch
@@ -82,58 +83,6 @@ def scalars(run_dir: Path, tag: str) -> dict[int, float]:
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(
-    tiny_recipe: Path, cli
-) -> None:  # type: ignore[no-untyped-def]
-    common = [
-        "--set",
-        "train.log_every=1",
-        "--set",
-        "train.checkpoint_every=10",
-        "--set",
-        "train.image_every=1000",
-    ]
-    straight = tiny_recipe.parent / "straight"
-    done = cli(
-        "run",
-        tiny_recipe,
-        *common,
-        "--set",
-        "train.max_iters=60",
-        "--set",
-        f"run.output_dir={straight}",
-    )
-    assert done.exit_code == 0, done.output
-
-    killed_runs = tiny_recipe.parent / "killed"
-    proc = start(
-        tiny_recipe,
-        *common,
-        "--set",
-        "train.max_iters=100000",
-        "--set",
-        f"run.output_dir={killed_runs}",
-    )
-    run_dir = wait_for_checkpoint(killed_runs, 30, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    saved = checkpoint.load(checkpoint.latest_in(run_dir / "checkpoints"))
-    assert saved.iteration % 10 == 0 and saved.iteration >= 30  # at most one interval lost
-    assert saved.iteration < 60, "the kill came too late to test a resume"
-
-    resumed = cli("run", "--resume", run_dir, "--set", "train.max_iters=60")
-    assert resumed.exit_code == 0, resumed.output
-    (reference,) = run_dirs(straight)
-    a = checkpoint.load(reference / "checkpoints" / "latest.pt")
-    b = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
-    for net in ("g_ab", "g_ba", "d_a", "d_b"):
-        assert state_equal(a.model["networks"][net], b.model["networks"][net]), net
-    expected, got = scalars(reference, "loss/g_total"), scalars(run_dir, "loss/g_total")
-    after = [s for s in expected if s > saved.iteration]
-    assert after and all(got[s] == expected[s] for s in after)
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sig", "code"),
     [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGUSR1, 138), (signal.SIGUSR2, 140)],
@@ -188,7 +137,8 @@ def test_full_disk_leaves_the_previous_checkpoint_intact(
 
     monkeypatch.setattr(checkpoint.torch, "save", full)
     with pytest.raises(
-        CgfwError, match="No space left on device; the previous checkpoint is untouched"
+        CgfwError,
+        match=r"latest.pt: No space left on device \([0-9.]+ GiB free there\); the previous ch",
     ):
         checkpoint.save(tmp_path, tiny_checkpoint(2))
     assert (tmp_path / "latest.pt").read_bytes() == before
