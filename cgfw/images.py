@@ -4,7 +4,8 @@ converted: grayscale, palette, CMYK, 16-bit and alpha images become RGB (alpha c
            white), EXIF-rotated photos are turned upright, images smaller than the crop are
            upscaled by the resize;
 skipped:   empty files, files that are not images, truncated images and images over the pixel
-           limit (decompression bombs), each counted and named;
+           limit (decompression bombs: refused from their header, before a sample is decoded,
+           .npy and TIFF read as planes too), each counted and named;
 stopped:   a folder with no usable image (the dataset says which folder), and a folder whose
            images do not all have data.channels channels (the error names a file and the fix).
 
@@ -16,6 +17,7 @@ float TIFFs, TIFF stacks, .npy arrays) is read at full precision as planes: cgfw
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +29,11 @@ from cgfw.errors import CgfwError
 from cgfw.planes import (
     ARRAY_SUFFIXES,
     TIFF_SUFFIXES,
+    Layout,
     Planes,
     UnreadableArray,
     array_channels,
+    array_layout,
     from_pil,
     pil_channels,
     read_array,
@@ -40,6 +44,8 @@ log = logging.getLogger("cgfw.data")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", *ARRAY_SUFFIXES}
 MAX_PIXELS = 64_000_000  # 8000 x 8000; a decompression bomb declares far more
+# Planes may hold many channels (TIFF pages): at most what a 64 MP RGBA image holds.
+MAX_SAMPLES = 4 * MAX_PIXELS
 SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
@@ -54,22 +60,65 @@ class Finding:
     detail: str = ""
 
 
-def _check_header(path: Path) -> Image.Image:
+def _check_pixels(width: int, height: int, channels: int = 1) -> None:
+    """The decompression-bomb limit, applied to what a header declares."""
+    if width * height > MAX_PIXELS:
+        raise BadImage(f"{width}x{height} is over the {MAX_PIXELS // 1_000_000} MP limit")
+    if width * height * channels > MAX_SAMPLES:
+        raise BadImage(
+            f"{width}x{height} of {channels} channels is over the limit of "
+            f"{MAX_SAMPLES // 1_000_000} million samples (a {MAX_PIXELS // 1_000_000} MP RGBA "
+            "image)"
+        )
+
+
+def _check_not_empty(path: Path) -> None:
     try:
-        if path.stat().st_size == 0:
-            raise BadImage("empty file")
-        image = Image.open(path)
+        empty = path.stat().st_size == 0
+    except OSError as exc:  # unreadable: permissions, a vanished file, an I/O error
+        raise BadImage(f"cannot be read ({exc.strerror or exc})") from None
+    if empty:
+        raise BadImage("empty file")
+
+
+def _check_header(path: Path) -> Image.Image:
+    _check_not_empty(path)
+    try:
+        with warnings.catch_warnings():  # Pillow warns of bombs under its limit: ours follows
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
     except UnidentifiedImageError:
         raise BadImage("not an image that Pillow can read") from None
     except Image.DecompressionBombError as exc:
         raise BadImage(f"over Pillow's pixel limit ({exc})") from None
     except OSError as exc:  # unreadable: permissions, a vanished file, an I/O error
         raise BadImage(f"cannot be read ({exc.strerror or exc})") from None
-    width, height = image.size
-    if width * height > MAX_PIXELS:
+    except Exception as exc:  # a hostile header breaks Pillow's parsers in many ways
+        raise BadImage(f"not an image that Pillow can read ({_why(exc)})") from None
+    try:
+        _check_pixels(*image.size)
+    except BadImage:
         image.close()
-        raise BadImage(f"{width}x{height} is over the {MAX_PIXELS // 1_000_000} MP limit")
+        raise
     return image
+
+
+def _check_array(path: Path) -> Layout:
+    """The header of a file read as planes (.npy, deep TIFF), checked as Pillow's are above:
+    the samples of a file over the limit are never read."""
+    _check_not_empty(path)
+    try:
+        layout = array_layout(path)
+    except UnreadableArray as exc:
+        raise BadImage(str(exc)) from None
+    except OSError as exc:
+        raise BadImage(f"cannot be read ({exc.strerror or exc})") from None
+    _check_pixels(layout.width, layout.height, layout.channels)
+    return layout
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
 
 
 def open_rgb(path: Path) -> Image.Image:
@@ -79,8 +128,8 @@ def open_rgb(path: Path) -> Image.Image:
             image.load()
             upright = ImageOps.exif_transpose(image) or image
             return to_rgb(upright)
-        except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
-            raise BadImage(f"cannot be decoded ({exc})") from None
+        except Exception as exc:  # truncated or corrupt data: each decoder raises its own type
+            raise BadImage(f"cannot be decoded ({_why(exc)})") from None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -113,24 +162,16 @@ def is_array(path: Path, channels: int = 3) -> bool:
 def _check_file(path: Path) -> None:
     """Raise BadImage when the file's header shows it cannot be used."""
     if is_array(path):
-        if path.stat().st_size == 0:
-            raise BadImage("empty file")
-        try:
-            array_channels(path)
-        except (UnreadableArray, OSError) as exc:
-            raise BadImage(str(exc)) from None
-        return
-    _check_header(path).close()
+        _check_array(path)
+    else:
+        _check_header(path).close()
 
 
 def channel_count(path: Path, channels: int) -> int:
     """Channels the loader gives this file when the data has `channels` channels: 3 for every
     8-bit image Pillow reads when that is 3 (they are converted to RGB, as always)."""
     if is_array(path, channels):
-        try:
-            return array_channels(path)
-        except (UnreadableArray, OSError) as exc:
-            raise BadImage(str(exc)) from None
+        return _check_array(path).channels
     if channels == 3:
         return 3
     with _check_header(path) as image:
@@ -163,28 +204,36 @@ def decode(path: Path, channels: int) -> Image.Image | Planes:
     grayscale L for 1) whose transforms are those used before data.channels existed, or planes
     at full precision (16-bit, float, N channels). BadImage when it cannot be used."""
     if is_array(path, channels):
+        found = _check_array(path).channels  # size and channels before a sample is read
+        if found != channels:
+            raise _other_channels(found, channels)
         try:
-            planes = read_array(path)
-        except (UnreadableArray, OSError, ValueError) as exc:
+            return read_array(path)
+        except UnreadableArray as exc:
             raise BadImage(f"cannot be decoded ({exc})") from None
-    elif channels == 3:
+        except OSError as exc:
+            raise BadImage(f"cannot be read ({exc.strerror or exc})") from None
+    if channels == 3:
         return open_rgb(path)
-    else:
-        with _check_header(path) as image:
-            try:
-                image.load()
-                upright = ImageOps.exif_transpose(image) or image
-                if channels == 1 and upright.mode in ("L", "1"):
-                    return upright.convert("L")
-                planes = from_pil(upright)
-            except (OSError, SyntaxError, ValueError) as exc:
-                raise BadImage(f"cannot be decoded ({exc})") from None
+    with _check_header(path) as image:
+        try:
+            image.load()
+            upright = ImageOps.exif_transpose(image) or image
+            if channels == 1 and upright.mode in ("L", "1"):
+                return upright.convert("L")
+            planes = from_pil(upright)
+        except Exception as exc:  # truncated or corrupt data, as in open_rgb
+            raise BadImage(f"cannot be decoded ({_why(exc)})") from None
     if planes.channels != channels:  # a folder is checked up front (check_channels)
-        raise BadImage(
-            f"has {planes.channels} channel(s), not data.channels = {channels}; convert it, or "
-            f"use data.channels = {planes.channels}"
-        )
+        raise _other_channels(planes.channels, channels)
     return planes
+
+
+def _other_channels(found: int, channels: int) -> BadImage:
+    return BadImage(
+        f"has {found} channel(s), not data.channels = {channels}; convert it, or use "
+        f"data.channels = {found}"
+    )
 
 
 def usable(paths: list[Path], where: str) -> list[Path]:

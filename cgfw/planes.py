@@ -62,21 +62,27 @@ def pil_channels(mode: str) -> int:
     return KEPT_MODES.get(mode, 3)
 
 
+def readable_samples(dtype: np.dtype[np.generic]) -> bool:
+    """Sample types `to_unit_tensor` scales: uint8, uint16 (and int16 / int32, Pillow's types
+    for 16-bit PNG samples) and floats."""
+    return dtype in (np.uint8, np.uint16, np.int32, np.int16) or np.issubdtype(dtype, np.floating)
+
+
 def to_unit_tensor(array: NDArray[np.generic]) -> Planes:
     """(C, H, W) samples -> planes: integers scaled by their type's range, float clamped to
     [0, 1]. 32-bit integers (Pillow's mode I) are 16-bit PNG samples: scaled as uint16, as are
     int16 ones (negative values clipped to 0)."""
     dtype = array.dtype
+    if not readable_samples(dtype):
+        raise UnreadableArray(f"samples of type {dtype} (use uint8, uint16 or float)")
     if dtype == np.uint8:
         unit = array.astype(np.float32) / 255.0
-    elif dtype in (np.uint16, np.int32, np.int16):
-        unit = np.clip(array.astype(np.float32), 0, 65535) / 65535.0
-        dtype = np.dtype(np.uint16)
     elif np.issubdtype(dtype, np.floating):
         unit = np.clip(array.astype(np.float32), 0.0, 1.0)
         dtype = np.dtype(np.float32)
     else:
-        raise UnreadableArray(f"samples of type {dtype} (use uint8, uint16 or float)")
+        unit = np.clip(array.astype(np.float32), 0, 65535) / 65535.0
+        dtype = np.dtype(np.uint16)
     data = torch.from_numpy(np.ascontiguousarray(unit)).mul(2.0).sub(1.0)
     return Planes(data, np.dtype(dtype))
 
@@ -92,10 +98,78 @@ def from_pil(image: Image.Image) -> Planes:
     return to_unit_tensor(array)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What a .npy or TIFF file's header declares, read without a single sample."""
+
+    height: int
+    width: int
+    channels: int
+    dtype: np.dtype[np.generic]
+
+
+def array_layout(path: Path) -> Layout:
+    """The layout of a .npy or TIFF file from its header, checked as `read_array` needs it: a
+    sample type it scales, HxW or HxWxC for .npy, and for .npy as many bytes as declared. The
+    samples are not read, so a header claiming gigabytes costs nothing here."""
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        return _npy_layout(path)
+    try:
+        shape, axes, dtype = _tiff_layout(path)
+    except OSError:
+        raise
+    except Exception as exc:  # a hostile file breaks tifffile's parser in many ways
+        raise UnreadableArray(f"not a TIFF that tifffile can read ({_why(exc)})") from None
+    if "Y" not in axes or "X" not in axes:
+        raise UnreadableArray(f"a TIFF of axes {axes} (shape {shape}): no height and width")
+    if not readable_samples(np.dtype(dtype)):
+        raise UnreadableArray(f"samples of type {dtype} (use uint8, uint16 or float)")
+    sides = {a: n for n, a in zip(shape, axes, strict=True)}
+    channels = int(np.prod([n for n, a in zip(shape, axes, strict=True) if a not in "YX"]))
+    return Layout(sides["Y"], sides["X"], channels, np.dtype(dtype))
+
+
 def _tiff_layout(path: Path) -> tuple[tuple[int, ...], str, np.dtype[np.generic]]:
     with tifffile.TiffFile(path) as tiff:
         series = tiff.series[0]
         return tuple(series.shape), series.axes, series.dtype
+
+
+def _npy_layout(path: Path) -> Layout:
+    """A .npy header through numpy.lib.format, which never unpickles anything."""
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(f)
+        except Exception as exc:  # a bad magic string or header: numpy's message says which
+            raise UnreadableArray(f"not a .npy array ({_why(exc)})") from None
+        data_at = f.tell()
+    if dtype.hasobject:
+        raise UnreadableArray(
+            f"holds Python objects (dtype {dtype}), which cgfw never unpickles; save a numeric "
+            "array (uint8, uint16 or float)"
+        )
+    if not readable_samples(dtype):
+        raise UnreadableArray(f"samples of type {dtype} (use uint8, uint16 or float)")
+    if len(shape) not in (2, 3):
+        raise UnreadableArray(f"shape {shape}: a .npy image is HxW or HxWxC")
+    declared = data_at + int(np.prod(shape)) * dtype.itemsize
+    size = path.stat().st_size
+    if size < declared:
+        raise UnreadableArray(
+            f"truncated: its header declares {shape} of {dtype} ({declared:,} bytes), the file "
+            f"has {size:,}"
+        )
+    return Layout(shape[0], shape[1], 1 if len(shape) == 2 else shape[2], dtype)
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
 
 
 def tiff_is_deep(path: Path) -> bool:
@@ -112,39 +186,26 @@ def tiff_is_deep(path: Path) -> bool:
 
 def array_channels(path: Path) -> int:
     """Channels of a .npy or TIFF file from its header, without reading the samples."""
-    if path.suffix.lower() in ARRAY_SUFFIXES:
-        shape = _npy_shape(path)
-        return 1 if len(shape) == 2 else shape[-1]
-    try:
-        shape, axes, _ = _tiff_layout(path)
-    except (tifffile.TiffFileError, ValueError, IndexError) as exc:
-        raise UnreadableArray(f"not a TIFF that tifffile can read ({exc})") from None
-    return int(np.prod([n for n, a in zip(shape, axes, strict=True) if a not in "YX"]))
-
-
-def _npy_shape(path: Path) -> tuple[int, ...]:
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:  # pickled objects, a bad header
-        raise UnreadableArray(f"not a plain .npy array ({exc})") from None
-    if array.ndim not in (2, 3):
-        raise UnreadableArray(f"shape {array.shape}: a .npy image is HxW or HxWxC")
-    return tuple(array.shape)
+    return array_layout(path).channels
 
 
 def read_array(path: Path) -> Planes:
-    """A .npy or TIFF file as planes (see the module's notes for the layouts)."""
-    if path.suffix.lower() in ARRAY_SUFFIXES:
-        _npy_shape(path)  # the layout checked before every sample is read
-        array = np.load(path, allow_pickle=False)
-        array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-        return to_unit_tensor(array)
+    """A .npy or TIFF file as planes (see the module's notes for the layouts). Callers check
+    `array_layout` first (its size, above all); UnreadableArray when the samples cannot be
+    decoded."""
+    array_layout(path)  # the header checked before every sample is read
     try:
+        if path.suffix.lower() in ARRAY_SUFFIXES:
+            array = np.load(path, allow_pickle=False)
+            array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+            return to_unit_tensor(array)
         with tifffile.TiffFile(path) as tiff:
             series = tiff.series[0]
             array, axes = series.asarray(), series.axes
-    except (tifffile.TiffFileError, ValueError, IndexError) as exc:
-        raise UnreadableArray(f"not a TIFF that tifffile can read ({exc})") from None
+    except (UnreadableArray, OSError):
+        raise
+    except Exception as exc:  # truncated or corrupt samples: each decoder raises its own type
+        raise UnreadableArray(_why(exc)) from None
     # Height and width last, every other axis (pages, samples) flattened into channels.
     array = np.moveaxis(array, [axes.index("Y"), axes.index("X")], [-2, -1])
     return to_unit_tensor(array.reshape(-1, *array.shape[-2:]))

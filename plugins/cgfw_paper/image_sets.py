@@ -88,22 +88,27 @@ class Unpaired(Dataset[dict[str, Tensor]]):
         raise NotImplementedError
 
     def fetch(self, items: list[Any], index: int) -> Loaded:
-        """items[index], or the next usable one if it turns out to be corrupt (named once). Not
-        with aligned pairs: the next image would be another pair's, so a corrupt one stops."""
+        """items[index], or the next usable one if it turns out to be corrupt (named once, and
+        not decoded again). Not with aligned pairs: the next image would be another pair's, so
+        a corrupt one stops."""
         for k in range(len(items)):
             item = items[(index + k) % len(items)]
+            if item in self.bad:
+                continue
             try:
                 return self.load(item)
             except BadImage as exc:
-                if self.paired:
-                    raise CgfwError(
-                        f"{item}: {exc}; in aligned pairs it cannot be skipped (its partner would "
-                        "meet another image): replace or remove both of the pair"
-                    ) from None
-                if item not in self.bad:
-                    self.bad.add(item)
-                    log.warning("skipping %s: %s", item, exc)
+                self.skip(item, exc)
         raise CgfwError(f"none of the {len(items)} images around {items[0]} can be decoded")
+
+    def skip(self, item: Any, exc: BadImage) -> None:
+        if self.paired:
+            raise CgfwError(
+                f"{item}: {exc}; in aligned pairs it cannot be skipped (its partner would "
+                "meet another image): replace or remove both of the pair"
+            ) from None
+        self.bad.add(item)
+        log.warning("skipping %s: %s", item, exc)
 
     def __getitem__(self, key: Any) -> dict[str, Tensor]:
         if not self.train:
@@ -127,15 +132,25 @@ class Unpaired(Dataset[dict[str, Tensor]]):
 
 class FolderDataset(Unpaired):
     def __init__(
-        self, a: list[Any], b: list[Any], opts: FolderOptions, train: bool, cache: bool
+        self,
+        a: list[Any],
+        b: list[Any],
+        opts: FolderOptions,
+        train: bool,
+        cache: bool,
+        paired: bool = False,
     ) -> None:
-        super().__init__(a, b, opts, train)
+        super().__init__(a, b, opts, train, paired)
         self.channels = opts.channels
-        # Filled before worker processes fork, so they share it instead of each decoding again.
+        # Filled before worker processes fork, so they share it instead of each decoding again;
+        # a corrupt image is named and skipped here, as fetch skips it without the cache.
         self.cache: dict[Path, Loaded] = {}
         if cache:
             for path in [*a, *b]:
-                self.cache[path] = self.fetch([path], 0)
+                try:
+                    self.cache[path] = self.load(path)
+                except BadImage as exc:
+                    self.skip(path, exc)
 
     def load(self, item: Any) -> Loaded:
         cached = self.cache.get(item)
@@ -169,8 +184,8 @@ def folder(opts: FolderOptions, split: str) -> FolderDataset:
         check_channels(images, f"data.root: '{sub}'", opts.channels)
         found.append(images)
     train = split == "train"
-    dataset = FolderDataset(found[0], found[1], opts, train=train, cache=opts.cache)
-    if opts.pairs or (opts.test_pairs and not train):
+    paired = opts.pairs or (opts.test_pairs and not train)
+    if paired:
         option = "pairs" if opts.pairs else "test_pairs"
         names_a, names_b = (
             [str(p.relative_to(root / f"{split}{side}")) for p in images]
@@ -183,8 +198,7 @@ def folder(opts: FolderOptions, split: str) -> FolderDataset:
                 f"(one scene each); these differ: {', '.join(odd)}. Set {option} = false "
                 "for unpaired data"
             )
-        dataset.paired = True
-    return dataset
+    return FolderDataset(found[0], found[1], opts, train=train, cache=opts.cache, paired=paired)
 
 
 @cache

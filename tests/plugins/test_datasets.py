@@ -232,3 +232,18 @@ def test_a_corrupt_image_in_aligned_pairs_stops_instead_of_shifting_the_pairs(
     opts = FolderOptions(root=str(root), load_size=32, crop_size=32, test_pairs=True)
     with pytest.raises(CgfwError, match=r"001.png.*cannot be skipped"):
         folder(opts, "test")[1]
+
+
+def test_the_cache_skips_a_corrupt_image_naming_it_but_not_in_aligned_pairs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = make_folder_dataset(tmp_path / "d", {"trainA": 3, "trainB": 2, "testA": 2, "testB": 2})
+    for png in (root / "trainA" / "001.png", root / "testB" / "001.png"):
+        png.write_bytes(png.read_bytes()[:80])  # a header that lists, pixels that do not decode
+    train = folder(FolderOptions(root=str(root), load_size=36, crop_size=32, cache=True), "train")
+    assert f"skipping {root / 'trainA' / '001.png'}: cannot be decoded" in caplog.text
+    assert len(train.cache) == 2 + 2
+    assert all(train[(i, i)]["a"].shape == (3, 32, 32) for i in range(len(train)))
+    opts = FolderOptions(root=str(root), load_size=32, crop_size=32, test_pairs=True, cache=True)
+    with pytest.raises(CgfwError, match=r"001.png.*cannot be skipped"):
+        folder(opts, "test")
