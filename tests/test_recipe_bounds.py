@@ -1,0 +1,152 @@
+"""Recipe values that cannot work are refused while the recipe is read, each with one error that
+names the key (and the bound), exit code 2 and no traceback: a section that is no table, a
+component name that is no string, nesting deeper than the limit, numbers out of range, a run
+name that would leave run.output_dir (cgfw issue 26)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from cgfw.recipe import MAX_DEPTH
+
+Cli = Callable[..., Result]
+
+
+def refused(result: Result, *fragments: str) -> None:
+    """One clean error: exit 2, a single `error:`, every fragment in it (the cli fixture lets a
+    traceback through as an exception, so reaching here means there was none)."""
+    assert result.exit_code == 2, result.output
+    assert result.output.count("error:") == 1, result.output
+    for fragment in fragments:
+        assert fragment in result.output, (fragment, result.output)
+
+
+def show(cli: Cli, *sets: str) -> Result:
+    return cli("recipe", "show", "quickstart", *[a for s in sets for a in ("--set", s)])
+
+
+# --- component names that are no string ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "key", "known"),
+    [
+        ("generator={name=5}", "generator.name", "resnet"),
+        ("generator.name=5", "generator.name", "resnet"),
+        ("generator.name=true", "generator.name", "resnet"),
+        ("generator.name=false", "generator.name", "resnet"),  # not "or the default"
+        ("generator.name=[1]", "generator.name", "resnet"),
+        ("generator.name={a=1}", "generator.name", "resnet"),
+        ("generator.name=''", "generator.name", "resnet"),
+        ("discriminator.name=2.5", "discriminator.name", "patchgan"),
+        ("losses.gan.name=5", "losses.gan.name", "lsgan"),
+        ("buffer.name=[]", "buffer.name", "image_pool"),
+        ("data.name=[1]", "data.name", "emoji"),
+        ("schedule.name=5", "schedule.name", "constant"),
+        ("model.name=5", "model.name", "cyclegan"),
+        ("regularizer.name=0", "regularizer.name", "r1"),
+    ],
+)
+def test_a_component_name_must_be_a_string_naming_one(
+    cli: Cli, setting: str, key: str, known: str
+) -> None:
+    refused(show(cli, setting), f"{key}: must be a string naming a", "known:", known)
+
+
+def test_a_name_of_the_wrong_type_in_a_recipe_file_is_named_with_the_file(
+    tmp_path: Path, cli: Cli
+) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text("extends = 'quickstart'\n[generator]\nname = true\n", encoding="utf-8")
+    refused(cli("recipe", "show", path), f"{path}: generator.name: must be a string naming a")
+
+
+# --- sections that are no table ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "key", "example"),
+    [
+        ("generator=5", "generator", "generator={name='resnet'}"),
+        ("discriminator='patchgan'", "discriminator", "discriminator={name='patchgan'}"),
+        ("buffer=[1]", "buffer", "buffer={name='image_pool'}"),
+        ("losses.gan=5", "losses.gan", "losses.gan={name='lsgan'}"),
+        ("losses=5", "losses", "losses={"),
+        ("regularizer=true", "regularizer", "regularizer={name='"),
+        ("data=5", "data", "data={name='"),
+        ("schedule=5", "schedule", "schedule={name='"),
+        ("model=5", "model", "model={name='cyclegan'}"),
+        ("run=5", "run", "run={"),
+        ("optimizer=5", "optimizer", "optimizer={"),
+        ("train=[1]", "train", "train={"),
+        ("eval=5", "eval", "eval={"),
+        ("alarms=false", "alarms", "alarms={"),
+        ("init='normal'", "init", "init={"),
+    ],
+)
+def test_a_section_given_a_value_is_refused_with_an_example_table(
+    cli: Cli, setting: str, key: str, example: str
+) -> None:
+    refused(show(cli, setting), f"{key}: must be a table", example)
+
+
+def test_a_section_given_a_value_in_a_recipe_file_is_refused(tmp_path: Path, cli: Cli) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text("extends = 'quickstart'\ngenerator = 5\n", encoding="utf-8")
+    refused(cli("recipe", "show", path), f"{path}: generator: must be a table")
+
+
+# --- nesting ----------------------------------------------------------------------------------
+
+DEEP = 2000
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x = " + "[" * DEEP + "]" * DEEP,
+        "x = " + "{a=" * DEEP + "1" + "}" * DEEP,
+        ".".join(["a"] * DEEP) + " = 1",
+        "x = " + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1),  # parses, but is too deep
+    ],
+    ids=["arrays", "tables", "dotted-key", "just-over"],
+)
+def test_a_recipe_file_nested_too_deep_is_refused_naming_the_limit(
+    tmp_path: Path, cli: Cli, text: str
+) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text(text + "\n", encoding="utf-8")
+    refused(cli("recipe", "show", path), f"{path}: ", f"deeper than {MAX_DEPTH} levels")
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "generator.x=" + "[" * DEEP + "]" * DEEP,
+        "generator.x=" + "{a=" * DEEP + "1" + "}" * DEEP,
+        ".".join(["a"] * DEEP) + "=1",
+        "generator.x=" + "[" * MAX_DEPTH + "]" * MAX_DEPTH,
+    ],
+    ids=["arrays", "tables", "dotted-key", "just-over"],
+)
+def test_a_set_value_nested_too_deep_is_refused_naming_the_limit(cli: Cli, setting: str) -> None:
+    key = setting.partition("=")[0]
+    refused(show(cli, setting), f"--set {key[:40]}", f"deeper than {MAX_DEPTH} levels")
+
+
+def test_an_ablation_value_nested_too_deep_is_refused(tiny_recipe: Path, cli: Cli) -> None:
+    deep = "[" * DEEP + "]" * DEEP
+    refused(cli("ablate", tiny_recipe, "--vary", f"generator.x={deep}"), "--vary generator.x")
+
+
+def test_nesting_at_the_limit_reaches_the_schema(tmp_path: Path, cli: Cli) -> None:
+    """Not refused for depth: the unknown key is what is wrong."""
+    path = tmp_path / "r.toml"
+    path.write_text("x = " + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "\n", encoding="utf-8")
+    refused(cli("recipe", "show", path), "unknown key 'x'")
+    within = "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)  # generator is the first level
+    refused(show(cli, f"generator.x={within}"), "generator.x: unknown option")
