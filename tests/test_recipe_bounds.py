@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from cgfw.recipe import MAX_DEPTH
+from cgfw.plugin.loader import Loaded
+from cgfw.recipe import MAX_DEPTH, load
 
 Cli = Callable[..., Result]
 
@@ -150,3 +151,96 @@ def test_nesting_at_the_limit_reaches_the_schema(tmp_path: Path, cli: Cli) -> No
     refused(cli("recipe", "show", path), "unknown key 'x'")
     within = "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)  # generator is the first level
     refused(show(cli, f"generator.x={within}"), "generator.x: unknown option")
+
+
+# --- numbers that cannot work -----------------------------------------------------------------
+
+BOUNDS = [
+    ("run.seed=1e20", "run.seed", "exceeded maximum size"),  # past 64 bits: pydantic says so
+    ("run.seed=1e18", "run.seed", "less than or equal to 4294967295"),
+    ("run.seed=4294967296", "run.seed", "less than or equal to 4294967295"),
+    ("run.seed=-1", "run.seed", "greater than or equal to 0"),
+    ("data.load_size=1e5", "data.load_size", "less than or equal to 16384"),
+    ("data.crop_size=1e5", "data.crop_size", "less than or equal to 16384"),
+    (
+        "data={name='folder', root='x', channels=1e18}",
+        "data.channels",
+        "less than or equal to 1024",
+    ),
+    ("optimizer.lr=1e308", "optimizer.lr", "less than or equal to 10"),
+    ("optimizer.lr=inf", "optimizer.lr", "finite"),
+    ("optimizer.lr=nan", "optimizer.lr", "finite"),
+    ("optimizer.betas=[0.5, 1.5]", "optimizer.betas.1", "less than 1"),
+    ("optimizer.betas=[-0.1, 0.9]", "optimizer.betas.0", "greater than or equal to 0"),
+    ("init.gain=1e308", "init.gain", "less than or equal to 10"),
+    ("init.gain=inf", "init.gain", "finite"),
+    ("losses.gan.real_label=1e308", "losses.gan.real_label", "less than or equal to 1"),
+    ("losses.gan.fake_label=-1e308", "losses.gan.fake_label", "greater than or equal to -1"),
+    ("losses.gan.real_label=nan", "losses.gan.real_label", "finite"),
+    ("losses.cycle.weight=inf", "losses.cycle.weight", "finite"),
+    ("buffer.capacity=1e18", "buffer.capacity", "less than or equal to 100000"),
+    ("discriminator.n_layers=1e18", "discriminator.n_layers", "less than or equal to 10"),
+    ("discriminator.ndf=1e18", "discriminator.ndf", "less than or equal to 1024"),
+    ("generator.ngf=1e18", "generator.ngf", "less than or equal to 1024"),
+    ("generator.n_blocks=1e18", "generator.n_blocks", "less than or equal to 64"),
+    ("train.num_workers=1e6", "train.num_workers", "less than or equal to 256"),
+    ("train.batch_size=1e18", "train.batch_size", "less than or equal to 65536"),
+    ("eval.batch_size=1e18", "eval.batch_size", "less than or equal to 65536"),
+    ("train.max_iters=1e18", "train.max_iters", "less than or equal to 1000000000"),
+    ("train.epochs=1e18", "train.epochs", "less than or equal to 1000000000"),
+    ("train.log_every=1e18", "train.log_every", "less than or equal to 1000000000"),
+    ("train.image_every=1e18", "train.image_every", "less than or equal to 1000000000"),
+    ("train.checkpoint_every=1e18", "train.checkpoint_every", "less than or equal to 1000000000"),
+    ("train.samples=1e18", "train.samples", "less than or equal to 256"),
+    ("eval.every=1e18", "eval.every", "less than or equal to 1000000000"),
+    ("alarms.d_loss_below=inf", "alarms.d_loss_below", "finite"),
+    ("alarms.identity_below=inf", "alarms.identity_below", "finite"),
+    ("schedule={name='step', gamma=10}", "schedule.gamma", "less than or equal to 1"),
+    ("schedule={name='step', step_size=1e18}", "schedule.step_size", "1000000000"),
+    ("schedule={name='linear_decay', n_epochs=1e18}", "schedule.n_epochs", "1000000000"),
+    (
+        "schedule={name='linear_decay', n_epochs_decay=1e18}",
+        "schedule.n_epochs_decay",
+        "1000000000",
+    ),
+    ("schedule={name='cosine', n_epochs=1e18}", "schedule.n_epochs", "1000000000"),
+    ("schedule={name='cosine', min_factor=inf}", "schedule.min_factor", "finite"),
+    ("regularizer={name='r1', gamma=inf}", "regularizer.gamma", "finite"),
+    ("augment={name='diffaugment', p=nan}", "augment.p", "finite"),
+]
+
+
+@pytest.mark.parametrize(("setting", "key", "bound"), BOUNDS, ids=[b[0] for b in BOUNDS])
+def test_a_number_that_cannot_work_is_refused_naming_key_and_bound(
+    cli: Cli, setting: str, key: str, bound: str
+) -> None:
+    refused(show(cli, setting), f"{key}: ", bound)
+
+
+def test_a_number_out_of_bounds_in_a_recipe_file_is_named_with_the_file(
+    tmp_path: Path, cli: Cli
+) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text("extends = 'quickstart'\n[optimizer]\nlr = inf\n", encoding="utf-8")
+    refused(cli("recipe", "show", path), f"{path}: optimizer.lr: ", "finite")
+
+
+def test_the_bounds_leave_the_bundled_recipes_and_the_largest_values_valid(
+    loaded: Loaded,
+) -> None:
+    for name in loaded.registry.names("recipe"):
+        load(name, loaded.registry)
+    load(
+        "quickstart",
+        loaded.registry,
+        [
+            "run.seed=4294967295",
+            "data.load_size=16384",
+            "data.crop_size=16384",
+            "optimizer.lr=10",
+            "buffer.capacity=100000",
+            "discriminator.n_layers=10",
+            "train.num_workers=256",
+            "train.max_iters=1000000000",
+        ],
+    )

@@ -215,6 +215,7 @@ def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolv
             "the file rather than setting it with --set"
         )
     shape.check_depth(data, source)
+    shape.check_finite(data, source)
     try:
         model = model_of(data, registry)
     except CgfwError as exc:

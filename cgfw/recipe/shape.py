@@ -1,11 +1,12 @@
 """What a recipe's data must look like before the schema reads it: tables and arrays nested no
-deeper than MAX_DEPTH, sections that are tables and component names
+deeper than MAX_DEPTH, numbers that are finite, sections that are tables and component names
 that are strings. Without these checks a value where a section belongs reads as the section
 left out (the default network, silently), a number as a name ends in a TypeError, and a deep
 document in a RecursionError."""
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from typing import Any
@@ -56,6 +57,25 @@ def loads(text: str, where: str) -> dict[str, Any]:
         raise too_deep(where) from None
     check_depth(data, where)
     return data
+
+
+def check_finite(data: Mapping[str, Any], source: str) -> None:
+    """TOML has inf and nan, which pass a `gt=0` bound and poison every tensor they touch; no
+    option of the engine or a plugin means either."""
+    for key, value in _leaves(data, ""):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise CgfwError(f"{source}: {key}: must be a finite number (got {value})")
+
+
+def _leaves(node: Any, key: str) -> list[tuple[str, Any]]:
+    if isinstance(node, Mapping):
+        items: list[tuple[str, Any]] = []
+        for k, v in node.items():
+            items += _leaves(v, f"{key}.{k}" if key else str(k))
+        return items
+    if isinstance(node, list | tuple):
+        return [leaf for i, v in enumerate(node) for leaf in _leaves(v, f"{key}.{i}")]
+    return [(key, node)]
 
 
 def check_sections(
