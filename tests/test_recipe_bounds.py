@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
+from cgfw.errors import CgfwError
 from cgfw.plugin.loader import Loaded
 from cgfw.recipe import MAX_DEPTH, load
 
@@ -244,3 +245,33 @@ def test_the_bounds_leave_the_bundled_recipes_and_the_largest_values_valid(
             "train.max_iters=1000000000",
         ],
     )
+
+
+# --- run.name ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",  # as TOML strings: 'literal' keeps backslashes as they are
+    ['"../x"', '"/abs"', '"a/b"', "'a\\b'", "'..\\x'", "'C:\\runs\\x'", '"a\\u0000b"'],
+)
+def test_a_run_name_is_one_path_component(cli: Cli, name: str) -> None:
+    refused(show(cli, f"run.name={name}"), "run.name: ", "one path component")
+
+
+def test_a_run_name_with_a_separator_in_a_recipe_file_is_refused(tmp_path: Path, cli: Cli) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text("extends = 'quickstart'\n[run]\nname = '../../etc'\n", encoding="utf-8")
+    refused(cli("recipe", "show", path), f"{path}: run.name: ")
+
+
+def test_a_run_name_with_dots_and_dashes_is_fine(loaded: Loaded) -> None:
+    assert load("quickstart", loaded.registry, ["run.name='h2z-v1.2_a'"]).recipe.run.name
+
+
+def test_a_run_directory_is_never_made_outside_its_parent(tmp_path: Path) -> None:
+    """The last check, where the directory is made (for callers that skip the recipe)."""
+    from cgfw.store.provenance import new_run_dir
+
+    with pytest.raises(CgfwError, match=r"run\.name"):
+        new_run_dir(tmp_path / "runs", "../escaped")
+    assert not (tmp_path / "escaped").exists() and not list(tmp_path.glob("escaped*"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 # Upper bounds past which a value cannot work; without them a typo such as 1e18 is taken for a
 # number and fails deep inside torch, or never ends. Floats are checked finite in shape.py.
@@ -17,6 +17,20 @@ MAX_ITERATIONS = 10**9
 MAX_SEED = 2**32 - 1
 # Images in one step: 65,536 images of 256 px are 51 GB of input alone.
 MAX_BATCH = 65536
+# Characters that would make run.name more than the one path component of its run directory
+# (NUL: no path may hold one).
+PATH_CHARACTERS = ("/", "\\", "\0")
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one path component: `../x`, `/abs` or `a/b` would put the run directory
+    outside run.output_dir."""
+    if any(c in name for c in PATH_CHARACTERS):
+        raise ValueError(
+            "a run name is one path component (its directory is NAME-TIMESTAMP inside "
+            "run.output_dir): / and \\ (and NUL) are refused; set run.output_dir for the folder"
+        )
+    return name
 
 
 class Strict(BaseModel):
@@ -35,7 +49,11 @@ class ComponentSection(BaseModel):
 
 
 class RunSection(Strict):
-    name: str = Field("run", description="run directories are named NAME-TIMESTAMP")
+    name: Annotated[str, AfterValidator(check_run_name)] = Field(
+        "run",
+        description="run directories are named NAME-TIMESTAMP, under output_dir: one path "
+        "component, without / or \\",
+    )
     seed: int = Field(0, ge=0, le=MAX_SEED)
     output_dir: str = "runs"
     description: str = ""
