@@ -122,3 +122,44 @@ def test_cgfw_plugins_command_survives_a_broken_plugin(fake_distribution) -> Non
     assert proc.returncode == 0, proc.stderr
     statuses = {p["name"]: p["status"] for p in json.loads(proc.stdout)}
     assert statuses["cgfw-broken"] == "broken" and statuses["paper-generators"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ("import sys\nsys.exit(3)\n", "SystemExit: 3"),
+        ("raise KeyboardInterrupt\n", "KeyboardInterrupt"),
+        ("raise GeneratorExit('odd')\n", "GeneratorExit: odd"),
+    ],
+    ids=["sys.exit", "KeyboardInterrupt", "GeneratorExit"],
+)
+def test_a_plugin_raising_a_base_exception_at_import_is_broken_not_fatal(  # type: ignore[no-untyped-def]
+    fake_distribution, tiny_recipe, cli, source: str, error: str
+) -> None:
+    fake_distribution("cgfw-quits", source)
+    info = {p.name: p for p in load_plugins().plugins}["cgfw-quits"]
+    assert info.status == "broken" and error in info.error
+    listed = cli("plugins", "--json")
+    assert listed.exit_code == 0, listed.output
+    statuses = {p["name"]: p["status"] for p in json.loads(listed.stdout)}
+    assert statuses["cgfw-quits"] == "broken" and statuses["paper-generators"] == "ok"
+    shown = cli("recipe", "show", tiny_recipe)
+    assert shown.exit_code == 0 and 'name = "resnet"' in shown.stdout, shown.output
+
+
+def test_a_plugin_exiting_while_it_registers_leaves_nothing(fake_distribution) -> None:  # type: ignore[no-untyped-def]
+    fake_distribution(
+        "cgfw-exits",
+        """
+        import sys
+        import cgfw
+        @cgfw.hookimpl
+        def register_generators(register):
+            register("gone", lambda o: None)
+            sys.exit("no GPU here")
+        """,
+    )
+    loaded = load_plugins()
+    info = {p.name: p for p in loaded.plugins}["cgfw-exits"]
+    assert info.status == "broken" and "SystemExit: no GPU here" in info.error
+    assert "gone" not in loaded.registry.names("generator")

@@ -130,9 +130,9 @@ def test_recipes_are_data_names_are_looked_up_never_imported(
     r = load(
         str(tiny_path(tmp_path)),
         loaded.registry,
-        [f"run.name=__import__('os').system('touch {marker}')"],
+        [f"run.description=__import__('os').system('touch {marker}')"],
     )
-    assert r.recipe.run.name.startswith("__import__")  # kept as a plain string
+    assert r.recipe.run.description.startswith("__import__")  # kept as a plain string
     assert not marker.exists()
 
 

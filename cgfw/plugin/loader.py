@@ -45,7 +45,8 @@ class Loaded:
 def _short_error(exc: BaseException) -> str:
     frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" ({frame[0].filename}:{frame[0].lineno})" if frame else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+    said = f": {exc}" if str(exc) else ""  # a bare KeyboardInterrupt says nothing
+    return f"{type(exc).__name__}{said}{where}"
 
 
 def _disabled() -> set[str]:
@@ -125,7 +126,12 @@ def load_plugins(
             continue
         try:
             _register_one(pm, registry, ep.name, ep.load(), info)
-        except Exception as exc:  # a plugin's bug must not take the others down
+        # A plugin's bug must not take the others down, nor end the command: a module that
+        # calls sys.exit() (SystemExit) or raises KeyboardInterrupt or GeneratorExit at import
+        # is broken like one raising an Exception. That also catches a real Ctrl-C during the
+        # second that plugins load; it marks that plugin broken and the command goes on, a
+        # price worth a `cgfw plugins` that always lists what is installed.
+        except BaseException as exc:
             info.status, info.error = "broken", _short_error(exc)
             registry.drop_plugin(ep.name)  # half a registration is worse than none
             registry.broken.append(BrokenPlugin(ep.name, info.error))

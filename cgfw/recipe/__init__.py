@@ -22,10 +22,12 @@ from cgfw.recipe.resolve import (
     validate_stages,
 )
 from cgfw.recipe.schema import ENGINE_SECTIONS, ENGINE_SLOTS, Recipe, Slot, TrainSection
+from cgfw.recipe.shape import MAX_DEPTH
 
 __all__ = [
     "ENGINE_SECTIONS",
     "ENGINE_SLOTS",
+    "MAX_DEPTH",
     "Recipe",
     "Resolved",
     "Slot",

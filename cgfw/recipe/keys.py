@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cgfw.errors import CgfwError
+from cgfw.recipe.shape import MAX_DEPTH, depth, loads, too_deep
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -18,13 +19,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise CgfwError(
             f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. --set generator.n_blocks=6"
         )
-    return [p.strip() for p in parts], parse_value(raw)
+    where = f"--set {key if len(key) <= 40 else key[:40] + '...'}=..."
+    value = parse_value(raw, where)
+    if len(parts) - 1 + depth(value) > MAX_DEPTH:  # a.b.c=1 is two tables deep
+        raise too_deep(where)
+    return [p.strip() for p in parts], value
 
 
-def parse_value(raw: str) -> Any:
+def parse_value(raw: str, where: str = "value") -> Any:
     """A command-line value read as TOML, else kept as a plain string (data.root=/tmp/h2z)."""
     try:
-        return tomllib.loads(f"v = {raw.strip()}")["v"]
+        return loads(f"v = {raw.strip()}", where)["v"]
     except tomllib.TOMLDecodeError:
         return raw.strip()
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from cgfw.errors import CgfwError, did_you_mean
 from cgfw.plugin.registry import Component, Registry
+from cgfw.recipe import shape
 from cgfw.recipe import trackers as tracking
 from cgfw.recipe.channels import data_channels, with_channels
 from cgfw.recipe.keys import get_dotted, parse_override, set_dotted
@@ -44,8 +45,8 @@ def model_of(data: Mapping[str, Any], registry: Registry) -> Component:
     name = section.get("name") if isinstance(section, dict) else None
     if name is None:
         return default_model(registry)
-    if not isinstance(name, str):
-        raise CgfwError(f"model.name must be a string, got {name!r}")
+    if not isinstance(name, str) or not name:
+        raise CgfwError(shape.name_error(name, "model", registry))
     return registry.get("model", name)
 
 
@@ -116,6 +117,7 @@ def set_key(data: dict[str, Any], key: str, value: Any, registry: Registry) -> d
     section that picks another component (or a recipe that picks another model) starts afresh."""
     change: dict[str, Any] = {}
     set_dotted(change, key, value)
+    shape.check_depth(change, f"'{key}'")  # before deepcopy recurses into it
     set_dotted(copy.deepcopy(data), key, value)  # a value on the way is an error named here
     return merge(data, change, registry)
 
@@ -157,7 +159,7 @@ def set_values(
 
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return shape.loads(path.read_text(encoding="utf-8"), str(path))
     except tomllib.TOMLDecodeError as exc:
         raise CgfwError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
@@ -212,16 +214,19 @@ def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolv
             f"{source}: extends is read when a recipe file is loaded; write it at the top of "
             "the file rather than setting it with --set"
         )
-    try:
-        recipe = Recipe.model_validate(dict(data))
-    except ValidationError as exc:
-        raise CgfwError(_explain(exc, source)) from None
+    shape.check_depth(data, source)
+    shape.check_finite(data, source)
     try:
         model = model_of(data, registry)
     except CgfwError as exc:
         raise CgfwError(f"{source}: model.name: {exc}") from None
-    recipe.optimizer = _optimizer(data, model, source)
     slots = slots_of(model)
+    shape.check_sections(data, {"model": Slot("model", model.name), **slots}, registry, source)
+    try:
+        recipe = Recipe.model_validate(dict(data))
+    except ValidationError as exc:
+        raise CgfwError(_explain(exc, source)) from None
+    recipe.optimizer = _optimizer(data, model, source)
     _check_unknown_keys(dict(data), slots, model, source)
     try:
         model_options = model.parse_options(recipe.model.options(), "model")

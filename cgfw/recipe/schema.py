@@ -4,9 +4,33 @@ model asks for components. Component sections are checked later by each componen
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+# Upper bounds past which a value cannot work; without them a typo such as 1e18 is taken for a
+# number and fails deep inside torch, or never ends. Floats are checked finite in shape.py.
+# Iterations, epochs and intervals: 10**9 iterations are months of steps at 100 it/s.
+MAX_ITERATIONS = 10**9
+# The data order seeds torch generators with run.seed * 1_000_003 + epoch (and each process
+# with run.seed + rank): a seed up to 2**32 - 1 (numpy's range too) keeps both in 64 bits.
+MAX_SEED = 2**32 - 1
+# Images in one step: 65,536 images of 256 px are 51 GB of input alone.
+MAX_BATCH = 65536
+# Characters that would make run.name more than the one path component of its run directory
+# (NUL: no path may hold one).
+PATH_CHARACTERS = ("/", "\\", "\0")
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one path component: `../x`, `/abs` or `a/b` would put the run directory
+    outside run.output_dir."""
+    if any(c in name for c in PATH_CHARACTERS):
+        raise ValueError(
+            "a run name is one path component (its directory is NAME-TIMESTAMP inside "
+            "run.output_dir): / and \\ (and NUL) are refused; set run.output_dir for the folder"
+        )
+    return name
 
 
 class Strict(BaseModel):
@@ -25,8 +49,12 @@ class ComponentSection(BaseModel):
 
 
 class RunSection(Strict):
-    name: str = Field("run", description="run directories are named NAME-TIMESTAMP")
-    seed: int = 0
+    name: Annotated[str, AfterValidator(check_run_name)] = Field(
+        "run",
+        description="run directories are named NAME-TIMESTAMP, under output_dir: one path "
+        "component, without / or \\",
+    )
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     output_dir: str = "runs"
     description: str = ""
     trackers: list[str | dict[str, Any]] | None = Field(
@@ -47,20 +75,34 @@ class DefaultedSection(ComponentSection):
 
 class InitSection(Strict):
     name: Literal["normal", "xavier", "kaiming", "orthogonal"] = "normal"
-    gain: float = Field(0.02, gt=0, description="std for normal, gain for xavier / orthogonal")
+    # The paper's std is 0.02 and the largest usual gain sqrt(2) (ReLU); 10 is far past both.
+    gain: float = Field(
+        0.02, gt=0, le=10, description="std for normal, gain for xavier / orthogonal"
+    )
+
+
+# Adam's decay rates: torch refuses any outside [0, 1).
+Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
 class OptimizerSection(Strict):
+    # GANs train at 1e-4..1e-3; Adam's steps are about lr in size, and 10 diverges at once.
     lr: float = Field(
-        2e-4, gt=0, description="Adam learning rate for generators and discriminators"
+        2e-4, gt=0, le=10, description="Adam learning rate for generators and discriminators"
     )
-    betas: tuple[float, float] = (0.5, 0.999)
+    betas: tuple[Beta, Beta] = (0.5, 0.999)
 
 
 class TrainSection(Strict):
-    epochs: int = Field(200, ge=1, description="an epoch is one pass over the dataset's length")
-    max_iters: int | None = Field(None, ge=1, description="stop after this many iterations")
-    batch_size: int = Field(1, ge=1, description="global: split between torchrun processes")
+    epochs: int = Field(
+        200, ge=1, le=MAX_ITERATIONS, description="an epoch is one pass over the dataset's length"
+    )
+    max_iters: int | None = Field(
+        None, ge=1, le=MAX_ITERATIONS, description="stop after this many iterations"
+    )
+    batch_size: int = Field(
+        1, ge=1, le=MAX_BATCH, description="global: split between torchrun processes"
+    )
     device: str = Field("auto", description="auto (cuda if present), cpu, cuda, cuda:N")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="autocast dtype; auto: bf16 on CUDA, fp32 on CPU"
@@ -100,16 +142,30 @@ class TrainSection(Strict):
         "them (less memory at high resolution, one more forward per call): true for every "
         'network, or the slots to do it for, e.g. ["generator"]',
     )
-    num_workers: int = Field(0, ge=0, description="data-loading worker processes")
-    log_every: int = Field(50, ge=1, description="iterations between scalar logs")
-    image_every: int = Field(1000, ge=1, description="iterations between sample grids")
-    checkpoint_every: int = Field(5000, ge=1, description="iterations between checkpoints")
-    samples: int = Field(4, ge=1, description="fixed held-out images shown in the sample grid")
+    # Each worker is a process with its own copy of the dataset; no machine has 256 cores' worth
+    # of use for more.
+    num_workers: int = Field(0, ge=0, le=256, description="data-loading worker processes")
+    log_every: int = Field(
+        50, ge=1, le=MAX_ITERATIONS, description="iterations between scalar logs"
+    )
+    image_every: int = Field(
+        1000, ge=1, le=MAX_ITERATIONS, description="iterations between sample grids"
+    )
+    checkpoint_every: int = Field(
+        5000, ge=1, le=MAX_ITERATIONS, description="iterations between checkpoints"
+    )
+    # Every sample image is translated at every image_every and drawn in one grid.
+    samples: int = Field(
+        4, ge=1, le=256, description="fixed held-out images shown in the sample grid"
+    )
 
 
 class EvalSection(Strict):
     every: int | None = Field(
-        None, ge=1, description="iterations between held-out evaluations (none: off)"
+        None,
+        ge=1,
+        le=MAX_ITERATIONS,
+        description="iterations between held-out evaluations (none: off)",
     )
     metrics: list[str] | None = Field(
         None,
@@ -117,7 +173,7 @@ class EvalSection(Strict):
         "default (cgfw's paper plugin: psnr, ssim, l1)",
     )
     split: Literal["test", "train"] = "test"
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1, le=MAX_BATCH)
 
 
 class AlarmsSection(Strict):

@@ -18,11 +18,14 @@ import torch
 import cgfw
 from cgfw.errors import CgfwError
 from cgfw.plugin.loader import PluginInfo
+from cgfw.recipe.schema import PATH_CHARACTERS
 from cgfw.store.layout import RunDir, write_error
 
 
 def new_run_dir(parent: Path, name: str) -> Path:
     """parent/NAME-YYYYmmdd-HHMMSS, with a counter if two runs start in the same second."""
+    if any(c in name for c in PATH_CHARACTERS):  # the recipe refuses it; callers may not check
+        raise CgfwError(f"run.name {name!r}: a run name is one path component, without / or \\")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     try:
         parent.mkdir(parents=True, exist_ok=True)

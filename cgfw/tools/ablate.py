@@ -26,6 +26,7 @@ from cgfw.recipe import (
     validate,
     validate_overridden,
 )
+from cgfw.recipe.shape import loads
 from cgfw.session.launching import Batch, Launcher
 from cgfw.store.layout import AblationDir, RunDir
 from cgfw.store.provenance import new_run_dir
@@ -74,7 +75,7 @@ def stabilizers_left(data: dict[str, Any], name: str, registry: Registry) -> lis
 def _parse_vary(text: str) -> tuple[str, list[Any]]:
     key, sep, raw = text.partition("=")
     try:  # V1,V2 as a TOML array keeps lists and tables whole: betas=[0.9,0.99],[0.5,0.999]
-        values: list[Any] = tomllib.loads(f"v = [{raw}]")["v"]
+        values: list[Any] = loads(f"v = [{raw}]", f"--vary {key.strip()[:40]}")["v"]
     except tomllib.TOMLDecodeError:  # unquoted words: losses.gan.name=lsgan,bce
         values = [parse_value(v) for v in raw.split(",") if v.strip()]
     if not sep or not key.strip() or not values:

@@ -9,7 +9,10 @@ from cgfw import Register, hookimpl, lazy
 
 class PoolOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    capacity: int = Field(50, ge=0, description="images kept; 0 passes every image through")
+    # Allocated in full on first use: 100,000 images of 256 px are 79 GB (the paper keeps 50).
+    capacity: int = Field(
+        50, ge=0, le=100_000, description="images kept; 0 passes every image through"
+    )
 
 
 @hookimpl

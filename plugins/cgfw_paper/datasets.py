@@ -11,11 +11,21 @@ from cgfw import Register, hookimpl, lazy
 
 AUTHORS_DATASETS = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 
+# Generous: one 16,384 px square is 3 GB as float32 RGB, and the networks' activations are
+# dozens of times that; past it no accelerator holds a single image.
+MAX_SIZE = 16384
+# Hyperspectral stacks have a few hundred bands; the networks' first layer grows with this.
+MAX_CHANNELS = 1024
+
 
 class Augment(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    load_size: int = Field(286, ge=1, description="images are first resized to this square")
-    crop_size: int = Field(256, ge=4, description="then randomly cropped to this (training)")
+    load_size: int = Field(
+        286, ge=1, le=MAX_SIZE, description="images are first resized to this square"
+    )
+    crop_size: int = Field(
+        256, ge=4, le=MAX_SIZE, description="then randomly cropped to this (training)"
+    )
     flip: bool = Field(True, description="random horizontal flips (training)")
 
     @model_validator(mode="after")
@@ -33,6 +43,7 @@ class FolderOptions(Augment):
     channels: int = Field(
         3,
         ge=1,
+        le=MAX_CHANNELS,
         description="channels of every image: 3 (8-bit images become RGB, as always; 16-bit "
         "and float TIFFs are read at full precision), 1 (grayscale: 8- and 16-bit PNG, TIFF), "
         "N (multi-channel .npy HxWxC arrays, TIFF stacks); networks follow it",
@@ -56,8 +67,10 @@ class FolderOptions(Augment):
 
 
 class EmojiOptions(Augment):
-    load_size: int = Field(64, ge=1, description="the 64 px emoji are resized to this square")
-    crop_size: int = Field(64, ge=4)
+    load_size: int = Field(
+        64, ge=1, le=MAX_SIZE, description="the 64 px emoji are resized to this square"
+    )
+    crop_size: int = Field(64, ge=4, le=MAX_SIZE)
     flip: bool = Field(False, description="off by default: some emoji (arrows) mean their side")
     channels: Literal[1, 3] = Field(3, description="3: the emoji in colour; 1: in grayscale")
     paired: bool | Literal["a", "b"] = Field(

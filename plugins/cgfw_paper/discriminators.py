@@ -9,13 +9,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cgfw import Register, hookimpl, lazy
 
+# Each of n_layers halves the image: 10 take 1024 px to one pixel, after which the last convs
+# have nothing to slide over. Filters: as the generators' typo guard.
+MAX_LAYERS = 10
+MAX_FILTERS = 1024
+
 
 class PatchOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     n_layers: int = Field(
-        3, ge=1, description="3 gives 70x70 receptive fields (30x30 scores at 256 px)"
+        3,
+        ge=1,
+        le=MAX_LAYERS,
+        description="3 gives 70x70 receptive fields (30x30 scores at 256 px)",
     )
-    ndf: int = Field(64, ge=1, description="filters in the first conv layer")
+    ndf: int = Field(64, ge=1, le=MAX_FILTERS, description="filters in the first conv layer")
     norm: Literal["instance", "batch", "none", "spectral"] = Field(
         "instance",
         description="spectral: spectral norm on every conv (Miyato et al. 2018) instead of a "
@@ -32,7 +40,7 @@ class PatchOptions(BaseModel):
 
 class PixelOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ndf: int = Field(64, ge=1)
+    ndf: int = Field(64, ge=1, le=MAX_FILTERS)
     norm: Literal["instance", "batch", "none"] = "instance"
     in_channels: int | None = Field(None, ge=1, description="channels judged; none: data.channels")
 

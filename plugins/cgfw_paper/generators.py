@@ -10,13 +10,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cgfw import Register, hookimpl, lazy
 
+# Typo guards, generous: the paper's networks have 64 filters and 9 blocks; 1024 filters in the
+# first layer make 4096 at the bottleneck, billions of weights. (Channels must equal
+# data.channels, which has its bound.)
+MAX_FILTERS = 1024
+MAX_BLOCKS = 64
+
 
 class ResnetOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     n_blocks: int = Field(
-        9, ge=0, description="residual blocks at the bottleneck (paper: 9 at 256 px, 6 at 128)"
+        9,
+        ge=0,
+        le=MAX_BLOCKS,
+        description="residual blocks at the bottleneck (paper: 9 at 256 px, 6 at 128)",
     )
-    ngf: int = Field(64, ge=1, description="filters in the first conv layer")
+    ngf: int = Field(64, ge=1, le=MAX_FILTERS, description="filters in the first conv layer")
     norm: Literal["instance", "batch", "none"] = "instance"
     dropout: bool = Field(False, description="dropout 0.5 inside each residual block")
     # None in a recipe: filled from data.channels when the recipe is validated;

@@ -9,10 +9,12 @@ from cgfw import Register, hookimpl, lazy
 
 class LabelOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # Targets in [-1, 1]: LSGAN's codings (Mao et al. 2017: 0 / 1 or -1 / 1) and BCE's
+    # probabilities in [0, 1] all lie there; far outside, the losses only grow.
     real_label: float = Field(
-        1.0, description="target for real scores (< 1 is one-sided label smoothing)"
+        1.0, ge=-1, le=1, description="target for real scores (< 1 is one-sided label smoothing)"
     )
-    fake_label: float = 0.0
+    fake_label: float = Field(0.0, ge=-1, le=1, description="target for fake scores")
 
 
 @hookimpl

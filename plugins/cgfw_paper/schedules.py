@@ -11,22 +11,30 @@ from cgfw import NoOptions, Register, hookimpl
 
 Factor = Callable[[int], float]
 
+# As train.epochs: no run has more epochs (a typo such as 1e18 is refused, not taken).
+MAX_EPOCHS = 10**9
+
 
 class LinearDecayOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    n_epochs: int = Field(100, ge=0, description="epochs at the base rate")
-    n_epochs_decay: int = Field(100, ge=0, description="epochs of linear decay that follow")
+    n_epochs: int = Field(100, ge=0, le=MAX_EPOCHS, description="epochs at the base rate")
+    n_epochs_decay: int = Field(
+        100, ge=0, le=MAX_EPOCHS, description="epochs of linear decay that follow"
+    )
 
 
 class StepOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    step_size: int = Field(50, ge=1, description="epochs between decays")
-    gamma: float = Field(0.1, gt=0)
+    step_size: int = Field(50, ge=1, le=MAX_EPOCHS, description="epochs between decays")
+    # Above 1 the rate would grow each step until gamma ** steps overflows a float.
+    gamma: float = Field(0.1, gt=0, le=1, description="factor applied at each step")
 
 
 class CosineOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    n_epochs: int = Field(200, ge=1, description="epochs from the base rate to min_factor")
+    n_epochs: int = Field(
+        200, ge=1, le=MAX_EPOCHS, description="epochs from the base rate to min_factor"
+    )
     min_factor: float = Field(0.0, ge=0)
 
 
