@@ -129,10 +129,13 @@ class Run:
         raw: bool = False,
         size: int | None = None,
         full_resolution: bool = False,
+        tile: int | None = None,
     ) -> Image.Image: ...
 
     @overload
-    def translate(self, image: Tensor, direction: str = "a2b", *, raw: bool = False) -> Tensor: ...
+    def translate(
+        self, image: Tensor, direction: str = "a2b", *, raw: bool = False, tile: int | None = None
+    ) -> Tensor: ...
 
     def translate(
         self,
@@ -142,6 +145,7 @@ class Run:
         raw: bool = False,
         size: int | None = None,
         full_resolution: bool = False,
+        tile: int | None = None,
     ) -> Image.Image | Tensor:
         """Translate `image` with the `direction` generator (see `generator`).
 
@@ -149,7 +153,9 @@ class Run:
         resized to `size` (default: the recipe's data.crop_size, else 256; `full_resolution`
         keeps its size), translated; an RGB image of that size comes back. A tensor, (C, H, W)
         or (N, C, H, W) in [-1, 1], is translated at its own size, without gradients; a tensor
-        of the same shape in [-1, 1] comes back, on the run's device.
+        of the same shape in [-1, 1] comes back, on the run's device. `tile`: an image larger
+        than that many px is translated in tiles that give what the whole image gives, in
+        memory that grows with the tile (`cgfw translate --tile`).
         """
         generator = self._loaded(direction, raw)
         if isinstance(image, Tensor):
@@ -158,7 +164,7 @@ class Run:
                     "translate: size and full_resolution apply to PIL images; a tensor is "
                     "translated at its own size"
                 )
-            return _translate_tensor(generator.net, image, self.device, generator.channels)
+            return _translate_tensor(generator.net, image, self.device, generator.channels, tile)
         if isinstance(image, Image.Image):
             if generator.channels != 3:
                 raise CgfwError(
@@ -169,7 +175,7 @@ class Run:
             if size is not None and full_resolution:
                 raise CgfwError("translate: size and full_resolution exclude each other; give one")
             side = None if full_resolution else size or generator.crop_size or DEFAULT_SIZE
-            return _translate_image(generator.net, image, side, self.device)
+            return _translate_image(generator.net, image, side, self.device, tile)
         raise CgfwError(
             f"translate: give a PIL image or a torch.Tensor, not a {type(image).__name__}"
         )
@@ -192,7 +198,7 @@ def _json_or_none(path: Path) -> Any:
 
 
 def _translate_tensor(
-    net: nn.Module, image: Tensor, device: torch.device, channels: int = 3
+    net: nn.Module, image: Tensor, device: torch.device, channels: int = 3, tile: int | None = None
 ) -> Tensor:
     if not image.is_floating_point():
         raise CgfwError(
@@ -209,12 +215,16 @@ def _translate_tensor(
         raise CgfwError(f"translate: {tuple(image.shape)} is under {MIN_SIDE} px on a side")
     single = image.dim() == 3
     batch = image.to(device, torch.float32)
-    result = translate_batch(net, batch[None] if single else batch)
+    result = translate_batch(net, batch[None] if single else batch, tile)
     return result[0] if single else result
 
 
 def _translate_image(
-    net: nn.Module, image: Image.Image, side: int | None, device: torch.device
+    net: nn.Module,
+    image: Image.Image,
+    side: int | None,
+    device: torch.device,
+    tile: int | None = None,
 ) -> Image.Image:
     rgb = resize_shorter(to_rgb(image), side)
     if min(rgb.size) < MIN_SIDE:
@@ -223,7 +233,7 @@ def _translate_image(
             f"size={MIN_SIDE} or more"
         )
     real = to_tensor(rgb)[None].to(device)
-    return to_image(translate_batch(net, real)[0])
+    return to_image(translate_batch(net, real, tile)[0])
 
 
 def create(kind: str, name: str, /, *args: Any, **options: Any) -> Any:

@@ -55,6 +55,14 @@ from cgfw.training.loop import resolve_device
     show_default=True,
     help="Images of the same size translated at once.",
 )
+@click.option(
+    "--tile",
+    type=click.IntRange(min=MIN_SIDE),
+    metavar="N",
+    help="Translate images larger than N px in N px tiles (with the network's receptive field "
+    "as overlap, instance norm over the whole image): the same result in memory that grows "
+    "with N, not with the image. Slower: about half a forward pass per norm layer.",
+)
 @raw_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @friendly
@@ -67,6 +75,7 @@ def translate(
     full_resolution: bool,
     side_by_side: bool,
     batch_size: int,
+    tile: int | None,
     raw: bool,
     device: str,
 ) -> None:
@@ -83,7 +92,7 @@ def translate(
     generator = load_generator(model, direction, raw)
     if not full_resolution and size is None:
         size = generator.crop_size or DEFAULT_SIZE
-    translator = Translator(generator.net.to(dev), dev, batch_size, side_by_side)
+    translator = Translator(generator.net.to(dev), dev, batch_size, side_by_side, tile)
     channels = generator.channels
     single = not input_path.is_dir()
     skipped: list[str] = []

@@ -29,6 +29,7 @@ from cgfw.errors import CgfwError
 from cgfw.images import IMAGE_SUFFIXES, images_in, to_tensor
 from cgfw.planes import ARRAY_SUFFIXES, Planes, UnreadableArray, resize_planes, write_planes
 from cgfw.terminal import console
+from cgfw.tools import tiles
 
 DEFAULT_SIZE = 256  # the paper's resolution, for recipes whose dataset has no crop_size
 # The paper's generators downsample twice (x4), so sides must be multiples of 4 for the output
@@ -87,9 +88,18 @@ def side_of(image: Decoded) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def translate_batch(net: nn.Module, batch: Tensor) -> Tensor:
-    """Pad (reflect) to a multiple of MULTIPLE, translate, crop back to the input's size."""
+def translate_batch(net: nn.Module, batch: Tensor, tile: int | None = None) -> Tensor:
+    """Pad (reflect) to a multiple of MULTIPLE, translate, crop back to the input's size.
+    With `tile`, an image larger than it is translated in tiles of that side that give what
+    the whole image gives (cgfw.tools.tiles); a generator that cannot be tiled that way is
+    translated whole, with a warning saying why."""
     height, width = batch.shape[-2:]
+    if tile is not None and max(height, width) > tile:
+        try:
+            padded = tiles.pad_to(batch, tiles.multiple_of(net))
+            return tiles.translate_tiled(net, padded, tile)[..., :height, :width]
+        except tiles.NotTileable as exc:
+            warn_untiled(str(exc))
     pad_h, pad_w = -height % MULTIPLE, -width % MULTIPLE
     # Reflection continues the image's texture; zero padding would show as a dark border.
     padded = F.pad(batch, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else batch
@@ -100,6 +110,19 @@ def translate_batch(net: nn.Module, batch: Tensor) -> Tensor:
             f"batch; cgfw translate needs a generator that keeps the image size"
         )
     return result[..., :height, :width]
+
+
+_warned: set[str] = set()
+
+
+def warn_untiled(reason: str) -> None:
+    """Once per reason: a generator that cannot be tiled goes through in one piece."""
+    if reason not in _warned:
+        _warned.add(reason)
+        console.print(
+            f"[yellow]warning:[/yellow] --tile: this generator cannot be translated in tiles "
+            f"that equal the whole image ({escape(reason)}); translating each image whole"
+        )
 
 
 @dataclass(frozen=True)
@@ -189,9 +212,14 @@ class Translator:
     """Collects decoded images by size and translates them a batch at a time."""
 
     def __init__(
-        self, net: nn.Module, device: torch.device, batch_size: int, side_by_side: bool
+        self,
+        net: nn.Module,
+        device: torch.device,
+        batch_size: int,
+        side_by_side: bool,
+        tile: int | None = None,
     ) -> None:
-        self.net, self.device = net, device
+        self.net, self.device, self.tile = net, device, tile
         self.batch_size, self.side_by_side = batch_size, side_by_side
         self.pending: dict[tuple[int, int], list[tuple[Path, Decoded]]] = {}
         self.done = 0
@@ -211,12 +239,12 @@ class Translator:
         group = self.pending.pop(size)
         batch = torch.stack([as_tensor(image) for _, image in group]).to(self.device)
         try:
-            results = translate_batch(self.net, batch).cpu()
+            results = translate_batch(self.net, batch, self.tile).cpu()
         except torch.cuda.OutOfMemoryError:
             width, height = size
             raise CgfwError(
                 f"out of GPU memory translating {len(group)} image(s) of {width}x{height}; "
-                "use a smaller --batch-size or --size, or --device cpu"
+                "use a smaller --batch-size or --size, --tile 512, or --device cpu"
             ) from None
         for (target, image), result in zip(group, results, strict=True):
             if not isinstance(image, Image.Image) or not as_before(result, target):

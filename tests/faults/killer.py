@@ -5,7 +5,8 @@ scheduler's hard kill leaves on disk, at a point a test can name instead of raci
 
 POINT is `step:K` (before iteration K's step: iterations up to K - 1 done, and whatever they
 checkpointed), `save:K` (inside the checkpoint write at iteration K: the temporary file half
-written) or `final` (after the last checkpoint, before final_losses.json). `stop:K` is no kill
+written) or `final` (after the last checkpoint, before final_losses.json). `term:K` is no kill
+but a SIGTERM in iteration K's step (the run checkpoints there and exits 143); `stop:K` is no kill
 but the signals a scheduler sends: SIGTERM in iteration K's step and SIGUSR1 just before
 final_losses.json is written."""
 
@@ -49,6 +50,15 @@ def arm(point: str) -> None:
             save(state, f)
 
         checkpoint.torch.save = half_save  # type: ignore[assignment]
+    elif kind == "term":  # no kill: a SIGTERM in iteration K's step, which stops the run there
+        step = loop.train_iteration
+
+        def terminated_step(*args: Any) -> None:
+            if args[5] == int(at):
+                os.kill(os.getpid(), signal.SIGTERM)
+            step(*args)
+
+        loop.train_iteration = terminated_step
     elif kind == "stop":
         step = loop.train_iteration
         write = RunDir.write_final_losses

@@ -87,17 +87,18 @@ def same_run(twin: Path, run_dir: Path) -> None:
 def test_a_run_killed_at_any_moment_resumes_to_its_uninterrupted_twin(
     recipe: Path, twin: Path, cli: Any
 ) -> None:
-    """One run killed four times, each resume killed again: just after a checkpoint inside a
-    log window (7, 8 | 9), then (resumed from 8) across the epoch boundary after iteration 10
-    and inside the checkpoint write at 16 (half a temporary file on disk), then (from 12) after
-    the last checkpoint, before final_losses.json; the last resume finishes it."""
+    """One run stopped four times, each resume stopped again: killed just after a checkpoint
+    inside a log window (7, 8 | 9); resumed from 8, across the epoch boundary after iteration
+    10, and stopped by SIGTERM at 14, inside a window (13, 14 | 15); resumed from 14 and killed
+    inside the checkpoint write at 16 (half a temporary file on disk); resumed from 14 again and
+    killed after the last checkpoint, before final_losses.json; the last resume finishes it."""
     out = recipe.parent / "killed"
     first = cgfw("run", str(recipe), *SETTINGS, "--set", f"run.output_dir={out}", kill="step:9")
     assert first.returncode == -9, first.stderr
     (run_dir,) = run_dirs(out)
-    for point, resumed_from in (("save:16", 8), ("final", 12)):
+    for point, resumed_from, code in (("term:14", 8, 143), ("save:16", 14, -9), ("final", 14, -9)):
         again = cgfw("run", "--resume", str(run_dir), kill=point)
-        assert again.returncode == -9, again.stderr
+        assert again.returncode == code, again.stderr
         assert (
             f"resumed from {run_dir / 'checkpoints' / 'latest.pt'} at iteration {resumed_from}"
             in (again.stderr)
