@@ -274,6 +274,8 @@ def child(*args: str, kill: str) -> subprocess.CompletedProcess[str]:
 def kills(n: int, rng: random.Random, work: Path, tally: Tally) -> None:
     """`n` runs, each killed at 1 to 3 random moments (in a step, inside a checkpoint write,
     after the last checkpoint) and resumed after each."""
+    if n == 0:
+        return
     counts = {"trainA": 10, "trainB": 10, "testA": 2, "testB": 2}
     data = make_folder_dataset(work / "kill_data", counts)
     total = 17
