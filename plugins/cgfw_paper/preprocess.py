@@ -60,12 +60,10 @@ def plan(mode: str, width: int, height: int, load_size: int, crop_size: int) -> 
         return Plan((width, height), False, crop_size)
     if mode in ("scale_width", "scale_width_and_crop"):
         crop = crop_size if mode == "scale_width_and_crop" else None
-        if width == load_size and height >= crop_size:  # their __scale_width leaves it
-            scaled = width, height
-        else:
-            # int() of the float quotient, as theirs: the height is at least crop_size, so a
-            # wide image is stretched rather than cropped outside itself.
-            scaled = load_size, int(max(load_size * height / width, crop_size))
+        # int() of the float quotient, as theirs: the height is at least crop_size, so a wide
+        # image is stretched rather than cropped outside itself. (Their early return for an
+        # image already load_size wide gives this same size.)
+        scaled = load_size, int(max(load_size * height / width, crop_size))
         if crop is None:
             # Uncropped, the image goes to the networks as it is: sides rounded to a multiple
             # of 4 in the same resize, as "none" rounds them. Theirs keeps any height, on which
