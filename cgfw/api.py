@@ -28,7 +28,14 @@ from cgfw.session.load import DIRECTIONS, Generator, load_generator
 from cgfw.session.start import train_run
 from cgfw.store import checkpoint
 from cgfw.store.layout import RunDir
-from cgfw.tools.translate import DEFAULT_SIZE, MIN_SIDE, resize_shorter, to_image, translate_batch
+from cgfw.tools.translate import (
+    MIN_SIDE,
+    Sizing,
+    default_sizing,
+    resize_to,
+    to_image,
+    translate_batch,
+)
 from cgfw.training.loop import Interrupted, resolve_device
 
 
@@ -150,12 +157,12 @@ class Run:
         """Translate `image` with the `direction` generator (see `generator`).
 
         A PIL image is handled as `cgfw translate` handles a file: made RGB, its shorter side
-        resized to `size` (default: the recipe's data.crop_size, else 256; `full_resolution`
-        keeps its size), translated; an RGB image of that size comes back. A tensor, (C, H, W)
-        or (N, C, H, W) in [-1, 1], is translated at its own size, without gradients; a tensor
-        of the same shape in [-1, 1] comes back, on the run's device. `tile`: an image larger
-        than that many px is translated in tiles that give what the whole image gives, in
-        memory that grows with the tile (`cgfw translate --tile`).
+        resized to `size` (default: the scale of the run's test images, as `cgfw translate`;
+        `full_resolution` keeps its size), translated; an RGB image of that size comes back.
+        A tensor, (C, H, W) or (N, C, H, W) in [-1, 1], is translated at its own size, without
+        gradients; a tensor of the same shape in [-1, 1] comes back, on the run's device.
+        `tile`: an image larger than that many px is translated in tiles that give what the
+        whole image gives, in memory that grows with the tile (`cgfw translate --tile`).
         """
         generator = self._loaded(direction, raw)
         if isinstance(image, Tensor):
@@ -174,8 +181,12 @@ class Run:
                 )
             if size is not None and full_resolution:
                 raise CgfwError("translate: size and full_resolution exclude each other; give one")
-            side = None if full_resolution else size or generator.crop_size or DEFAULT_SIZE
-            return _translate_image(generator.net, image, side, self.device, tile)
+            if full_resolution or size is not None:
+                sizing = Sizing(shorter=size)
+            else:
+                data = generator.resolved.options.get("data")
+                sizing = default_sizing(data, generator.crop_size)
+            return _translate_image(generator.net, image, sizing, self.device, tile)
         raise CgfwError(
             f"translate: give a PIL image or a torch.Tensor, not a {type(image).__name__}"
         )
@@ -222,11 +233,12 @@ def _translate_tensor(
 def _translate_image(
     net: nn.Module,
     image: Image.Image,
-    side: int | None,
+    sizing: Sizing,
     device: torch.device,
     tile: int | None = None,
 ) -> Image.Image:
-    rgb = resize_shorter(to_rgb(image), side)
+    rgb = to_rgb(image)
+    rgb = resize_to(rgb, sizing.of(*rgb.size))
     if min(rgb.size) < MIN_SIDE:
         raise CgfwError(
             f"translate: a {rgb.width}x{rgb.height} image is under {MIN_SIDE} px; give "

@@ -13,14 +13,15 @@ from cgfw.errors import CgfwError
 from cgfw.images import BadImage, decode
 from cgfw.session.load import DIRECTIONS, load_generator
 from cgfw.tools.translate import (
-    DEFAULT_SIZE,
     MIN_SIDE,
     Decoded,
+    Sizing,
     Translator,
     _warn_skipped,
+    default_sizing,
     plan,
-    resize_planes_shorter,
-    resize_shorter,
+    resize_planes_to,
+    resize_to,
     side_of,
 )
 from cgfw.training.loop import resolve_device
@@ -41,7 +42,9 @@ from cgfw.training.loop import resolve_device
     "--size",
     type=click.IntRange(min=MIN_SIDE),
     metavar="N",
-    help="Resize the shorter side to N px (default: the recipe's data.crop_size, else 256).",
+    help="Resize the shorter side to N px (default: the scale of the run's test images, "
+    "data.test_preprocess: the shorter side at data.crop_size or test_load_size, the width "
+    "at it for scale_width modes, full resolution for crop and none; else 256).",
 )
 @click.option(
     "--full-resolution", is_flag=True, help="Translate at the images' own size (no resize)."
@@ -90,8 +93,10 @@ def translate(
     jobs = plan(input_path, output)  # before loading anything: a bad OUTPUT fails fast
     dev = resolve_device(device, "--device")
     generator = load_generator(model, direction, raw)
-    if not full_resolution and size is None:
-        size = generator.crop_size or DEFAULT_SIZE
+    if full_resolution or size is not None:
+        sizing = Sizing(shorter=size)
+    else:
+        sizing = default_sizing(generator.resolved.options.get("data"), generator.crop_size)
     translator = Translator(generator.net.to(dev), dev, batch_size, side_by_side, tile)
     channels = generator.channels
     single = not input_path.is_dir()
@@ -109,10 +114,11 @@ def translate(
         for job in jobs:
             try:
                 decoded = decode(job.source, channels)
+                new = sizing.of(*side_of(decoded))
                 image: Decoded = (
-                    resize_shorter(decoded, size)
+                    resize_to(decoded, new)
                     if isinstance(decoded, Image.Image)
-                    else resize_planes_shorter(decoded, size)
+                    else resize_planes_to(decoded, new)
                 )
             except (BadImage, OSError) as exc:  # OSError: no read permission, vanished file
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -135,7 +141,7 @@ def translate(
         _warn_skipped(skipped)
     if translator.done == 0:
         raise CgfwError(f"{input_path}: none of its {len(jobs)} image(s) could be translated")
-    resolution = "full resolution" if size is None else f"shorter side {size} px"
+    resolution = str(sizing)
     where = jobs[0].target if single else output
     out.print(
         f"translated {translator.done} image(s) {direction} ({resolution}"

@@ -270,7 +270,22 @@ def validate(data: Mapping[str, Any], registry: Registry, source: str) -> Resolv
             raise CgfwError(f"{source}: {exc}") from None
         resolved.components[path] = component
     _check_recomputed(recipe.train.activation_checkpointing, slots, model, source)
+    _check_batchable(resolved)
     return resolved
+
+
+def _check_batchable(resolved: Resolved) -> None:
+    """Training images of different sizes cannot be stacked into a batch; a dataset whose
+    options give them (their `unequal_sizes` says why, as the authors' scale_width and none
+    modes do) trains at batch 1, as the authors train with them. Said now, not as a collate
+    traceback in a worker."""
+    why = getattr(resolved.options.get("data"), "unequal_sizes", None)
+    batch = resolved.recipe.train.batch_size
+    if isinstance(why, str) and batch > 1:
+        raise CgfwError(
+            f"{resolved.source}: {why}; they cannot be stacked into batches of "
+            f"train.batch_size = {batch}: set train.batch_size = 1, as the authors train"
+        )
 
 
 def _check_recomputed(

@@ -59,20 +59,53 @@ def shorter_side_to(width: int, height: int, size: int | None) -> tuple[int, int
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def resize_shorter(image: Image.Image, size: int | None) -> Image.Image:
-    """Shorter side to `size`, aspect ratio kept; None keeps the image as it is."""
-    new = shorter_side_to(*image.size, size)
+@dataclass(frozen=True)
+class Sizing:
+    """How translate sizes an image, aspect ratio kept: its shorter side to `shorter` px, or
+    its width to `width` px; neither: as it is (full resolution)."""
+
+    shorter: int | None = None
+    width: int | None = None
+
+    def of(self, width: int, height: int) -> tuple[int, int] | None:
+        """The new (width, height), or None to keep the image as it is."""
+        if self.width is None or width == self.width:
+            return shorter_side_to(width, height, self.shorter)
+        return self.width, max(1, round(height * self.width / width))
+
+    def __str__(self) -> str:
+        if self.width is not None:
+            return f"width {self.width} px"
+        return "full resolution" if self.shorter is None else f"shorter side {self.shorter} px"
+
+
+def default_sizing(data_options: object, crop_size: int | None) -> Sizing:
+    """translate's size when none is given: the scale of the run's held-out images, which a
+    dataset's options may say as `translate_scale` (Sizing's arguments: the authors'
+    scale_width modes give the width, crop and none full resolution), else the shorter side
+    at data.crop_size (256 without one)."""
+    scale = getattr(data_options, "translate_scale", None)
+    if isinstance(scale, dict):
+        return Sizing(**scale)
+    return Sizing(shorter=crop_size or DEFAULT_SIZE)
+
+
+def resize_to(image: Image.Image, new: tuple[int, int] | None) -> Image.Image:
     # Bicubic, as the datasets resize for training.
     return image if new is None else image.resize(new, Image.Resampling.BICUBIC)
 
 
-def resize_planes_shorter(planes: Planes, size: int | None) -> Planes:
-    """`resize_shorter` for full-precision planes."""
-    new = shorter_side_to(*side_of(planes), size)
+def resize_planes_to(planes: Planes, new: tuple[int, int] | None) -> Planes:
+    """`resize_to` for full-precision planes."""
     if new is None:
         return planes
     new_w, new_h = new
     return Planes(resize_planes(planes.data, new_h, new_w), planes.dtype)
+
+
+def resize_shorter(image: Image.Image, size: int | None) -> Image.Image:
+    """Shorter side to `size`, aspect ratio kept; None keeps the image as it is."""
+    return resize_to(image, shorter_side_to(*image.size, size))
 
 
 # What translate reads an input as: an 8-bit Pillow image, or planes at full precision.

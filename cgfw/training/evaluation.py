@@ -62,12 +62,48 @@ def usable_metrics(names: list[str], registry: Registry, paired: bool) -> list[s
 
 
 def batches(dataset: Any, split: str, batch_size: int) -> Any:
-    """(real_a, real_b) batches over the whole split, in order."""
-    total = len(dataset)
-    for start in range(0, total, batch_size):
-        keys = range(start, min(start + batch_size, total))
-        items = [dataset[(i, TRAIN_SEED) if split == "train" else i] for i in keys]
-        yield torch.stack([i["a"] for i in items]), torch.stack([i["b"] for i in items])
+    """(real_a, real_b) batches over the whole split, in order. A batch ends early where the
+    images change size: held-out images that keep their aspect ratio (the authors'
+    scale_width and none modes) differ from one another."""
+    run: list[dict[str, Tensor]] = []
+    for i in range(len(dataset)):
+        item = dataset[(i, TRAIN_SEED) if split == "train" else i]
+        if run and _shapes(item) != _shapes(run[0]):
+            yield _stacked(run)
+            run = []
+        run.append(item)
+        if len(run) == batch_size:
+            yield _stacked(run)
+            run = []
+    if run:
+        yield _stacked(run)
+
+
+def _shapes(item: dict[str, Tensor]) -> tuple[torch.Size, torch.Size]:
+    return item["a"].shape, item["b"].shape
+
+
+def _stacked(items: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor]:
+    return torch.stack([i["a"] for i in items]), torch.stack([i["b"] for i in items])
+
+
+def one_size(items: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor]:
+    """The items' A and B images as two batches of one size, for the sample grids: each image
+    cropped about its centre to the least height and width among them all, so that images
+    kept at their own aspect ratio (scale_width, none) still make one grid. Images of one
+    size are stacked as they are."""
+    images = [i[side] for i in items for side in ("a", "b")]
+    height = min(int(x.shape[-2]) for x in images)
+    width = min(int(x.shape[-1]) for x in images)
+
+    def centred(x: Tensor) -> Tensor:
+        top, left = (int(x.shape[-2]) - height) // 2, (int(x.shape[-1]) - width) // 2
+        return x[..., top : top + height, left : left + width]
+
+    return (
+        torch.stack([centred(i["a"]) for i in items]),
+        torch.stack([centred(i["b"]) for i in items]),
+    )
 
 
 class _MeanAbsError:

@@ -29,7 +29,13 @@ from cgfw.training.alarms import Alarms
 from cgfw.training.data import KeyBatches, epoch_keys, iters_per_epoch, train_loader
 from cgfw.training.distributed import Group
 from cgfw.training.ema import EMA
-from cgfw.training.evaluation import build_metric, default_metrics, evaluate, flat_metrics
+from cgfw.training.evaluation import (
+    build_metric,
+    default_metrics,
+    evaluate,
+    flat_metrics,
+    one_size,
+)
 from cgfw.training.graphs import GraphedStep, check_graphable, decide
 from cgfw.training.model import Model, Speed, build_model
 from cgfw.training.progress import LossLog
@@ -336,7 +342,7 @@ def fixed_samples(resolved: Resolved, train_set: Dataset[Any], n: int) -> tuple[
         items = [train_set[k] for k in keys]
     else:
         items = [test_set[i] for i in range(min(n, len(test_set)))]  # type: ignore[arg-type]
-    return torch.stack([i["a"] for i in items]), torch.stack([i["b"] for i in items])
+    return one_size(items)
 
 
 @torch.no_grad()

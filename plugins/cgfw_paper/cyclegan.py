@@ -92,6 +92,19 @@ def _unsafe(resolved: Resolved | RecipeView, parts: dict[str, Any]) -> str | Non
     return None
 
 
+def _check_pool_sizes(resolved: Resolved | RecipeView, pool: Buffer) -> None:
+    """A pool that keeps its fakes in one tensor (`one_size`) cannot take training images of
+    different sizes (the authors' scale_width and none modes): said before the first step,
+    not as a shape error in it."""
+    why = getattr(resolved.options.get("data"), "unequal_sizes", None)
+    if isinstance(why, str) and getattr(pool, "one_size", False):
+        raise CgfwError(
+            f"{resolved.source}: {why}, and buffer '{resolved.components['buffer'].name}' "
+            "keeps its fakes in one tensor of one size; set buffer.capacity = 0 (the "
+            "discriminators see only the newest fakes) or a data.preprocess that crops"
+        )
+
+
 class CycleGAN(Model):
     slots = SLOTS
     directions = DIRECTIONS
@@ -122,6 +135,7 @@ class CycleGAN(Model):
         self.paired_loss: Callable[[Tensor, Tensor], Tensor] = build.component("losses.paired")
         self.pool_a: Buffer = build.component("buffer")  # history of fake_a shown to d_a
         self.pool_b: Buffer = build.component("buffer")
+        _check_pool_sizes(build.resolved, self.pool_a)
         # A gradient penalty added to each discriminator's loss, and an augmentation of every
         # image a discriminator judges; both None in the paper's setting.
         self.regularizer: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = build.component(

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cgfw import Register, hookimpl, lazy
+from cgfw_paper.preprocess import RESIZED_THEN_CROPPED, Mode
 
 AUTHORS_DATASETS = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 
@@ -20,20 +21,101 @@ MAX_CHANNELS = 1024
 
 class Augment(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    preprocess: Mode = Field(
+        "resize_and_crop",
+        description="how training images are resized and cropped, as the authors' --preprocess: "
+        "resize_and_crop (to load_size squares, then crop_size crops), crop (crops of the "
+        "image as it is), scale_width (width to load_size, aspect ratio kept, height at least "
+        "crop_size), scale_width_and_crop (that, then crops), none (sides rounded to a "
+        "multiple of 4); scale_width and none give images of different sizes: batch_size 1",
+    )
     load_size: int = Field(
-        286, ge=1, le=MAX_SIZE, description="images are first resized to this square"
+        286,
+        ge=1,
+        le=MAX_SIZE,
+        description="images are first resized to this square (scale_width modes: this width)",
     )
     crop_size: int = Field(
-        256, ge=4, le=MAX_SIZE, description="then randomly cropped to this (training)"
+        256,
+        ge=4,
+        le=MAX_SIZE,
+        description="then cropped to this square, at random in training (scale_width: the "
+        "least height)",
     )
     flip: bool = Field(True, description="random horizontal flips (training)")
+    test_preprocess: Mode | None = Field(
+        None,
+        description="the mode for held-out images (evaluation, sample grids; translate's "
+        "default scale follows it); none: preprocess. Test crops are centred, never flipped",
+    )
+    test_load_size: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_SIZE,
+        description="load_size for held-out images; none: crop_size, as the authors' test.py",
+    )
+    color_jitter: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="training images' colours jittered with strength s (0: off): brightness, "
+        "contrast and saturation scaled by factors in [1 - s, 1 + s], hue shifted by up to "
+        "s / 4 of a turn, in that order, after the crop and flip; held-out images never",
+    )
+
+    @property
+    def test_mode(self) -> Mode:
+        return self.test_preprocess or self.preprocess
+
+    @property
+    def test_load(self) -> int:
+        return self.test_load_size or self.crop_size
+
+    @property
+    def translate_scale(self) -> dict[str, int]:
+        """The scale `cgfw translate` gives an image by default, that of the held-out images
+        (the arguments of cgfw.tools.translate.Sizing, aspect ratio kept): the shorter side at
+        test_load_size for resize_and_crop (it tests on squares of that side), the width at it
+        for the scale_width modes, the image's own size for crop and none (no resize)."""
+        if self.test_mode == "resize_and_crop":
+            return {"shorter": self.test_load}
+        if self.test_mode in ("scale_width", "scale_width_and_crop"):
+            return {"width": self.test_load}
+        return {}
+
+    @property
+    def unequal_sizes(self) -> str | None:
+        """Why training images may differ in size (so batch_size must be 1), or None. The
+        engine asks any dataset's options this before anything is built."""
+        if self.preprocess == "scale_width":
+            kept = 'aspect ratio (for equal crops: "scale_width_and_crop")'
+        elif self.preprocess == "none":
+            kept = 'size, rounded to a multiple of 4 (for equal crops: "crop")'
+        else:
+            return None
+        return (
+            f'data.preprocess = "{self.preprocess}" keeps each image\'s {kept}, so training '
+            "images differ in size"
+        )
 
     @model_validator(mode="after")
     def _crop_fits(self) -> Augment:
-        if self.crop_size > self.load_size:
+        if self.preprocess in RESIZED_THEN_CROPPED and self.crop_size > self.load_size:
             raise ValueError(
                 f"crop_size {self.crop_size} is larger than load_size {self.load_size}; "
-                "set load_size >= crop_size"
+                f"set load_size >= crop_size (preprocess {self.preprocess!r} crops the "
+                "resized image)"
+            )
+        if self.test_mode in RESIZED_THEN_CROPPED and self.crop_size > self.test_load:
+            raise ValueError(
+                f"crop_size {self.crop_size} is larger than test_load_size "
+                f"{self.test_load}; set test_load_size >= crop_size"
+            )
+        channels = getattr(self, "channels", 3)
+        if self.color_jitter and channels not in (1, 3):
+            raise ValueError(
+                f"color_jitter {self.color_jitter} needs 1- or 3-channel images, not "
+                f"channels = {channels}; set color_jitter = 0"
             )
         return self
 
@@ -80,6 +162,10 @@ class EmojiOptions(Augment):
         "emoji of the A half, so the a -> b generator learns from exactly the unpaired run's A "
         'images ("b": b -> a, the B half\'s); true: both halves, twice the images',
     )
+
+    @property
+    def unequal_sizes(self) -> str | None:
+        return None  # every tile is a 64 px square: every mode gives them one size
 
 
 @hookimpl

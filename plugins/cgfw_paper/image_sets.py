@@ -1,6 +1,6 @@
 """The datasets themselves: the authors' folder layout (trainA/trainB/testA/testB) and the
-embedded emoji, with the paper's resize, crop and flip. Imported when a run builds one
-(datasets.py registers them lazily, with their options)."""
+embedded emoji, with the authors' preprocessing modes (preprocess.py), flips and colour jitter.
+Imported when a run builds one (datasets.py registers them lazily, with their options)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
+from torchvision.transforms import functional as TF
 
 from cgfw import (
     IMAGE_SUFFIXES,
@@ -30,39 +31,106 @@ from cgfw import (
 )
 from cgfw.errors import CgfwError, MissingSplit
 from cgfw_paper.datasets import AUTHORS_DATASETS, Augment, EmojiOptions, FolderOptions
+from cgfw_paper.preprocess import Plan, plan
 
 log = logging.getLogger("cgfw.data")  # the same logger as cgfw.images: one place to quiet skips
 
 
+# A crop's top-left corner (x, y); None where the mode does not crop.
+Corner = tuple[int, int] | None
+
+
 def augment(image: Image.Image | Tensor, opts: Augment, g: torch.Generator | None) -> Tensor:
-    """Resize to load_size, then a random crop and flip when `g` is given (training), else a
-    plain resize to crop_size (evaluation)."""
+    """Training (`g` given): data.preprocess with the crop's corner and the flip drawn from `g`,
+    then the colour jitter; held-out images (`g` None): data.test_preprocess at
+    test_load_size, the crop centred, no flip. BadImage for an image a crop does not fit in:
+    the dataset skips it, naming it."""
+    p = plan_of(image, opts, train=g is not None)
+    corner, flip = choices(p, opts, g)
+    out = apply(image, p, corner, flip)
+    if g is not None and opts.color_jitter:
+        out = jitter(out, opts.color_jitter, g)
+    return out
+
+
+def plan_of(image: Image.Image | Tensor, opts: Augment, train: bool) -> Plan:
+    """The mode's plan for this image: data.preprocess at load_size in training, else
+    data.test_preprocess at test_load_size. BadImage when its crop does not fit ("crop" does
+    not resize; the authors' RandomCrop refuses such an image too)."""
+    width, height = size_of(image)
+    if train:
+        key, mode, load = "preprocess", opts.preprocess, opts.load_size
+    else:
+        key, mode, load = "test_preprocess", opts.test_mode, opts.test_load
+    p = plan(mode, width, height, load, opts.crop_size)
+    if not p.fits():
+        raise BadImage(
+            f"{width}x{height} is smaller than data.crop_size {opts.crop_size}, and data.{key} "
+            f'"{mode}" does not resize; use "resize_and_crop" or "scale_width_and_crop", or a '
+            "smaller crop_size"
+        )
+    return p
+
+
+def choices(p: Plan, opts: Augment, g: torch.Generator | None) -> tuple[Corner, bool]:
+    """The crop's corner and the flip: drawn from `g` in training (the corner first, as the
+    authors' get_params), the centre and no flip for held-out images."""
+    if g is None:
+        return (None if p.crop is None else p.centre()), False
+    corner: Corner = None
+    if p.crop is not None:
+        span_x, span_y = p.spans()
+        if span_x == span_y:  # one draw of both, as before the other modes: the same crops
+            x, y = (int(v) for v in torch.randint(span_x, (2,), generator=g))
+        else:
+            x = int(torch.randint(span_x, (), generator=g))
+            y = int(torch.randint(span_y, (), generator=g))
+        corner = x, y
+    flip = opts.flip and torch.rand((), generator=g).item() < 0.5
+    return corner, flip
+
+
+def apply(image: Image.Image | Tensor, p: Plan, corner: Corner, flip: bool) -> Tensor:
+    """Resize (bicubic, as the authors'), crop at `corner`, flip: an 8-bit Pillow image, or
+    (C, H, W) float planes (16-bit, float, N channels) on the tensor, never rounded to 8
+    bits. (C, H, W) in [-1, 1] comes back."""
     if isinstance(image, Tensor):
-        return augment_planes(image, opts, g)
-    if g is None:
-        return to_tensor(image.resize((opts.crop_size, opts.crop_size), Image.Resampling.BICUBIC))
-    image = image.resize((opts.load_size, opts.load_size), Image.Resampling.BICUBIC)
-    span = opts.load_size - opts.crop_size + 1
-    x, y = (int(v) for v in torch.randint(span, (2,), generator=g))
-    image = image.crop((x, y, x + opts.crop_size, y + opts.crop_size))
-    if opts.flip and torch.rand((), generator=g).item() < 0.5:
-        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return to_tensor(image)
+        planes = image
+        if p.resized:
+            planes = resize_planes(planes, p.size[1], p.size[0])
+        if corner is not None and p.crop is not None:
+            x, y = corner
+            planes = planes[:, y : y + p.crop, x : x + p.crop]
+        return (planes.flip(-1) if flip else planes).contiguous()
+    if p.resized:
+        image = image.resize(p.size, Image.Resampling.BICUBIC)
+    if corner is not None and p.crop is not None:
+        x, y = corner
+        image = image.crop((x, y, x + p.crop, y + p.crop))
+    return to_tensor(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else image)
 
 
-def augment_planes(planes: Tensor, opts: Augment, g: torch.Generator | None) -> Tensor:
-    """`augment` for (C, H, W) float planes (16-bit, float, N channels): the same steps and the
-    same random draws, on the tensor, so nothing is rounded to 8 bits."""
-    crop = opts.crop_size
-    if g is None:
-        return resize_planes(planes, crop, crop)
-    planes = resize_planes(planes, opts.load_size, opts.load_size)
-    span = opts.load_size - crop + 1
-    x, y = (int(v) for v in torch.randint(span, (2,), generator=g))
-    planes = planes[:, y : y + crop, x : x + crop]
-    if opts.flip and torch.rand((), generator=g).item() < 0.5:
-        planes = planes.flip(-1)
-    return planes.contiguous()
+def size_of(image: Image.Image | Tensor) -> tuple[int, int]:
+    """(width, height) of a Pillow image or of (C, H, W) planes."""
+    if isinstance(image, Tensor):
+        return int(image.shape[-1]), int(image.shape[-2])
+    return image.size
+
+
+def jitter(image: Tensor, strength: float, g: torch.Generator) -> Tensor:
+    """data.color_jitter: brightness, contrast and saturation scaled by factors drawn uniformly
+    from [1 - s, 1 + s), then the hue shifted by up to s / 4 of a turn, in that fixed order
+    (torchvision's ColorJitter with those ranges, but its draws from the item's generator, so
+    an item is the same on a resume and in any worker). (C, H, W) in [-1, 1], C 1 or 3 (one
+    channel has neither saturation nor hue)."""
+    draws = torch.rand(4, generator=g).mul(2).sub(1)  # in [-1, 1)
+    brightness, contrast, saturation = (1.0 + strength * float(d) for d in draws[:3])
+    unit = image.add(1.0).mul(0.5)
+    unit = TF.adjust_brightness(unit, brightness)
+    unit = TF.adjust_contrast(unit, contrast)
+    unit = TF.adjust_saturation(unit, saturation)
+    unit = TF.adjust_hue(unit, strength / 4 * float(draws[3]))
+    return unit.mul(2.0).sub(1.0)
 
 
 # What a dataset's `load` returns: an 8-bit Pillow image or float planes in [-1, 1].
@@ -87,16 +155,17 @@ class Unpaired(Dataset[dict[str, Tensor]]):
     def load(self, item: Any) -> Loaded:
         raise NotImplementedError
 
-    def fetch(self, items: list[Any], index: int) -> Loaded:
-        """items[index], or the next usable one if it turns out to be corrupt (named once, and
-        not decoded again). Not with aligned pairs: the next image would be another pair's, so
+    def fetch(self, items: list[Any], index: int, g: torch.Generator | None) -> Tensor:
+        """items[index] augmented, or the next usable one if it turns out to be corrupt, or too
+        small for the crop (named once, and not decoded again; a skipped image has drawn
+        nothing from `g`). Not with aligned pairs: the next image would be another pair's, so
         a corrupt one stops."""
         for k in range(len(items)):
             item = items[(index + k) % len(items)]
             if item in self.bad:
                 continue
             try:
-                return self.load(item)
+                return augment(self.load(item), self.opts, g)
             except BadImage as exc:
                 self.skip(item, exc)
         raise CgfwError(f"none of the {len(items)} images around {items[0]} can be decoded")
@@ -113,20 +182,20 @@ class Unpaired(Dataset[dict[str, Tensor]]):
     def __getitem__(self, key: Any) -> dict[str, Tensor]:
         if not self.train:
             return {
-                "a": augment(self.fetch(self.a, key % len(self.a)), self.opts, None),
-                "b": augment(self.fetch(self.b, key % len(self.b)), self.opts, None),
+                "a": self.fetch(self.a, key % len(self.a), None),
+                "b": self.fetch(self.b, key % len(self.b), None),
             }
         index, seed = key
         g = item_generator(seed)
         if self.paired:  # item i's B is item i's A in the other domain: the same crop and flip
             return {
-                "a": augment(self.fetch(self.a, index), self.opts, item_generator(seed)),
-                "b": augment(self.fetch(self.b, index), self.opts, g),
+                "a": self.fetch(self.a, index, item_generator(seed)),
+                "b": self.fetch(self.b, index, g),
             }
         partner = int(torch.randint(len(self.b), (), generator=g))
         return {
-            "a": augment(self.fetch(self.a, index % len(self.a)), self.opts, g),
-            "b": augment(self.fetch(self.b, partner), self.opts, g),
+            "a": self.fetch(self.a, index % len(self.a), g),
+            "b": self.fetch(self.b, partner, g),
         }
 
 

@@ -28,6 +28,11 @@ class ImagePool:
         self.images: Tensor | None = None  # (capacity, C, H, W), allocated on first use
         self.count: Tensor | None = None  # how many slots are filled, a 0-d tensor
 
+    @property
+    def one_size(self) -> bool:
+        """Whether it holds images of one size only (its fakes live in one tensor)."""
+        return self.capacity > 0
+
     def query(self, images: Tensor) -> Tensor:
         if self.capacity == 0:
             return images
