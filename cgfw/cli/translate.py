@@ -8,7 +8,7 @@ import click
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cgfw.cli.console import console, friendly, out, raw_option
+from cgfw.cli.console import checkpoint_option, console, friendly, out, raw_option
 from cgfw.errors import CgfwError
 from cgfw.images import BadImage, decode
 from cgfw.session.load import DIRECTIONS, load_generator
@@ -56,6 +56,7 @@ from cgfw.training.loop import resolve_device
     help="Images of the same size translated at once.",
 )
 @raw_option
+@checkpoint_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @friendly
 def translate(
@@ -68,11 +69,12 @@ def translate(
     side_by_side: bool,
     batch_size: int,
     raw: bool,
+    which: str,
     device: str,
 ) -> None:
     """Translate INPUT (an image, or a folder searched recursively) into OUTPUT (a file, or a
     folder mirroring INPUT's subfolders and file names) with the generator of RUN_DIR (its
-    latest checkpoint) or of a CHECKPOINT file.
+    latest checkpoint, or the one --checkpoint names) or of a CHECKPOINT file.
 
     Each output is written in the format its name's suffix gives (PNG for a name without one).
     """
@@ -80,7 +82,7 @@ def translate(
         raise CgfwError("--size and --full-resolution exclude each other; give one")
     jobs = plan(input_path, output)  # before loading anything: a bad OUTPUT fails fast
     dev = resolve_device(device, "--device")
-    generator = load_generator(model, direction, raw)
+    generator = load_generator(model, direction, raw, which)
     if not full_resolution and size is None:
         size = generator.crop_size or DEFAULT_SIZE
     translator = Translator(generator.net.to(dev), dev, batch_size, side_by_side)
