@@ -24,9 +24,9 @@ from cgfw.images import to_rgb, to_tensor
 from cgfw.plugin.loader import load_plugins
 from cgfw.plugin.registry import KINDS, check_kind
 from cgfw.recipe import load_data, read_toml, set_values, validate_stages
-from cgfw.session.load import DIRECTIONS, Generator, load_generator
+from cgfw.session.load import DIRECTIONS, LATEST, Generator, chosen, load_generator
 from cgfw.session.start import train_run
-from cgfw.store import checkpoint
+from cgfw.store.checkpoint import latest_in
 from cgfw.store.layout import RunDir
 from cgfw.tools.translate import (
     MIN_SIDE,
@@ -74,9 +74,11 @@ def train(
     return load(result.run_dir, device=device or resolved.recipe.train.device)
 
 
-def load(run_dir: str | Path, *, device: str = "auto") -> Run:
+def load(run_dir: str | Path, *, device: str = "auto", checkpoint: str = LATEST) -> Run:
     """A run directory made by `cgfw.train` or `cgfw run`, finished or still training (it needs
-    a checkpoint); its generators will run on `device` ("auto": CUDA when present)."""
+    a checkpoint); its generators will run on `device` ("auto": CUDA when present), with the
+    weights of its `checkpoint`: "latest" (previous.pt when latest.pt is damaged), "best" (by
+    train.keep_best) or "iter_N" (kept by train.keep_every), as `cgfw translate --checkpoint`."""
     path = Path(run_dir)
     run = RunDir(path)
     if not run.is_run():
@@ -85,13 +87,14 @@ def load(run_dir: str | Path, *, device: str = "auto") -> Run:
             "cgfw.train or `cgfw run`"
         )
     try:
-        checkpoint.latest_in(run.checkpoints)
+        latest_in(run.checkpoints)
     except CgfwError:
         raise CgfwError(
             f"{path}: no checkpoint yet in {run.checkpoints}; let the run reach "
             "train.checkpoint_every (or finish) first"
         ) from None
-    return Run(path, resolve_device(device, "device"))
+    chosen(run, checkpoint)  # one that is not there fails here, not at the first translation
+    return Run(path, resolve_device(device, "device"), checkpoint)
 
 
 @dataclass
@@ -101,6 +104,7 @@ class Run:
 
     path: Path
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    checkpoint: str = LATEST  # which of its checkpoints: latest, best or iter_N
     # (direction, raw) -> the generator loaded for it; later checkpoints are not re-read.
     _generators: dict[tuple[str, bool], Generator] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -196,7 +200,7 @@ class Run:
             raise CgfwError(f"direction {direction!r}: use one of {', '.join(DIRECTIONS)}")
         key = (direction, raw)
         if key not in self._generators:
-            generator = load_generator(self.path, direction, raw)
+            generator = load_generator(self.path, direction, raw, self.checkpoint)
             generator.net.to(self.device)
             self._generators[key] = generator
         return self._generators[key]

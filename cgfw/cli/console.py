@@ -13,7 +13,7 @@ from rich.markup import escape
 from cgfw.errors import CgfwError
 from cgfw.terminal import QUIET, console, out
 
-__all__ = ["QUIET", "SET_HELP", "console", "friendly", "out", "raw_option"]
+__all__ = ["QUIET", "SET_HELP", "checkpoint_option", "console", "friendly", "out", "raw_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,4 +40,15 @@ raw_option = click.option(
     "--raw",
     is_flag=True,
     help="The trained weights, not their moving average (runs with train.ema only).",
+)
+
+# `--checkpoint` of translate, export and eval: which of a run directory's checkpoints.
+checkpoint_option = click.option(
+    "--checkpoint",
+    "which",
+    default="latest",
+    show_default=True,
+    metavar="best|latest|iter_N",
+    help="A run directory's checkpoint: latest (previous.pt if latest.pt is damaged), best "
+    "(by train.keep_best) or iter_N (kept by train.keep_every).",
 )

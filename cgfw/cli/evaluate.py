@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cgfw.cli.console import console, friendly, out, raw_option
+from cgfw.cli.console import checkpoint_option, console, friendly, out, raw_option
 from cgfw.plugin.loader import load_plugins
 from cgfw.store.layout import RunDir
 from cgfw.tools.compare import run_dirs
@@ -51,6 +51,7 @@ from cgfw.training.loop import resolve_device
     help="Images translated at once.",
 )
 @raw_option
+@checkpoint_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @friendly
 def eval_cmd(
@@ -59,13 +60,14 @@ def eval_cmd(
     metric_names: str | None,
     batch_size: int,
     raw: bool,
+    which: str,
     device: str,
 ) -> None:
-    """Score each RUN_DIR's generators (latest checkpoint) on its dataset's held-out split:
-    each metric a -> b and b -> a, the untranslated inputs as a baseline, and the cycle error.
-    Writes RUN_DIR/metrics.json and sends the scores to the run's trackers (TensorBoard
-    HParams; its MLflow or W&B run when its recipe names them). A folder of runs (an
-    ablation's) means every run in it."""
+    """Score each RUN_DIR's generators (latest checkpoint, or the one --checkpoint names) on
+    its dataset's held-out split: each metric a -> b and b -> a, the untranslated inputs as a
+    baseline, and the cycle error. Writes RUN_DIR/metrics.json and sends the scores to the
+    run's trackers (TensorBoard HParams; its MLflow or W&B run when its recipe names them). A
+    folder of runs (an ablation's) means every run in it."""
     dirs = run_dirs(list(paths))  # each has recipe.toml, or this is one clear error
     registry = load_plugins().registry
     # Before loading any weights: a typo, or KID without its network, fails fast.
@@ -74,6 +76,6 @@ def eval_cmd(
     metrics = {n: build_metric(registry, n) for n in names}  # their flags, read once
     dev = resolve_device(device, "--device")
     for run_dir in dirs:
-        results = eval_run(run_dir, split, metrics, registry, dev, batch_size, raw)
+        results = eval_run(run_dir, split, metrics, registry, dev, batch_size, raw, which)
         out.print(table(results, metrics, f"cgfw eval {run_dir.name}"))
         console.print(f"wrote {RunDir(run_dir).metrics}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import torch
 
-from cgfw.cli.console import console, friendly, out, raw_option
+from cgfw.cli.console import checkpoint_option, console, friendly, out, raw_option
 from cgfw.errors import CgfwError
 from cgfw.session.load import DIRECTIONS, load_generator
 from cgfw.tools.export import (
@@ -42,17 +42,22 @@ from cgfw.tools.export import (
 @click.option(
     "--output",
     type=click.Path(path_type=Path),
-    help="File to write (default: RUN_DIR/export/generator_DIRECTION.EXT).",
+    help="File to write (default: RUN_DIR/export/generator_DIRECTION.EXT; with --checkpoint "
+    "best or iter_N: generator_DIRECTION-best.EXT, ...).",
 )
 @raw_option
+@checkpoint_option
 @friendly
-def export(model: Path, fmt: str, direction: str, output: Path | None, raw: bool) -> None:
-    """Export the generator of RUN_DIR (its latest checkpoint; a checkpoint file works too) so it
+def export(
+    model: Path, fmt: str, direction: str, output: Path | None, raw: bool, which: str
+) -> None:
+    """Export the generator of RUN_DIR (its latest checkpoint, or the one --checkpoint names; a
+    checkpoint file works too) so it
     runs without cgfw. Input and output: float32 (N, C, H, W) in [-1, 1], H, W multiples of 4,
     C the run's data.channels (3 for RGB)."""
     check_installed(fmt)  # before the checkpoint is read: the fix is an install
-    generator = load_generator(model, direction, raw)
-    path = output or default_output(model, fmt, direction)
+    generator = load_generator(model, direction, raw, which)
+    path = output or default_output(model, fmt, direction, which)
     if path.is_dir():
         raise CgfwError(f"--output {path} is a folder; give a file name")
     size = example_size(generator)

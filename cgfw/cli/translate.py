@@ -8,7 +8,7 @@ import click
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cgfw.cli.console import console, friendly, out, raw_option
+from cgfw.cli.console import checkpoint_option, console, friendly, out, raw_option
 from cgfw.errors import CgfwError
 from cgfw.images import BadImage, decode
 from cgfw.session.load import DIRECTIONS, load_generator
@@ -67,6 +67,7 @@ from cgfw.training.loop import resolve_device
     "with N, not with the image. Slower: about half a forward pass per norm layer.",
 )
 @raw_option
+@checkpoint_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @friendly
 def translate(
@@ -80,11 +81,12 @@ def translate(
     batch_size: int,
     tile: int | None,
     raw: bool,
+    which: str,
     device: str,
 ) -> None:
     """Translate INPUT (an image, or a folder searched recursively) into OUTPUT (a file, or a
     folder mirroring INPUT's subfolders and file names) with the generator of RUN_DIR (its
-    latest checkpoint) or of a CHECKPOINT file.
+    latest checkpoint, or the one --checkpoint names) or of a CHECKPOINT file.
 
     Each output is written in the format its name's suffix gives (PNG for a name without one).
     """
@@ -92,7 +94,7 @@ def translate(
         raise CgfwError("--size and --full-resolution exclude each other; give one")
     jobs = plan(input_path, output)  # before loading anything: a bad OUTPUT fails fast
     dev = resolve_device(device, "--device")
-    generator = load_generator(model, direction, raw)
+    generator = load_generator(model, direction, raw, which)
     if full_resolution or size is not None:
         sizing = Sizing(shorter=size)
     else:

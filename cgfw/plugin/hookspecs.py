@@ -190,7 +190,8 @@ def register_metrics(register: Register[MetricFactory]) -> None:
       distribution metric (KID), which compares the set of fakes with the set of reals;
     - optionally ``reported_with: tuple[str, ...]``, metrics always computed beside it (FID
       names KID);
-    - ``higher_is_better: bool``;
+    - ``higher_is_better: bool``, which way the tables call better and ``train.keep_best``
+      keeps the best checkpoint by (required: a metric without it cannot pick one);
     - ``update(fake: Tensor, real: Tensor) -> None``: accumulate one batch, (N, 3, H, W) in
       [-1, 1], on any device; a distribution metric may get sets of different sizes, one of
       them possibly empty (an unpaired test split feeds each domain's images once);

@@ -154,6 +154,21 @@ class TrainSection(Strict):
     checkpoint_every: int = Field(
         5000, ge=1, le=MAX_ITERATIONS, description="iterations between checkpoints"
     )
+    keep_every: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ITERATIONS,
+        description="keep the checkpoint of every N-th iteration as checkpoints/iter_NNNNNNN.pt "
+        "(those iterations are checkpointed whatever checkpoint_every is); none: only "
+        "latest.pt and previous.pt",
+    )
+    keep_best: str | None = Field(
+        None,
+        min_length=1,
+        description='a score [eval] computes, e.g. "eval/a2b/kid": the checkpoint that scores '
+        "best by it (lower or higher, as its metric declares) is kept as checkpoints/best.pt, "
+        "its score in best.json; needs eval.every",
+    )
     # Every sample image is translated at every image_every and drawn in one grid.
     samples: int = Field(
         4, ge=1, le=256, description="fixed held-out images shown in the sample grid"

@@ -3,6 +3,7 @@ with its weights, for translate, export, eval and the Python API."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from cgfw.terminal import console
 from cgfw.training.model import build_network
 
 DIRECTIONS = ("a2b", "b2a")
+# The checkpoints of a run directory translate, eval, export and cgfw.load read: its latest
+# (the default), the best by train.keep_best, or iter_N, kept by train.keep_every.
+LATEST, BEST = "latest", "best"
 
 
 class OneSided(CgfwError):
@@ -51,9 +55,50 @@ class Generator:
         return data_channels(self.resolved.options.get("data"))
 
 
-def _checkpoint_of(source: Path) -> tuple[checkpoint.Checkpoint, dict[str, Any] | None]:
-    """The checkpoint to read (a run directory's newest good one) and, for a run directory,
-    the recipe saved beside it."""
+def chosen(run: RunDir, which: str) -> Path | None:
+    """The file `which` (best, latest or iter_N) names in `run`; None for latest, read with
+    load_newest's fallback to previous.pt. One that is not there is an error listing those that
+    are."""
+    if which == LATEST:
+        return None
+    number = re.fullmatch(r"iter_(\d+)", which)
+    if which == BEST:
+        path, keeper = run.best_checkpoint, "train.keep_best"
+    elif number:
+        path, keeper = run.kept(int(number[1])), "train.keep_every"
+    else:
+        raise CgfwError(
+            f"checkpoint {which!r}: use {LATEST}, {BEST} or iter_N (an iteration "
+            f"train.keep_every kept); {run.path} has {', '.join(present(run)) or 'none yet'}"
+        )
+    if not path.is_file():
+        raise CgfwError(
+            f"checkpoint {which!r}: {run.path} has no {path.relative_to(run.path)} ({keeper} "
+            f"keeps those); it has {', '.join(present(run)) or 'no checkpoint yet'}"
+        )
+    return path
+
+
+def present(run: RunDir) -> list[str]:
+    """The checkpoint names `chosen` takes that `run` has: latest, best, iter_4000, ..."""
+    latest = any((run.checkpoints / n).is_file() for n in (checkpoint.LATEST, checkpoint.PREVIOUS))
+    return (
+        ([LATEST] if latest else [])
+        + ([BEST] if run.best_checkpoint.is_file() else [])
+        + [f"iter_{n}" for n in run.kept_iterations()]
+    )
+
+
+def _checkpoint_of(
+    source: Path, which: str = LATEST
+) -> tuple[checkpoint.Checkpoint, dict[str, Any] | None]:
+    """The checkpoint to read (a run directory's `which`: by default its newest good one) and,
+    for a run directory, the recipe saved beside it."""
+    if source.is_file() and which != LATEST:
+        raise CgfwError(
+            f"checkpoint {which!r} picks a file of a run directory, and {source} is a "
+            "checkpoint file: give its run directory, or the file you mean"
+        )
     if source.is_dir():
         run = RunDir(source)
         saved = run.recipe
@@ -69,6 +114,9 @@ def _checkpoint_of(source: Path) -> tuple[checkpoint.Checkpoint, dict[str, Any] 
                 f"{source}: no checkpoint yet in {run.checkpoints}; let the run reach "
                 "train.checkpoint_every (or finish) first"
             ) from None
+        path = chosen(run, which)
+        if path is not None:
+            return checkpoint.load(path), read_toml(saved)
         warn = lambda w: console.print(f"[yellow]warning: {w}[/yellow]")  # noqa: E731
         return checkpoint.load_newest(run.checkpoints, warn), read_toml(saved)
     if source.is_file():
@@ -76,14 +124,17 @@ def _checkpoint_of(source: Path) -> tuple[checkpoint.Checkpoint, dict[str, Any] 
     raise CgfwError(f"{source}: no such run directory or checkpoint file")
 
 
-def load_generator(source: Path, direction: str, raw: bool = False) -> Generator:
-    """Rebuild the `direction` generator of a run directory or checkpoint file, weights loaded.
+def load_generator(
+    source: Path, direction: str, raw: bool = False, which: str = LATEST
+) -> Generator:
+    """Rebuild the `direction` generator of a run directory or checkpoint file, weights loaded;
+    of a run directory's `which` checkpoint (latest, best or iter_N).
 
     A run directory's recipe.toml is used; a bare checkpoint carries its own recipe.
     """
     if direction not in DIRECTIONS:
         raise CgfwError(f"--direction {direction!r}: use one of {', '.join(DIRECTIONS)}")
-    ckpt, recipe_data = _checkpoint_of(source)
+    ckpt, recipe_data = _checkpoint_of(source, which)
     path = ckpt.path or source
     where = str(RunDir(source).recipe) if recipe_data is not None else f"{path} (recipe)"
     if recipe_data is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,6 +225,30 @@ def save(directory: Path, ckpt: Checkpoint) -> Path:
             f"{write_error(latest, exc)}; the previous checkpoint is untouched"
         ) from None
     return latest
+
+
+def keep(latest: Path, target: Path) -> Path:
+    """`target` made the checkpoint `latest` (just written by `save`) holds, beyond the
+    latest/previous rotation's reach: a hard link where the file system has them (instant, no
+    space; `save` only renames files, never writes into one, so the link keeps what it holds),
+    else a copy. Through a temporary name either way: `target` is always a whole checkpoint,
+    and one of the same name (an iteration trained again after a resume) is replaced."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.unlink(missing_ok=True)  # left by a crash: os.link will not overwrite it
+        try:
+            os.link(latest, tmp)
+        except OSError:  # no hard links here (FAT, exFAT, some network and FUSE mounts)
+            with open(latest, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+                dst.flush()
+                os.fsync(dst.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CgfwError(f"{write_error(target, exc)}; {latest} is written") from None
+    return target
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> Checkpoint:

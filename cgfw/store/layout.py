@@ -14,6 +14,10 @@ from typing import Any
 
 from cgfw.errors import CgfwError
 
+# checkpoints/iter_0004000.pt: the checkpoints train.keep_every keeps.
+KEPT_PREFIX = "iter_"
+KEPT_NAME = re.compile(rf"{KEPT_PREFIX}(\d+)\.pt")
+
 
 def free_space(path: Path) -> str:
     """` (1.20 GiB free there)` for errors about writes; empty when it cannot be told."""
@@ -66,7 +70,8 @@ class RunDir:
     final_losses.json   the last log window's loss terms
     metrics.json        `cgfw eval`'s results
     trackers.json       the trackers' run ids (MLflow, W&B), so resume and eval continue them
-    checkpoints/        latest.pt and previous.pt
+    checkpoints/        latest.pt and previous.pt; iter_0004000.pt, ... (train.keep_every),
+                        best.pt and best.json (train.keep_best): kept, never deleted
     samples/            iter_0001000.png, ...: the fixed images' grids
     export/             `cgfw export`'s files
     variant.toml        the recipe `cgfw ablate` planned for it, before it starts
@@ -110,6 +115,28 @@ class RunDir:
     @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
+
+    def kept(self, iteration: int) -> Path:
+        """The checkpoint of `iteration` that train.keep_every keeps."""
+        return self.checkpoints / f"{KEPT_PREFIX}{iteration:07d}.pt"
+
+    def kept_iterations(self) -> list[int]:
+        """The iterations whose checkpoints are kept, in order."""
+        found = (KEPT_NAME.fullmatch(p.name) for p in self.checkpoints.glob(f"{KEPT_PREFIX}*.pt"))
+        return sorted(int(m[1]) for m in found if m)
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """The checkpoint that scored best by train.keep_best so far."""
+        return self.checkpoints / "best.pt"
+
+    @property
+    def best_record(self) -> Path:
+        """best.pt's score: {"metric", "value", "iteration", "better"}."""
+        return self.checkpoints / "best.json"
+
+    def write_best_record(self, record: dict[str, Any]) -> None:
+        write_json(self.best_record, record)
 
     def sample(self, iteration: int) -> Path:
         return self.path / "samples" / f"iter_{iteration:07d}.png"

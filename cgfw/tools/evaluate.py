@@ -92,11 +92,12 @@ def eval_run(
     dev: torch.device,
     batch_size: int,
     raw: bool = False,
+    which: str = "latest",
 ) -> dict[str, Any]:
-    g_ab = load_generator(run_dir, "a2b", raw)
+    g_ab = load_generator(run_dir, "a2b", raw, which)
     resolved: Resolved = g_ab.resolved
     one_sided = "b2a" not in resolved.model.info("directions", {})
-    g_ba = None if one_sided else load_generator(run_dir, "b2a", raw)
+    g_ba = None if one_sided else load_generator(run_dir, "b2a", raw, which)
     if one_sided:
         console.print(
             f"[yellow]note:[/yellow] model '{resolved.model.name}' is one-sided: a -> b only, "

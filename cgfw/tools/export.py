@@ -52,9 +52,12 @@ def check_installed(fmt: str) -> None:
         )
 
 
-def default_output(model: Path, fmt: str, direction: str) -> Path:
-    """RUN_DIR/export/generator_a2b.EXT; for a checkpoint file, its run directory's."""
-    return RunDir.holding(model).export / f"generator_{direction}{FORMATS[fmt]}"
+def default_output(model: Path, fmt: str, direction: str, which: str = "latest") -> Path:
+    """RUN_DIR/export/generator_a2b.EXT (of the latest checkpoint; generator_a2b-best.EXT,
+    generator_a2b-iter_4000.EXT of others, so one export never overwrites another's); for a
+    checkpoint file, its run directory's."""
+    tag = "" if which == "latest" else f"-{which}"
+    return RunDir.holding(model).export / f"generator_{direction}{tag}{FORMATS[fmt]}"
 
 
 def example_size(generator: Generator) -> int:

@@ -37,6 +37,7 @@ from cgfw.training.evaluation import (
     one_size,
 )
 from cgfw.training.graphs import GraphedStep, check_graphable, decide
+from cgfw.training.keep import Best, KeepBest, weight_scores
 from cgfw.training.model import Model, Speed, build_model
 from cgfw.training.progress import LossLog
 from cgfw.training.tensorboard import sample_grid, save_grid
@@ -121,14 +122,13 @@ def train(
                 t.save_samples(tracking)
                 if alarms:
                     check_samples(t.m, t.samples, alarms, i)
-            if t.eval_every and i % t.eval_every == 0:
-                t.evaluate(tracking)
-            if i % cfg.checkpoint_every == 0:
+            best = t.evaluate(tracking) if t.eval_every and i % t.eval_every == 0 else False
+            if best or t.checkpoint_due(i):
                 t.save_checkpoint(losses, tracking)
             losses.advance(epoch)
         # Unless just saved (previous.pt stays the one before) or nothing was trained (a run
         # killed after its last checkpoint, resumed to finish).
-        if t.iteration > start and t.iteration % cfg.checkpoint_every:
+        if t.iteration > start and t.saved_at != t.iteration:
             t.save_checkpoint(losses, tracking)
         if stop.signum is not None and t.iteration < t.total:
             if tracking:
@@ -166,7 +166,10 @@ class Training:
     eval_set: Dataset[Any] | None
     lr_factor: Callable[[int], float]
     ema: EMA | None = None
+    keep_best: KeepBest | None = None
     iteration: int = 0
+    saved_at: int = -1  # the iteration of the last checkpoint this process wrote
+    new_best: Best | None = None  # an evaluation's, kept as best.pt with the next checkpoint
 
     @staticmethod
     def start(
@@ -204,10 +207,11 @@ class Training:
         eval_set = build_dataset(resolved, evaluation.split) if evaluation.every else None
         for name in eval_metrics(resolved, loaded) if evaluation.every else []:
             build_metric(loaded.registry, name)  # a misspelled metric fails now, not hours in
+        keep_best = keep_best_for(resolved, loaded, m, eval_set, RunDir(run_dir))
         ema = EMA(m, cfg.ema) if cfg.ema else None
         return Training(
             resolved, loaded, RunDir(run_dir), group, m, dataset, (samples[0], samples[1]),
-            per_epoch, total, eval_set, lr_factor, ema,
+            per_epoch, total, eval_set, lr_factor, ema, keep_best,
         )  # fmt: skip
 
     @property
@@ -246,16 +250,34 @@ class Training:
             self.run.check_present()
             raise CgfwError(f"the main process found {self.run.path} gone; stopped")
 
+    def checkpoint_due(self, i: int) -> bool:
+        """Every train.checkpoint_every iterations, and every train.keep_every: a kept
+        checkpoint is always a freshly written latest.pt, linked, so keep_every need not be a
+        multiple of checkpoint_every (and a kept one is never older than its name says)."""
+        cfg = self.resolved.recipe.train
+        return i % cfg.checkpoint_every == 0 or bool(cfg.keep_every and i % cfg.keep_every == 0)
+
     def save_checkpoint(self, losses: LossLog, tracking: Tracking | None) -> None:
         if not all_finite(self.m):  # on every process: same weights, they stop together
             raise TrainingStopped(
                 f"non-finite weights at iteration {self.iteration}; not checkpointed, so the "
                 f"last good checkpoint in {self.run.checkpoints} stays"
             )
-        if self.group.main:
-            if tracking is not None:
-                tracking.flush()
-            checkpoint.save(self.run.checkpoints, resuming.state(self, losses.state()))
+        self.saved_at = self.iteration
+        if not self.group.main:
+            return
+        if tracking is not None:
+            tracking.flush()
+        latest = checkpoint.save(self.run.checkpoints, resuming.state(self, losses.state()))
+        keep_every, i = self.resolved.recipe.train.keep_every, self.iteration
+        if keep_every and i % keep_every == 0:
+            checkpoint.keep(latest, self.run.kept(i))
+        if self.new_best is not None and self.keep_best is not None:
+            # best.pt before best.json: a crash between them leaves a record no better than
+            # the checkpoint it names, never one naming a checkpoint not yet there.
+            checkpoint.keep(latest, self.run.best_checkpoint)
+            self.run.write_best_record(self.new_best.to_dict())
+            self.keep_best.best, self.new_best = self.new_best, None
 
     def save_samples(self, tracking: Tracking | None) -> None:
         if tracking is None:  # not the main process
@@ -266,19 +288,29 @@ class Training:
         save_grid(grid, path)
         tracking.image("samples", grid, path, self.iteration)
 
-    def evaluate(self, tracking: Tracking | None) -> None:
+    def evaluate(self, tracking: Tracking | None) -> bool:
         """Held-out metrics as TensorBoard curves (eval/a2b/psnr, ...); with train.ema those of
-        the averaged generators, and the trained weights' as eval_raw/..."""
+        the averaged generators, and the trained weights' as eval_raw/... True, on every
+        process, when they beat train.keep_best's best so far: this iteration is checkpointed
+        and kept as best.pt."""
+        scores = self.scores(tracking)
+        if self.keep_best is None:
+            return False
+        if self.group.main:
+            self.new_best = self.keep_best.offer(scores, self.iteration)
+        return self.group.any(self.new_best is not None)
+
+    def scores(self, tracking: Tracking | None) -> dict[str, float]:
+        """The main process evaluates; the others get no scores."""
         if tracking is None or self.eval_set is None:
-            return
+            return {}
         if self.ema is not None:
             with self.ema.applied():
-                self._evaluate(tracking, "eval")
-            self._evaluate(tracking, "eval_raw")
-        else:
-            self._evaluate(tracking, "eval")
+                scores = self._evaluate(tracking, "eval")
+            return scores | self._evaluate(tracking, "eval_raw")
+        return self._evaluate(tracking, "eval")
 
-    def _evaluate(self, tracking: Tracking, prefix: str) -> None:
+    def _evaluate(self, tracking: Tracking, prefix: str) -> dict[str, float]:
         m, ev = self.m, self.resolved.recipe.eval
         back = m.translator("b2a") if "b2a" in m.directions else None
         with m.rt.uncompiled():
@@ -291,6 +323,27 @@ class Training:
             m.translator(name).train()
         scores = {prefix + k.removeprefix("eval"): v for k, v in flat_metrics(results).items()}
         tracking.scalars(scores, self.iteration)
+        return scores
+
+
+def keep_best_for(
+    resolved: Resolved, loaded: Loaded, m: Model, eval_set: Dataset[Any] | None, run: RunDir
+) -> KeepBest | None:
+    """train.keep_best, checked against the scores this run's [eval] computes."""
+    metric = resolved.recipe.train.keep_best
+    if metric is None:
+        return None
+    if eval_set is None:
+        raise CgfwError(
+            f"{resolved.source}: train.keep_best = {metric!r} keeps the checkpoint that scores "
+            "best at the held-out evaluations, and eval.every is not set: set it (e.g. "
+            "eval.every = 1000)"
+        )
+    known = weight_scores(
+        loaded.registry, eval_metrics(resolved, loaded), m.directions,
+        bool(getattr(eval_set, "paired", False)), bool(resolved.recipe.train.ema),
+    )  # fmt: skip
+    return KeepBest.start(metric, known, run, resolved.source)
 
 
 def eval_metrics(resolved: Resolved, loaded: Loaded) -> list[str]:

@@ -31,6 +31,8 @@ SAFE = (
     "train.log_every",
     "train.image_every",
     "train.checkpoint_every",
+    "train.keep_every",  # which checkpoints stay on disk, not what is trained
+    "train.keep_best",
     "train.samples",
     "train.precision",
     "train.channels_last",
