@@ -41,6 +41,7 @@ _PUBLIC: dict[str, str] = {
     "build_model": "cgfw.training.model",
     "check_output": "cgfw.training.loop",
     "item_generator": "cgfw.training.data",
+    "RealImages": "cgfw.training.evaluation",
     "TrackedRun": "cgfw.training.tracking",
     "Tracker": "cgfw.training.tracking",
     "flatten": "cgfw.recipe.keys",
@@ -83,6 +84,7 @@ __all__ = [
     "Model",
     "NoOptions",
     "Planes",
+    "RealImages",
     "RecipeView",
     "Register",
     "Resolved",
@@ -158,6 +160,7 @@ if TYPE_CHECKING:
     from cgfw.terminal import console as console
     from cgfw.terminal import out as out
     from cgfw.training.data import item_generator as item_generator
+    from cgfw.training.evaluation import RealImages as RealImages
     from cgfw.training.loop import check_output as check_output
     from cgfw.training.model import Build as Build
     from cgfw.training.model import Model as Model

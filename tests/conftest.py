@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`cgfw eval`'s reference statistics go to a folder of the test session, never to the
+    user's ~/.cache/cgfw (cgfw_paper/references.py)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CGFW_CACHE", str(tmp_path_factory.mktemp("cgfw-cache")))
+    yield
+    mp.undo()
 
 
 @pytest.fixture

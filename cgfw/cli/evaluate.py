@@ -13,11 +13,13 @@ from cgfw.tools.compare import run_dirs
 from cgfw.tools.evaluate import (
     eval_run,
     parse_names,
+    parse_options,
     table,
 )
 from cgfw.training.evaluation import (
     build_metric,
     default_metrics,
+    metric_options,
     with_companions,
 )
 from cgfw.training.loop import resolve_device
@@ -43,6 +45,14 @@ from cgfw.training.loop import resolve_device
     "kid, fid need `pip install 'cgfw[metrics]'`.",
 )
 @click.option(
+    "--option",
+    "option_texts",
+    multiple=True,
+    metavar="METRIC.OPTION=VALUE",
+    help="A metric's option (`cgfw components metric` lists them), e.g. --option "
+    "fid.resize=clean (KID, reported beside FID, takes FID's); repeatable.",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(min=1),
     default=8,
@@ -58,6 +68,7 @@ def eval_cmd(
     paths: tuple[Path, ...],
     split: str,
     metric_names: str | None,
+    option_texts: tuple[str, ...],
     batch_size: int,
     raw: bool,
     which: str,
@@ -73,9 +84,10 @@ def eval_cmd(
     # Before loading any weights: a typo, or KID without its network, fails fast.
     chosen = parse_names(metric_names) if metric_names is not None else default_metrics(registry)
     names = with_companions(chosen, registry)
-    metrics = {n: build_metric(registry, n) for n in names}  # their flags, read once
+    options = metric_options(names, parse_options(option_texts, names), registry)
+    metrics = {n: build_metric(registry, n, options[n]) for n in names}  # their flags, read once
     dev = resolve_device(device, "--device")
     for run_dir in dirs:
-        results = eval_run(run_dir, split, metrics, registry, dev, batch_size, raw, which)
+        results = eval_run(run_dir, split, metrics, registry, dev, batch_size, raw, which, options)
         out.print(table(results, metrics, f"cgfw eval {run_dir.name}"))
         console.print(f"wrote {RunDir(run_dir).metrics}")

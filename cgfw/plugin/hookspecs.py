@@ -196,7 +196,13 @@ def register_metrics(register: Register[MetricFactory]) -> None:
       [-1, 1], on any device; a distribution metric may get sets of different sizes, one of
       them possibly empty (an unpaired test split feeds each domain's images once);
     - ``compute() -> float``: the value over every batch since the last ``reset()``;
-    - ``reset() -> None``: forget every batch."""
+    - ``reset() -> None``: forget every batch;
+    - optionally ``real_images(reals: cgfw.RealImages) -> None``, told before the first batch
+      which real images are coming (a name, a digest of their file list, their count), so it
+      may reuse what it computed from them before (cgfw_paper's KID and FID: saved features).
+
+    The options (``cgfw eval --option NAME.KEY=VALUE``) are recorded in metrics.json and shown
+    by ``cgfw compare``; a metric named in ``reported_with`` takes them unless given its own."""
 
 
 @hookspec

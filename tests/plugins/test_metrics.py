@@ -7,15 +7,25 @@ import importlib.util
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import torchvision
+from PIL import Image
 
 from cgfw.errors import CgfwError
 from cgfw.plugin.loader import Loaded
-from cgfw.training.evaluation import usable_metrics, with_companions
-from cgfw_paper import distributions
+from cgfw.training.evaluation import (
+    build_metric,
+    metric_options,
+    usable_metrics,
+    with_companions,
+)
+from cgfw_paper import distributions, fid_inputs
 from cgfw_paper.datasets import EmojiOptions
+from cgfw_paper.distributions import to_uint8
 from cgfw_paper.image_sets import emoji
+from cgfw_paper.metrics import Resize
 
 
 def score(loaded: Loaded, name: str, fake: torch.Tensor, real: torch.Tensor) -> float:
@@ -201,7 +211,7 @@ def test_inception_input_is_resized_like_tf1_resize_bilinear() -> None:
 
     image = torch.rand(1, 1, 5, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     expected = tf_axis(5, 12) @ image[0, 0] @ tf_axis(7, 12).T
-    resized = distributions.tf_resize_bilinear(image, 12)
+    resized = fid_inputs.tf_resize_bilinear(image, 12)
     assert torch.allclose(resized[0, 0], expected, atol=1e-6)
 
 
@@ -212,3 +222,109 @@ def test_kid_on_too_few_images_is_one_clear_error(loaded: Loaded) -> None:
     metric.update(one, one)
     with pytest.raises(CgfwError, match="at least 2 real and 2 translated images; got 1 and 1"):
         metric.compute()
+
+
+class Recorder(torch.nn.Module):
+    """Stands in for Inception: keeps the tensor it is shown, returns zero features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.detach().clone())
+        return torch.zeros(len(x), 2048)
+
+
+def image_set() -> list[np.ndarray]:
+    """A fixed set of uint8 RGB images (H, W, 3): emoji at 32 and 64 px (up-sampled to 299),
+    noise at 299 px (no resize) and at 512 px (PIL's bicubic then shrinks, antialiased)."""
+    rng = np.random.default_rng(0)
+    emoji_32 = to_uint8(emoji_images("b", 3)).permute(0, 2, 3, 1).numpy()
+    data = emoji(EmojiOptions(load_size=64, crop_size=64), "test")
+    emoji_64 = to_uint8(torch.stack([data[i]["a"] for i in range(2)])).permute(0, 2, 3, 1)
+    noise = [rng.integers(0, 256, (s, s, 3), dtype=np.uint8) for s in (299, 512)]
+    return [*emoji_32, *emoji_64.numpy(), *noise]
+
+
+def network_inputs(resize: Resize, image: np.ndarray) -> torch.Tensor:
+    """What cgfw's InceptionFeatures shows the network for one (H, W, 3) uint8 image."""
+    recorder = Recorder()
+    pixels = torch.from_numpy(image).permute(2, 0, 1)[None]
+    distributions.InceptionFeatures(recorder, resize)(pixels)
+    (seen,) = recorder.seen
+    return seen[0]
+
+
+def test_clean_mode_shows_the_network_what_clean_fid_does() -> None:
+    """clean-fid's own resize (make_resizer, as its "clean" mode builds it) and normalisation
+    (InceptionV3W.forward, called on an instance without its downloaded weights)."""
+    resize = pytest.importorskip("cleanfid.resize")
+    from cleanfid.inception_torchscript import InceptionV3W
+
+    clean_resize = resize.make_resizer("PIL", False, "bicubic", (299, 299))
+    theirs_net = InceptionV3W.__new__(InceptionV3W)
+    torch.nn.Module.__init__(theirs_net)
+    theirs_net.resize_inside, theirs_net.layers = False, Recorder()
+    for image in image_set():
+        resized = clean_resize(image)  # float32 (299, 299, 3) in [0, 255]
+        ours = fid_inputs.pil_bicubic(torch.from_numpy(image).permute(2, 0, 1)[None], 299)
+        assert np.abs(ours[0].permute(1, 2, 0).numpy() - resized).max() <= 1e-6
+        batch = torchvision.transforms.ToTensor()(resized)[None]  # their ResizeDataset
+        InceptionV3W.forward(theirs_net, batch)
+        (theirs,) = theirs_net.layers.seen
+        theirs_net.layers.seen.clear()
+        assert (network_inputs("clean", image) - theirs[0]).abs().max() <= 1e-6
+
+
+def test_torch_mode_shows_the_network_what_pytorch_fid_does() -> None:
+    """pytorch-fid's own InceptionV3.forward (its resize and its 2x - 1), on an instance built
+    without its downloaded weights, fed as its fid_score reads an image (ToTensor)."""
+    inception = pytest.importorskip("pytorch_fid.inception")
+    theirs_net = inception.InceptionV3.__new__(inception.InceptionV3)
+    torch.nn.Module.__init__(theirs_net)
+    theirs_net.resize_input = theirs_net.normalize_input = True
+    theirs_net.output_blocks, theirs_net.last_needed_block = [0], 0
+    theirs_net.blocks = torch.nn.ModuleList([torch.nn.Identity()])
+    for image in image_set():
+        pixels = torchvision.transforms.ToTensor()(Image.fromarray(image))[None]
+        (theirs,) = theirs_net(pixels)
+        assert (network_inputs("torch", image) - theirs[0]).abs().max() <= 1e-6
+
+
+def test_tf1_mode_is_the_tf1_resize_then_128_scaling() -> None:
+    """The default mode, as cgfw has always computed it: TF1's bilinear resize (none at 299 px),
+    then (x - 128) / 128."""
+    for image in image_set():
+        x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+        if x.shape[-1] != 299:
+            x = fid_inputs.tf_resize_bilinear(x, 299)
+        assert torch.equal(network_inputs("tf1", image), ((x - 128.0) / 128.0)[0])
+
+
+def test_each_mode_shows_its_own_input_and_keeps_its_own_features(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorder = Recorder()
+    monkeypatch.setattr(distributions, "inception_network", lambda: recorder)
+    distributions.shared_features.cache_clear()
+    try:
+        image = torch.from_numpy(image_set()[0]).permute(2, 0, 1)[None]
+        for mode in ("tf1", "clean", "torch", "tf1", "clean"):
+            distributions.shared_features(mode)(image)
+    finally:
+        distributions.shared_features.cache_clear()
+    tf1, clean, pytorch = recorder.seen  # the second tf1 and clean were remembered
+    assert min((tf1 - clean).abs().max(), (tf1 - pytorch).abs().max()) > 0.01
+
+
+def test_resize_is_an_option_of_fid_and_kid_and_kid_takes_fids(loaded: Loaded) -> None:
+    needs_metrics_extra()
+    fid = build_metric(loaded.registry, "fid", {"resize": "clean"})
+    assert fid.features.resize == "clean"
+    assert build_metric(loaded.registry, "kid").features.resize == "tf1"
+    given = {"fid": {"resize": "torch"}}
+    for names in (["fid", "kid"], ["kid", "fid"]):
+        assert metric_options(names, given, loaded.registry)["kid"] == {"resize": "torch"}
+    with pytest.raises(CgfwError, match=r"--option fid\.resize: Input should be 'tf1', 'clean'"):
+        build_metric(loaded.registry, "fid", {"resize": "bicubic"})
