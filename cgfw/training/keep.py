@@ -23,6 +23,10 @@ Better = Literal["lower", "higher"]
 BETTER: tuple[Better, ...] = ("lower", "higher")
 
 
+# best.json's keys: a record of its own, not a checkpoint's.
+RECORD_KEYS = ("metric", "value", "iteration", "better")
+
+
 @dataclass(frozen=True)
 class Best:
     """What best.json says of best.pt: the score, its value, the iteration, which way is better."""
@@ -47,9 +51,7 @@ class Best:
             return None
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            metric, value, iteration, better = (
-                data["metric"], data["value"], data["iteration"], data["better"],
-            )  # fmt: skip
+            metric, value, iteration, better = (data[key] for key in RECORD_KEYS)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CgfwError(
                 f"{path}: not a best-checkpoint record ({type(exc).__name__}: {exc}); it should "

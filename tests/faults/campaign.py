@@ -40,7 +40,6 @@ from types import FrameType
 from typing import Any
 
 import tomli_w
-import torch
 from click.testing import CliRunner, Result
 
 from cgfw.cli import main
@@ -357,7 +356,6 @@ def images(run: Path, work: Path, tally: Tally) -> None:
 def campaign(args: argparse.Namespace) -> Tally:
     rng = random.Random(args.seed)
     tally = Tally()
-    torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="cgfw-faults-") as tmp:
         work = Path(tmp)
         recipe = work / "tiny.toml"
@@ -389,7 +387,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kills", type=int, default=8)
     args = parser.parse_args(argv)
     if args.quick:
-        args.mutants, args.flips, args.disks, args.kills = 40, 40, 2, 0
+        args.mutants, args.flips, args.disks, args.kills = 30, 30, 2, 0
     return args
 
 

@@ -18,4 +18,4 @@ def test_the_quick_campaign_finds_no_traceback_hang_or_loss(
     with capsys.disabled():
         print("\n" + tally.table())
     assert tally.faults == []
-    assert sum(tally.counts.values()) >= 100  # every campaign ran its cases
+    assert sum(tally.counts.values()) >= 80  # every campaign ran its cases

@@ -54,10 +54,12 @@ def logged(run_dir: Path) -> dict[int, set[float]]:
 
 
 @pytest.fixture
-def twin(recipe: Path, cli: Any) -> Path:
+def twin(recipe: Path) -> Path:
+    """The same run uninterrupted, in a child process too: every run compared here then has the
+    same thread count (an in-process run would share this process's torch settings)."""
     out = recipe.parent / "twin"
-    done = cli("run", recipe, *SETTINGS, "--set", f"run.output_dir={out}")
-    assert done.exit_code == 0, done.output
+    done = cgfw("run", str(recipe), *SETTINGS, "--set", f"run.output_dir={out}")
+    assert done.returncode == 0, done.stderr
     (run_dir,) = run_dirs(out)
     return run_dir
 
