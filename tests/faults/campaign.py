@@ -313,14 +313,16 @@ def kills(n: int, rng: random.Random, work: Path, tally: Tally) -> None:
             again = child("run", "--resume", str(run_dir), kill=point)
             if "Traceback" in again.stderr or again.returncode not in (-9, 0, 2):
                 faults = again.stderr
-        if not (run_dir / "checkpoints" / "latest.pt").exists():
+        if (run_dir / "final_losses.json").exists():  # a kill point the resume never reached
+            result, outcome = None, "clean"
+        elif not (run_dir / "checkpoints" / "latest.pt").exists():
             result, outcome = invoke("run", recipe, *settings, "--set", f"run.output_dir={out}")
         else:
             result, outcome = invoke("run", "--resume", run_dir)
         if faults:
             tally.add("kills", "traceback", case, faults)
             continue
-        if outcome != "clean" or result is None or result.exit_code != 0:
+        if outcome != "clean" or (result is not None and result.exit_code != 0):
             tally.add("kills", "lost" if outcome == "clean" else outcome, case,
                       result.output if result else "")  # fmt: skip
             continue
