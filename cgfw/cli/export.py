@@ -10,6 +10,7 @@ import torch
 from cgfw.cli.console import checkpoint_option, console, friendly, out, raw_option
 from cgfw.errors import CgfwError
 from cgfw.session.load import DIRECTIONS, load_generator
+from cgfw.store.layout import write_error
 from cgfw.tools.export import (
     FORMATS,
     TOLERANCE,
@@ -72,7 +73,7 @@ def export(
             else:
                 export_safetensors(generator, path)
     except OSError as exc:
-        raise CgfwError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise write_error(path, exc) from None
     difference = verify(path, fmt, generator, size)
     if difference is not None and difference > TOLERANCE:
         path.unlink()  # a model that gives other images than training's must not be used

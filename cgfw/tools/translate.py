@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from cgfw.errors import CgfwError
 from cgfw.images import IMAGE_SUFFIXES, images_in, to_tensor
 from cgfw.planes import ARRAY_SUFFIXES, Planes, UnreadableArray, resize_planes, write_planes
+from cgfw.store.layout import write_error
 from cgfw.terminal import console
 from cgfw.tools import tiles
 
@@ -226,7 +227,7 @@ def save_planes(planes: Tensor, path: Path, dtype: np.dtype[np.generic]) -> None
     except UnreadableArray as exc:
         raise CgfwError(f"cannot write {path}: {exc}") from None
     except OSError as exc:
-        raise CgfwError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise write_error(path, exc) from None
 
 
 def save(image: Image.Image, path: Path) -> None:
@@ -238,7 +239,7 @@ def save(image: Image.Image, path: Path) -> None:
         else:
             image.save(path, quality=quality)
     except OSError as exc:  # a full disk or a read-only folder ends the run: later writes fail too
-        raise CgfwError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise write_error(path, exc) from None
 
 
 class Translator:

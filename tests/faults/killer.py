@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -24,21 +25,28 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def before_step(iteration: int, act: Callable[[], None]) -> None:
+    """`act()` as iteration `iteration`'s step is about to run (then the step runs, if it
+    still can)."""
+    from cgfw.training import loop
+
+    step = loop.train_iteration
+
+    def train_iteration(*args: Any) -> None:
+        if args[5] == iteration:  # the iteration about to run
+            act()
+        step(*args)
+
+    loop.train_iteration = train_iteration
+
+
 def arm(point: str) -> None:
     from cgfw.store import checkpoint
     from cgfw.store.layout import RunDir
-    from cgfw.training import loop
 
     kind, _, at = point.partition(":")
     if kind == "step":
-        step = loop.train_iteration
-
-        def train_iteration(*args: Any) -> None:
-            if args[5] == int(at):  # the iteration about to run
-                die()
-            step(*args)
-
-        loop.train_iteration = train_iteration
+        before_step(int(at), die)
     elif kind == "save":
         save = checkpoint.torch.save
 
@@ -50,30 +58,16 @@ def arm(point: str) -> None:
             save(state, f)
 
         checkpoint.torch.save = half_save  # type: ignore[assignment]
-    elif kind == "term":  # no kill: a SIGTERM in iteration K's step, which stops the run there
-        step = loop.train_iteration
+    elif kind in ("term", "stop"):  # SIGTERM in iteration K's step: the run stops there
+        before_step(int(at), lambda: os.kill(os.getpid(), signal.SIGTERM))
+        if kind == "stop":  # and SIGUSR1 just before final_losses.json is written
+            write = RunDir.write_final_losses
 
-        def terminated_step(*args: Any) -> None:
-            if args[5] == int(at):
-                os.kill(os.getpid(), signal.SIGTERM)
-            step(*args)
+            def signalled_write(self: RunDir, losses: dict[str, float]) -> None:
+                os.kill(os.getpid(), signal.SIGUSR1)
+                write(self, losses)
 
-        loop.train_iteration = terminated_step
-    elif kind == "stop":
-        step = loop.train_iteration
-        write = RunDir.write_final_losses
-
-        def signalled_step(*args: Any) -> None:
-            if args[5] == int(at):
-                os.kill(os.getpid(), signal.SIGTERM)
-            step(*args)
-
-        def signalled_write(self: RunDir, losses: dict[str, float]) -> None:
-            os.kill(os.getpid(), signal.SIGUSR1)
-            write(self, losses)
-
-        loop.train_iteration = signalled_step
-        RunDir.write_final_losses = signalled_write  # type: ignore[method-assign]
+            RunDir.write_final_losses = signalled_write  # type: ignore[method-assign]
     elif kind == "final":
         RunDir.write_final_losses = lambda self, losses: die()  # type: ignore[method-assign]
     else:

@@ -17,22 +17,15 @@ import pytest
 
 from cgfw.store import checkpoint
 from tests.conftest import TINY, run_dirs
+from tests.faults.campaign import tmpfs
 
 
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if made.returncode:
-        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.strip() or made.returncode})")
-    try:
+    with tmpfs(tmp_path / "disk", "16m") as mount:
+        if mount is None:
+            pytest.skip("cannot mount a tmpfs here (not root?)")
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill(disk: Path, leave: int) -> None:
