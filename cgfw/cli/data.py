@@ -27,13 +27,21 @@ from cgfw.tools.data import (
     type=click.Path(path_type=Path, file_okay=False),
     help="The dataset lands in ROOT/NAME.",
 )
+@click.option(
+    "--accept-new-hash",
+    is_flag=True,
+    help="Use (and record) an archive whose SHA-256 differs from the one recorded on its "
+    "first download, instead of refusing it.",
+)
 @friendly
-def download_cmd(name: str | None, root: Path) -> None:
+def download_cmd(name: str | None, root: Path, accept_new_hash: bool) -> None:
     """Download one of the authors' CycleGAN datasets into ROOT/NAME (trainA/, trainB/, testA/,
     testB/); without NAME, list them.
 
     An interrupted download resumes when run again. The server is the authors'
-    (efrosgans.eecs.berkeley.edu); set CGFW_DATASETS_URL to use a mirror.
+    (efrosgans.eecs.berkeley.edu); set CGFW_DATASETS_URL to use a mirror. Each archive's
+    SHA-256 is recorded on its first download (CGFW_CACHE/downloads.json) and a later
+    download that differs is refused.
     """
     if name is None:
         table = Table("name", "contents")
@@ -41,7 +49,7 @@ def download_cmd(name: str | None, root: Path) -> None:
             table.add_row(known, description)
         out.print(table)
         return
-    target = download(name, root)
+    target = download(name, root, accept_new_hash)
     counts = ", ".join(f"{s} {_count_files(target / s)}" for s in SPLITS if (target / s).is_dir())
     out.print(f"{target}: {counts}")
     out.print(f"train on it with: --set data.root={target}")

@@ -2,42 +2,29 @@
 datasets/download_cyclegan_dataset.sh fetches them, but resumable, checked and safely unpacked.
 
 The archive is downloaded to ROOT/NAME.zip.part (an interrupted download continues from where it
-stopped, by an HTTP Range request), its size is checked against Content-Length, and it is
+stopped, by an HTTP Range request), its size is checked against Content-Length and its SHA-256
+against the one recorded on its first download (tools.download: trust on first use), and it is
 unpacked by tools.archive.safe_extract into a hidden staging folder, where every member's CRC is
-checked as it is written. Only a complete, intact dataset is moved to ROOT/NAME (trainA/,
-trainB/, testA/, testB/), so a failure never leaves half a dataset behind.
+checked as it is written; only then is a first download's hash recorded. Only a complete, intact
+dataset is moved to ROOT/NAME (trainA/, trainB/, testA/, testB/), so a failure never leaves half
+a dataset behind.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import urllib.error
-import urllib.request
 import zlib
-from http.client import HTTPException
 from pathlib import Path
 
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-
-import cgfw
 from cgfw.errors import CgfwError, did_you_mean
 from cgfw.terminal import console
+from cgfw.tools import download as downloads
 from cgfw.tools.archive import safe_extract
 
 # The address in the authors' current datasets/download_cyclegan_dataset.sh.
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 URL_ENV = "CGFW_DATASETS_URL"  # a mirror, or a local server in the tests
-TIMEOUT_S = 60  # per connect or read; a stalled server fails instead of hanging forever
-CHUNK = 1 << 16
 SPLITS = ("trainA", "trainB", "testA", "testB")
 
 DATASETS: dict[str, str] = {
@@ -65,10 +52,7 @@ CITYSCAPES_NOTE = (
 
 
 def base_url() -> str:
-    url = os.environ.get(URL_ENV, BASE_URL).strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise CgfwError(f"{URL_ENV}={url!r}: must be an http:// or https:// address")
-    return url
+    return downloads.server_url(URL_ENV, BASE_URL)
 
 
 def check_name(name: str) -> None:
@@ -83,105 +67,6 @@ def check_name(name: str) -> None:
 
 def is_complete(folder: Path) -> bool:
     return (folder / "trainA").is_dir() and (folder / "trainB").is_dir()
-
-
-def _total_from_range(header: str | None) -> tuple[int, int | None] | None:
-    """`bytes START-END/TOTAL` or `bytes */TOTAL` -> (START, TOTAL); START -1 for `*`."""
-    if not header:
-        return None
-    match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*", header)
-    if match is None:
-        return None
-    start = int(match.group(1)) if match.group(1) is not None else -1
-    total = int(match.group(2)) if match.group(2) != "*" else None
-    return start, total
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    )
-
-
-def _check_space(folder: Path, remaining: int, total: int) -> None:
-    """The rest of the download plus about as much again unpacked (JPEGs hardly compress)."""
-    need = remaining + total
-    free = shutil.disk_usage(folder).free
-    if free < need:
-        raise CgfwError(
-            f"{folder}: {free / 2**20:.0f} MiB free, about {need / 2**20:.0f} MiB needed to "
-            "download and unpack; free some space or choose another --root"
-        )
-
-
-def fetch(url: str, part: Path) -> None:
-    """Download `url` into `part`, continuing a partial file; checks the size when known."""
-    offset = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": f"cgfw/{cgfw.__version__}"})
-    if offset:
-        request.add_header("Range", f"bytes={offset}-")
-    resume_hint = f"; {part} is kept, run the command again to resume"
-    try:
-        response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
-    except urllib.error.HTTPError as exc:
-        exc.close()  # its headers stay readable; the connection is not needed
-        if exc.code == 416 and offset:
-            # Nothing past `offset`: the file is already complete, or longer than the server's.
-            parsed = _total_from_range(exc.headers.get("Content-Range"))
-            if parsed is not None and parsed[1] == offset:
-                return
-            part.unlink()
-            console.print(f"{part} does not match the server's file; downloading it afresh")
-            fetch(url, part)
-            return
-        if exc.code == 404:
-            raise CgfwError(
-                f"{url}: not found (HTTP 404); the server may have moved it"
-                + (f" (check {URL_ENV})" if URL_ENV in os.environ else "")
-            ) from None
-        raise CgfwError(f"{url}: the server answered HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError, HTTPException) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise CgfwError(
-            f"{url}: cannot download ({reason})" + (resume_hint if offset else "")
-        ) from None
-    with response, _progress() as progress:
-        length = response.headers.get("Content-Length")
-        if response.status == 206:
-            parsed = _total_from_range(response.headers.get("Content-Range"))
-            if parsed is None or parsed[0] != offset:
-                part.unlink()
-                raise CgfwError(
-                    f"{url}: the server resumed at the wrong place "
-                    f"({response.headers.get('Content-Range')!r}); {part} was deleted, run the "
-                    "command again to download from the start"
-                )
-            total = parsed[1]
-            mode = "ab"
-            console.print(f"resuming {part.name} after {offset:,} bytes")
-        else:  # 200: the whole file, also from a server that ignores Range
-            offset, mode = 0, "wb"
-            total = int(length) if length and length.isdigit() else None
-        if total is not None:
-            _check_space(part.parent, total - offset, total)
-        task = progress.add_task(part.name.removesuffix(".part"), total=total, completed=offset)
-        try:
-            with open(part, mode) as f:
-                while chunk := response.read(CHUNK):
-                    f.write(chunk)
-                    progress.advance(task, len(chunk))
-        except (OSError, HTTPException) as exc:
-            raise CgfwError(f"{url}: download interrupted ({exc}){resume_hint}") from None
-    size = part.stat().st_size
-    if total is not None and size != total:
-        # A dropped connection ends the body early without an error; the length tells.
-        raise CgfwError(f"{url}: incomplete, {size} of {total} bytes received{resume_hint}")
 
 
 def unpack(archive: Path, root: Path, name: str) -> Path:
@@ -229,8 +114,10 @@ def _dataset_folder(staging: Path, name: str, archive: Path) -> Path:
     )
 
 
-def download(name: str, root: Path) -> Path:
-    """root/name with the authors' layout, downloaded unless already there."""
+def download(name: str, root: Path, accept_new_hash: bool = False) -> Path:
+    """root/name with the authors' layout, downloaded unless already there. `accept_new_hash`:
+    an archive whose SHA-256 differs from the recorded one is used (and recorded) instead of
+    refused."""
     check_name(name)
     target = root / name
     if target.exists():
@@ -248,9 +135,11 @@ def download(name: str, root: Path) -> Path:
     url = f"{base_url()}/{name}.zip"
     part = root / f"{name}.zip.part"
     console.print(f"downloading {url}")
-    fetch(url, part)
+    downloads.fetch(url, part, URL_ENV, unpacked=True)
+    known = downloads.check_known(f"datasets/{name}.zip", part, url, accept_new_hash)
     console.print(f"unpacking {part.name} into {target}")
     unpack(part, root, name)
+    known.remember()  # intact (every CRC checked): the hash later downloads are held to
     part.unlink(missing_ok=True)  # as the authors' script removes its zip
     return target
 

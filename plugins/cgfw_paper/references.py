@@ -25,22 +25,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cgfw import RealImages
+from cgfw import RealImages, cache_dir
 
 if TYPE_CHECKING:
     from cgfw_paper.distributions import InceptionFeatures
 
-CACHE_ENV = "CGFW_CACHE"
+CACHE_ENV = "CGFW_CACHE"  # cgfw.cache_dir's variable, named in the warning below
 FORMAT = 1  # the npz layout below, stored as "version"
 log = logging.getLogger("cgfw.eval")
-
-
-def cache_dir() -> Path:
-    configured = os.environ.get(CACHE_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cgfw"
 
 
 def image_digests(images: Tensor) -> list[str]:

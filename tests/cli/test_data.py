@@ -3,11 +3,14 @@ and honours Range requests, as the authors' server does."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import re
 import threading
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +20,7 @@ from click.testing import CliRunner, Result
 
 from cgfw.cli.data import download_cmd
 from cgfw.tools.data import URL_ENV
+from cgfw.tools.download import RECORD
 
 PREFIX = "/cyclegan/datasets/"
 
@@ -29,6 +33,7 @@ class Served:
     ranges: list[str | None] = field(default_factory=list)  # the Range header of each GET
     cut_after: int | None = None  # send only this many body bytes, then hang up
     ignore_range: bool = False
+    fail_with: int | None = None  # answer every request with this HTTP error
 
 
 class _Server(ThreadingHTTPServer):
@@ -43,8 +48,8 @@ class _Handler(BaseHTTPRequestHandler):
         data = served.files.get(self.path.removeprefix(PREFIX))
         requested = self.headers.get("Range")
         served.ranges.append(requested)
-        if data is None:
-            self.send_error(404)
+        if data is None or served.fail_with is not None:
+            self.send_error(served.fail_with or 404)
             return
         start = 0
         match = re.fullmatch(r"bytes=(\d+)-", requested or "")
@@ -72,21 +77,44 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
-    """A server on 127.0.0.1 at a free port; CGFW_DATASETS_URL points the command at it."""
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)  # a proxy must not see (or swallow) the request
-    monkeypatch.setenv("no_proxy", "*")
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own record of downloaded hashes (outside tmp_path, which some tests list):
+    another test's archive of the same name differs, as a changed server file would."""
+    cache = tmp_path_factory.mktemp("cache") / "cgfw"
+    monkeypatch.setenv("CGFW_CACHE", str(cache))
+    return cache
+
+
+@contextmanager
+def serving() -> Iterator[tuple[Served, str]]:
+    """A server on 127.0.0.1 at a free port, stopped on leaving; yields what it serves and
+    the base URL of its files."""
     httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.served = Served()
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    monkeypatch.setenv(URL_ENV, f"http://127.0.0.1:{httpd.server_address[1]}{PREFIX}")
-    yield httpd.served
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    try:
+        yield httpd.served, f"http://127.0.0.1:{httpd.server_address[1]}{PREFIX}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)  # a proxy must not see (or swallow) the request
+    monkeypatch.setenv("no_proxy", "*")
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    """A local server; CGFW_DATASETS_URL points the command at it."""
+    no_proxy(monkeypatch)
+    with serving() as (served, url):
+        monkeypatch.setenv(URL_ENV, url)
+        yield served
 
 
 def dataset_zip(
@@ -284,3 +312,64 @@ def test_without_a_name_the_datasets_are_listed() -> None:
     result = download()
     assert result.exit_code == 0
     assert "horse2zebra" in result.stdout and "iphone2dslr_flower" in result.stdout
+
+
+# --- the archive's hash, recorded on its first download ------------------------------------------
+
+
+def test_a_changed_archive_is_refused_until_accepted(
+    tmp_path: Path, server: Served, own_cache: Path
+) -> None:
+    server.files["horse2zebra.zip"] = dataset_zip("horse2zebra")
+    first = tmp_path / "first"
+    assert download("horse2zebra", "--root", str(first)).exit_code == 0
+    record = json.loads((own_cache / RECORD).read_text())
+    assert set(record) == {"datasets/horse2zebra.zip"}
+    digest = record["datasets/horse2zebra.zip"]["sha256"]
+    assert digest == hashlib.sha256(server.files["horse2zebra.zip"]).hexdigest()
+    # The same archive again, into another root: it matches, nothing changes in the record.
+    assert download("horse2zebra", "--root", str(tmp_path / "again")).exit_code == 0
+    assert json.loads((own_cache / RECORD).read_text()) == record
+
+    members = {f"horse2zebra/{s}/0.jpg": b"another file" for s in ("trainA", "trainB")}
+    server.files["horse2zebra.zip"] = dataset_zip("horse2zebra", members)  # the server's changed
+    root = tmp_path / "changed"
+    refused = download("horse2zebra", "--root", str(root))
+    assert refused.exit_code == 2, refused.output
+    message = " ".join(refused.stderr.split())
+    assert "not the file first downloaded as datasets/horse2zebra.zip" in message
+    assert "the server's file" in message and "changed" in message
+    assert "--accept-new-hash" in message
+    assert "Traceback" not in refused.output
+    assert leftovers(root) == []  # the archive was deleted, nothing unpacked
+    assert json.loads((own_cache / RECORD).read_text()) == record
+
+    accepted = download("horse2zebra", "--root", str(root), "--accept-new-hash")
+    assert accepted.exit_code == 0, accepted.output
+    assert (root / "horse2zebra" / "trainA" / "0.jpg").read_bytes() == b"another file"
+    new = json.loads((own_cache / RECORD).read_text())["datasets/horse2zebra.zip"]
+    assert new["sha256"] == hashlib.sha256(server.files["horse2zebra.zip"]).hexdigest()
+
+
+def test_a_damaged_archive_leaves_no_hash_recorded(
+    tmp_path: Path, server: Served, own_cache: Path
+) -> None:
+    """The first download's hash is recorded once the archive unpacked with every CRC right;
+    a damaged one must not become what later downloads are held to."""
+    members = {"facades/trainA/0.jpg": bytes(range(256)) * 20, "facades/trainB/0.jpg": b"b" * 99}
+    archive = dataset_zip("facades", members)
+    server.files["facades.zip"] = _corrupt(archive, members["facades/trainA/0.jpg"])
+    assert download("facades", "--root", str(tmp_path / "d")).exit_code == 2
+    assert not (own_cache / RECORD).exists()
+    server.files["facades.zip"] = archive  # the intact archive is then accepted as the first
+    assert download("facades", "--root", str(tmp_path / "d")).exit_code == 0
+
+
+def test_an_unreadable_record_is_one_error(tmp_path: Path, server: Served, own_cache: Path) -> None:
+    server.files["maps.zip"] = dataset_zip("maps")
+    own_cache.mkdir()
+    (own_cache / RECORD).write_text("{not json")
+    result = download("maps", "--root", str(tmp_path))
+    assert result.exit_code == 2
+    assert f"{own_cache / RECORD}: cannot read cgfw's record" in " ".join(result.stderr.split())
+    assert "delete it" in result.stderr
