@@ -33,6 +33,7 @@ _PUBLIC: dict[str, str] = {
     "AblationDir": "cgfw.store.layout",
     "Checkpoint": "cgfw.store.checkpoint",
     "refusal_reason": "cgfw.store.checkpoint",
+    "cache_dir": "cgfw.store.cache",
     # training
     "Build": "cgfw.training.model",
     "Model": "cgfw.training.model",
@@ -66,6 +67,11 @@ _PUBLIC: dict[str, str] = {
     "resolve_recipe": "cgfw.session.start",
     "console": "cgfw.terminal",
     "out": "cgfw.terminal",
+    # downloads: resumed, size-checked, held to the hash of their first download
+    "Known": "cgfw.tools.download",
+    "check_known": "cgfw.tools.download",
+    "fetch": "cgfw.tools.download",
+    "server_url": "cgfw.tools.download",
     # the Python API
     "Run": "cgfw.api",
     "components": "cgfw.api",
@@ -80,6 +86,7 @@ __all__ = [
     "Batch",
     "Build",
     "Checkpoint",
+    "Known",
     "Launcher",
     "Model",
     "NoOptions",
@@ -97,13 +104,16 @@ __all__ = [
     "__version__",
     "build_model",
     "build_network",
+    "cache_dir",
     "check_channels",
+    "check_known",
     "check_output",
     "components",
     "console",
     "create",
     "create_run",
     "decode",
+    "fetch",
     "finished_losses",
     "flatten",
     "hookimpl",
@@ -117,6 +127,7 @@ __all__ = [
     "resize_planes",
     "resolve_recipe",
     "run_command",
+    "server_url",
     "to_tensor",
     "train",
     "usable",
@@ -153,12 +164,17 @@ if TYPE_CHECKING:
     from cgfw.session.start import create_run as create_run
     from cgfw.session.start import launch as launch
     from cgfw.session.start import resolve_recipe as resolve_recipe
+    from cgfw.store.cache import cache_dir as cache_dir
     from cgfw.store.checkpoint import Checkpoint as Checkpoint
     from cgfw.store.checkpoint import refusal_reason as refusal_reason
     from cgfw.store.layout import AblationDir as AblationDir
     from cgfw.store.layout import RunDir as RunDir
     from cgfw.terminal import console as console
     from cgfw.terminal import out as out
+    from cgfw.tools.download import Known as Known
+    from cgfw.tools.download import check_known as check_known
+    from cgfw.tools.download import fetch as fetch
+    from cgfw.tools.download import server_url as server_url
     from cgfw.training.data import item_generator as item_generator
     from cgfw.training.evaluation import RealImages as RealImages
     from cgfw.training.loop import check_output as check_output

@@ -149,6 +149,19 @@ def load_generator(
             f"--direction {next(iter(learned), 'a2b')}"
         )
     network, slot = learned[direction]
+    run_dir = RunDir.holding(path)
+    imported = run_dir.imported_networks()
+    if imported is not None and network not in imported and ckpt.iteration == 0:
+        # An import that brought no weights for this direction (a pretrained model is one
+        # generator, A -> B): it would translate with random weights. Training fixes that.
+        others = [d for d, (n, _) in learned.items() if n in imported]
+        raise OneSided(
+            f"--direction {direction}: {source} was imported without {network} weights "
+            f"(it has {', '.join(sorted(imported))}), so {direction} is untrained: the authors' "
+            "pretrained models are one generator each, A -> B; "
+            + (f"use --direction {others[0]}, or " if others else "")
+            + f"train it first (cgfw run --resume {run_dir.path})"
+        )
     # train.ema: the moving average is what the run is used with, unless --raw
     averaged = not raw and ckpt.has_average(network)
     weights = ckpt.weights(network, averaged)

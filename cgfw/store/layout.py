@@ -181,6 +181,19 @@ class RunDir:
     def write_provenance(self, meta: dict[str, Any]) -> None:
         write_json(self.provenance, meta)
 
+    def imported_networks(self) -> set[str] | None:
+        """The networks whose weights `cgfw import-weights` (or `cgfw pretrained`) brought, from
+        run.json's "imported"; None for a run that was not made by an import. The others
+        started at their initialisation."""
+        try:
+            meta = json.loads(self.provenance.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        entries = meta.get("imported") if isinstance(meta, dict) else None
+        if not isinstance(entries, list):
+            return None
+        return {e["network"] for e in entries if isinstance(e, dict) and "network" in e}
+
     def write_resume_record(self, meta: dict[str, Any]) -> Path:
         path = self.resume_record()
         write_json(path, meta)

@@ -29,7 +29,7 @@ from cgfw.errors import CgfwError
 from cgfw.plugin.registry import Registry
 from cgfw.recipe import Resolved, read_toml
 from cgfw.recipe.keys import parse_value
-from cgfw.session.load import load_generator
+from cgfw.session.load import Generator, OneSided, load_generator
 from cgfw.store.layout import RunDir
 from cgfw.terminal import console
 from cgfw.training.evaluation import (
@@ -167,13 +167,22 @@ def eval_run(
     g_ab = load_generator(run_dir, "a2b", raw, which)
     resolved: Resolved = g_ab.resolved
     one_sided = "b2a" not in resolved.model.info("directions", {})
-    g_ba = None if one_sided else load_generator(run_dir, "b2a", raw, which)
+    g_ba: Generator | None = None
     if one_sided:
         console.print(
             f"[yellow]note:[/yellow] model '{resolved.model.name}' is one-sided: a -> b only, "
             "no b -> a scores or cycle error",
             highlight=False,
         )
+    else:
+        try:
+            g_ba = load_generator(run_dir, "b2a", raw, which)
+        except OneSided as exc:  # an import of one generator (a pretrained model): b2a untrained
+            console.print(
+                f"[yellow]note:[/yellow] {exc}; scored a -> b only, no b -> a scores or cycle "
+                "error",
+                highlight=False,
+            )
     dataset = build_dataset(resolved, split)
     paired = bool(getattr(dataset, "paired", False))
     skipped = sorted(n for n, m in metrics.items() if m.paired and not paired)
