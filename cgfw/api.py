@@ -24,9 +24,11 @@ from cgfw.images import to_rgb, to_tensor
 from cgfw.plugin.loader import load_plugins
 from cgfw.plugin.registry import KINDS, check_kind
 from cgfw.recipe import load_data, read_toml, set_values, validate_stages
-from cgfw.session.load import DIRECTIONS, LATEST, Generator, chosen, load_generator
+from cgfw.session.hub import local
+from cgfw.session.load import DIRECTIONS, LATEST, Generator, chosen, load_generator, open_folder
 from cgfw.session.start import train_run
 from cgfw.store.checkpoint import latest_in
+from cgfw.store.folder import ModelFolder
 from cgfw.store.layout import RunDir
 from cgfw.tools.translate import (
     MIN_SIDE,
@@ -78,8 +80,16 @@ def load(run_dir: str | Path, *, device: str = "auto", checkpoint: str = LATEST)
     """A run directory made by `cgfw.train` or `cgfw run`, finished or still training (it needs
     a checkpoint); its generators will run on `device` ("auto": CUDA when present), with the
     weights of its `checkpoint`: "latest" (previous.pt when latest.pt is damaged), "best" (by
-    train.keep_best) or "iter_N" (kept by train.keep_every), as `cgfw translate --checkpoint`."""
-    path = Path(run_dir)
+    train.keep_best) or "iter_N" (kept by train.keep_every), as `cgfw translate --checkpoint`.
+
+    A model folder (`cgfw save-pretrained`) loads the same way, without any checkpoint, and so
+    does one on the Hugging Face Hub: "hf://user/repo" or "hf://user/repo@revision", downloaded
+    into huggingface_hub's cache (`pip install 'cgfw[hub]'`)."""
+    path = local(run_dir)
+    folder = ModelFolder(path)
+    if folder.is_folder():
+        open_folder(folder, checkpoint)  # a bad folder fails here, not at the first translation
+        return Run(path, resolve_device(device, "device"), checkpoint)
     run = RunDir(path)
     if not run.is_run():
         raise CgfwError(
@@ -99,8 +109,8 @@ def load(run_dir: str | Path, *, device: str = "auto", checkpoint: str = LATEST)
 
 @dataclass
 class Run:
-    """A trained (or training) run: its directory, recipe, losses and metrics, and its
-    generators, each loaded once, on first use, onto `device`."""
+    """A trained (or training) run, or a model folder: its directory, recipe, losses and
+    metrics, and its generators, each loaded once, on first use, onto `device`."""
 
     path: Path
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))

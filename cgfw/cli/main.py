@@ -104,6 +104,8 @@ LAZY = {
     "eval": "cgfw.cli.evaluate:eval_cmd",
     "compare": "cgfw.cli.compare:compare_cmd",
     "export": "cgfw.cli.export:export",
+    "save-pretrained": "cgfw.cli.share:save_pretrained_cmd",
+    "push": "cgfw.cli.share:push_cmd",
 }
 
 

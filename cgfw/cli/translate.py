@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cgfw.cli.console import checkpoint_option, console, friendly, out, raw_option
 from cgfw.errors import CgfwError
 from cgfw.images import BadImage, decode
+from cgfw.session.hub import local
 from cgfw.session.load import DIRECTIONS, load_generator
 from cgfw.tools.translate import (
     MIN_SIDE,
@@ -28,7 +29,7 @@ from cgfw.training.loop import resolve_device
 
 
 @click.command()
-@click.argument("model", metavar="RUN_DIR|CHECKPOINT", type=click.Path(path_type=Path))
+@click.argument("model", metavar="RUN_DIR|CHECKPOINT|FOLDER")
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
 @click.argument("output", metavar="OUTPUT", type=click.Path(path_type=Path))
 @click.option(
@@ -71,7 +72,7 @@ from cgfw.training.loop import resolve_device
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @friendly
 def translate(
-    model: Path,
+    model: str,
     input_path: Path,
     output: Path,
     direction: str,
@@ -86,7 +87,8 @@ def translate(
 ) -> None:
     """Translate INPUT (an image, or a folder searched recursively) into OUTPUT (a file, or a
     folder mirroring INPUT's subfolders and file names) with the generator of RUN_DIR (its
-    latest checkpoint, or the one --checkpoint names) or of a CHECKPOINT file.
+    latest checkpoint, or the one --checkpoint names), of a CHECKPOINT file, or of a model
+    FOLDER (`cgfw save-pretrained`; hf://USER/REPO[@REVISION] for one on the Hugging Face Hub).
 
     Each output is written in the format its name's suffix gives (PNG for a name without one).
     """
@@ -94,7 +96,7 @@ def translate(
         raise CgfwError("--size and --full-resolution exclude each other; give one")
     jobs = plan(input_path, output)  # before loading anything: a bad OUTPUT fails fast
     dev = resolve_device(device, "--device")
-    generator = load_generator(model, direction, raw, which)
+    generator = load_generator(local(model), direction, raw, which)
     if full_resolution or size is not None:
         sizing = Sizing(shorter=size)
     else:

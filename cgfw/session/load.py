@@ -1,5 +1,5 @@
-"""Loading a run: a run directory's (or a bare checkpoint's) generator rebuilt from its recipe
-with its weights, for translate, export, eval and the Python API."""
+"""Loading a run: a run directory's (or a bare checkpoint's, or a model folder's) generator
+rebuilt from its recipe with its weights, for translate, export, eval and the Python API."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from cgfw.plugin.registry import Registry
 from cgfw.recipe import Resolved, read_toml, validate
 from cgfw.recipe.channels import data_channels
 from cgfw.store import checkpoint
+from cgfw.store.folder import EMA, BadFolder, FolderConfig, ModelFolder
 from cgfw.store.layout import RunDir
 from cgfw.terminal import console
 from cgfw.training.model import build_network
@@ -134,6 +135,8 @@ def load_generator(
     """
     if direction not in DIRECTIONS:
         raise CgfwError(f"--direction {direction!r}: use one of {', '.join(DIRECTIONS)}")
+    if ModelFolder(source).is_folder():
+        return _folder_generator(ModelFolder(source), direction, raw, which)
     ckpt, recipe_data = _checkpoint_of(source, which)
     path = ckpt.path or source
     where = str(RunDir(source).recipe) if recipe_data is not None else f"{path} (recipe)"
@@ -179,3 +182,85 @@ def load_generator(
     return Generator(
         net, resolved, registry, path, direction, ckpt.iteration, network, slot, averaged
     )
+
+
+def open_folder(folder: ModelFolder, which: str = LATEST, raw: bool = False) -> FolderConfig:
+    """The config of a model folder, checked, and refusing the choices a folder cannot honour:
+    it holds one set of weights, saved from one checkpoint, averaged or not."""
+    config = folder.read_config()
+    if which != LATEST:
+        raise CgfwError(
+            f"checkpoint {which!r}: {folder.path} is a model folder, holding the weights of one "
+            f"checkpoint ({config.checkpoint}, iteration {config.iteration}); write one from "
+            f"another with `cgfw save-pretrained RUN_DIR OUT --checkpoint {which}`"
+        )
+    if raw and config.weights == EMA:
+        raise CgfwError(
+            f"--raw: {folder.path} holds train.ema's moving average only; write the trained "
+            "weights with `cgfw save-pretrained RUN_DIR OUT --raw`"
+        )
+    return config
+
+
+def _folder_generator(folder: ModelFolder, direction: str, raw: bool, which: str) -> Generator:
+    """A model folder's `direction` generator: built from its recipe.toml, its weights read from
+    the safetensors file its config.json names for it."""
+    config = open_folder(folder, which, raw)
+    if not folder.recipe.is_file():
+        raise BadFolder(f"{folder.recipe}: missing; a model folder needs its recipe")
+    registry = load_plugins().registry
+    resolved = validate(read_toml(folder.recipe), registry, str(folder.recipe))
+    learned = resolved.model.info("directions", {})
+    if direction not in learned:
+        raise OneSided(
+            f"--direction {direction}: model '{resolved.model.name}' learns "
+            f"{', '.join(learned) or 'no direction'} only (it is one-sided); use "
+            f"--direction {next(iter(learned), 'a2b')}"
+        )
+    network, slot = learned[direction]
+    entry = config.generators.get(direction)
+    if entry is None or entry.network != network:
+        raise BadFolder(
+            f"{folder.config}: names no {direction} generator '{network}' (it names "
+            f"{', '.join(f'{d}: {g.network}' for d, g in config.generators.items())}), which "
+            f"the model '{resolved.model.name}' of {folder.recipe} needs"
+        )
+    path = folder.path / entry.file
+    if not path.is_file():
+        raise BadFolder(f"{path}: missing; {folder.config} names it as the {direction} generator")
+    weights = _safetensors(path)
+    net = build_network(resolved, slot)
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        detail = " ".join(line.strip() for line in str(exc).strip().splitlines()[1:3])
+        raise BadFolder(
+            f"{path}: the weights do not fit the generator of {folder.recipe} ({first} "
+            f"{detail}); was one of the two files replaced or edited?"
+        ) from None
+    net.eval()
+    averaged = config.weights == EMA
+    return Generator(
+        net, resolved, registry, path, direction, config.iteration, network, slot, averaged
+    )
+
+
+def _safetensors(path: Path) -> dict[str, Any]:
+    """A safetensors file's tensors; its format parses no code, so a foreign file is refused
+    with its parser's reason."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise CgfwError(
+            f"{path}: reading a model folder needs safetensors (not installed): "
+            "pip install 'cgfw[hub]' (or 'cgfw[export]')"
+        ) from None
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors' own error type: a truncated or foreign file
+        lines = str(exc).strip().splitlines()
+        raise BadFolder(
+            f"{path}: not a readable safetensors file ({type(exc).__name__}: "
+            f"{lines[0] if lines else 'no detail'})"
+        ) from None

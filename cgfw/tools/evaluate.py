@@ -30,6 +30,7 @@ from cgfw.plugin.registry import Registry
 from cgfw.recipe import Resolved, read_toml
 from cgfw.recipe.keys import parse_value
 from cgfw.session.load import Generator, OneSided, load_generator
+from cgfw.store.folder import ModelFolder
 from cgfw.store.layout import RunDir
 from cgfw.terminal import console
 from cgfw.training.evaluation import (
@@ -204,5 +205,8 @@ def eval_run(
     results |= {"checkpoint": str(g_ab.checkpoint), "iteration": g_ab.iteration}
     results["weights"] = "ema" if g_ab.averaged else "trained"
     RunDir(run_dir).write_metrics(json_ready(results))
-    track(run_dir, results, g_ab.iteration, registry)
+    # A model folder's recipe names its author's trackers (their W&B project, their MLflow
+    # store): scoring a downloaded model must not log into them.
+    if not ModelFolder(run_dir).is_folder():
+        track(run_dir, results, g_ab.iteration, registry)
     return results
