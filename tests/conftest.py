@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -10,6 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Under pytest-xdist each worker takes one core: torch's default of one thread per core in every
+# worker would oversubscribe them. Set before torch is imported, and inherited by the runs the
+# tests start in child processes, so a child and its in-process twin use the same thread count.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import torch
 from click.testing import CliRunner, Result
 from PIL import Image
