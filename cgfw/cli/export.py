@@ -15,9 +15,13 @@ from cgfw.tools.export import (
     FORMATS,
     TOLERANCE,
     check_installed,
+    check_shapes,
+    component_label,
     default_output,
+    example_input,
     example_size,
     export_onnx,
+    export_pt2,
     export_safetensors,
     export_torchscript,
     verify,
@@ -31,7 +35,8 @@ from cgfw.tools.export import (
     "fmt",
     type=click.Choice(list(FORMATS)),
     required=True,
-    help="torchscript (plain PyTorch), onnx (onnxruntime etc.) or safetensors (weights).",
+    help="pt2 (torch.export: plain PyTorch, AOTInductor), torchscript (deprecated by PyTorch), "
+    "onnx (onnxruntime etc.) or safetensors (weights).",
 )
 @click.option(
     "--direction",
@@ -62,11 +67,13 @@ def export(
     if path.is_dir():
         raise CgfwError(f"--output {path} is a folder; give a file name")
     size = example_size(generator)
-    example = torch.rand(1, generator.channels, size, size) * 2 - 1
+    example = example_input(fmt, generator.channels, size)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with torch.no_grad():
-            if fmt == "torchscript":
+            if fmt == "pt2":
+                export_pt2(generator.net, example, path, component_label(generator))
+            elif fmt == "torchscript":
                 export_torchscript(generator.net, example, path)
             elif fmt == "onnx":
                 export_onnx(generator.net, example, path)
@@ -86,5 +93,6 @@ def export(
         if difference is None
         else f"max difference from PyTorch {difference:.1e}"
     )
-    console.print(f"checked on a (2, {generator.channels}, {size}, {2 * size}) batch: {check}")
+    shapes = " and ".join(str(shape) for shape in check_shapes(fmt, generator.channels, size))
+    console.print(f"checked on {shapes}: {check}")
     out.print(f"exported {generator.network} ({direction}) as {fmt} to {path}", markup=False)
