@@ -104,6 +104,7 @@ LAZY = {
     "eval": "cgfw.cli.evaluate:eval_cmd",
     "compare": "cgfw.cli.compare:compare_cmd",
     "export": "cgfw.cli.export:export",
+    "demo": "cgfw.cli.demo:demo",
 }
 
 
