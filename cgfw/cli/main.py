@@ -106,6 +106,7 @@ LAZY = {
     "export": "cgfw.cli.export:export",
     "save-pretrained": "cgfw.cli.share:save_pretrained_cmd",
     "push": "cgfw.cli.share:push_cmd",
+    "demo": "cgfw.cli.demo:demo",
 }
 
 
