@@ -12,6 +12,7 @@ from types import ModuleType
 
 import cgfw
 from cgfw.errors import CgfwError
+from cgfw.store.folder import ModelFolder
 
 SCHEME = "hf://"
 INSTALL = "pip install 'cgfw[hub]'"
@@ -50,7 +51,11 @@ def download(source: str) -> Path:
     hub = huggingface_hub(source)
     try:
         folder = hub.snapshot_download(
-            repo_id, revision=revision, library_name="cgfw", library_version=cgfw.__version__
+            repo_id,
+            revision=revision,
+            allow_patterns=ModelFolder.patterns(),  # a repository's other files stay there
+            library_name="cgfw",
+            library_version=cgfw.__version__,
         )
     except (OSError, ValueError) as exc:  # not found, no access, offline and not cached, a bad id
         lines = str(exc).strip().splitlines()

@@ -156,6 +156,11 @@ class ModelFolder:
     def card(self) -> Path:
         return self.path / "README.md"
 
+    @staticmethod
+    def patterns() -> list[str]:
+        """Names of the files a model folder may hold: all that a download needs to fetch."""
+        return ["README.md", "config.json", "recipe.toml", "metrics.json", f"*{WEIGHTS_SUFFIX}"]
+
     def weights(self, direction: str) -> Path:
         return self.path / f"generator_{direction}{WEIGHTS_SUFFIX}"
 

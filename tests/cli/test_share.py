@@ -284,18 +284,32 @@ def cache_repo(cache: Path, repo_id: str, folder: Path, commit: str = COMMIT) ->
 @pytest.fixture
 def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """huggingface_hub offline (HF_HUB_OFFLINE=1: no request leaves) over a cache of our own."""
-    hub = pytest.importorskip("huggingface_hub", reason="pip install 'cgfw[hub]'")
+    constants = pytest.importorskip("huggingface_hub.constants", reason="pip install 'cgfw[hub]'")
     cache = tmp_path / "hub"
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(hub.constants, "HF_HUB_OFFLINE", True)  # read at import, so set too
-    monkeypatch.setattr(hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # read at import, so set too
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     return cache
 
 
 def test_hf_names_load_from_the_hub_cache(
-    run: Path, folder: Path, hub_cache: Path, cli: Callable[..., Result]
+    run: Path,
+    folder: Path,
+    hub_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Result],
 ) -> None:
     cache_repo(hub_cache, "someone/emoji-cyclegan", folder)
+    import huggingface_hub
+
+    asked: list[dict[str, Any]] = []
+    real = huggingface_hub.snapshot_download
+
+    def recorded(repo_id: str, **kwargs: Any) -> str:
+        asked.append(kwargs)
+        return real(repo_id, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", recorded)
     by_run = cgfw.load(run, device="cpu")
     for name in ("hf://someone/emoji-cyclegan", f"hf://someone/emoji-cyclegan@{COMMIT}"):
         by_hub = cgfw.load(name, device="cpu")
@@ -309,6 +323,9 @@ def test_hf_names_load_from_the_hub_cache(
         assert image.tobytes() == by_run.translate(photo()).tobytes()
     with pytest.raises(CgfwError, match=r"hf://someone/other: cannot be had from the Hugging"):
         cgfw.load("hf://someone/other")
+    assert asked[1]["revision"] == COMMIT
+    # Only a model folder's files are fetched, whatever else the repository holds.
+    assert "*.safetensors" in asked[0]["allow_patterns"] and "*" not in asked[0]["allow_patterns"]
 
 
 def test_without_huggingface_hub_hf_names_say_what_to_install(
