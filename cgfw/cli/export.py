@@ -93,6 +93,7 @@ def export(
         if difference is None
         else f"max difference from PyTorch {difference:.1e}"
     )
-    shapes = " and ".join(str(shape) for shape in check_shapes(fmt, generator.channels, size))
-    console.print(f"checked on {shapes}: {check}")
+    shapes = [str(shape) for shape in check_shapes(fmt, generator.channels, size)]
+    batches = f"a {shapes[0]} batch" if len(shapes) == 1 else f"{' and '.join(shapes)} batches"
+    console.print(f"checked on {batches}: {check}")
     out.print(f"exported {generator.network} ({direction}) as {fmt} to {path}", markup=False)
