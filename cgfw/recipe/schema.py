@@ -189,6 +189,11 @@ class EvalSection(Strict):
     )
     split: Literal["test", "train"] = "test"
     batch_size: int = Field(8, ge=1, le=MAX_BATCH)
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="each metric's options, as cgfw eval --option takes them: "
+        '[eval.options.fid] resize = "clean" (KID takes FID\'s)',
+    )
 
 
 class AlarmsSection(Strict):

@@ -15,8 +15,6 @@ features, and later calls read them from the dataset's saved reference statistic
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,9 +33,9 @@ from cgfw.store.layout import RunDir
 from cgfw.terminal import console
 from cgfw.training.evaluation import (
     Metric,
-    RealImages,
     evaluate,
     flat_metrics,
+    real_images,
 )
 from cgfw.training.loop import build_dataset
 from cgfw.training.tracking import Tracking
@@ -68,41 +66,6 @@ def parse_options(texts: tuple[str, ...], names: list[str]) -> dict[str, dict[st
             )
         options.setdefault(name, {})[option] = parse_value(raw, f"--option {key.strip()}")
     return options
-
-
-def real_images(resolved: Resolved, dataset: Any, split: str) -> dict[str, RealImages]:
-    """Each side's real images, named for metrics that keep what they computed from them: the
-    data component, its options, the split and the side name the set; its items (a file with
-    its size and modification time) and their count tell a saved copy from a stale one. A
-    dataset whose items are not listed (no `a` and `b` lists) gets none."""
-    component = resolved.components["data"]
-    options = resolved.options["data"].model_dump(mode="json")
-    found: dict[str, RealImages] = {}
-    for side in ("a", "b"):
-        items = getattr(dataset, side, None)
-        if not isinstance(items, list) or not items:
-            continue
-        setting = json.dumps([component.name, options, split, side], sort_keys=True, default=str)
-        listing = hashlib.sha256()
-        for item in items:
-            listing.update(_identity(item).encode() + b"\0")
-        name = f"{component.name}-{split}{side.upper()}-{_digest(setting)[:12]}"
-        found[side] = RealImages(name, listing.hexdigest(), len(items))
-    return found
-
-
-def _identity(item: Any) -> str:
-    if isinstance(item, Path):
-        try:
-            stat = item.stat()
-        except OSError:
-            return f"{item.resolve()}|missing"
-        return f"{item.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    return repr(item)
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def json_ready(node: Any) -> Any:

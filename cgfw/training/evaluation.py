@@ -3,9 +3,12 @@ baseline and the cycle error. Used by `cgfw eval` and, at intervals, by training
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -13,6 +16,7 @@ from torch import Tensor, nn
 
 from cgfw.errors import CgfwError
 from cgfw.plugin.registry import Registry
+from cgfw.recipe import Resolved
 
 # Training items are fetched by (index, seed); a fixed seed keeps an evaluation repeatable.
 TRAIN_SEED = 0
@@ -46,11 +50,48 @@ class RealImages:
     count: int
 
 
-def build_metric(registry: Registry, name: str, options: Mapping[str, Any] | None = None) -> Metric:
+def real_images(resolved: Resolved, dataset: Any, split: str) -> dict[str, RealImages]:
+    """Each side's real images, named for metrics that keep what they computed from them: the
+    data component, its options, the split and the side name the set; its items (a file with
+    its size and modification time) and their count tell a saved copy from a stale one. A
+    dataset whose items are not listed (no `a` and `b` lists) gets none."""
+    component = resolved.components["data"]
+    options = resolved.options["data"].model_dump(mode="json")
+    found: dict[str, RealImages] = {}
+    for side in ("a", "b"):
+        items = getattr(dataset, side, None)
+        if not isinstance(items, list) or not items:
+            continue
+        setting = json.dumps([component.name, options, split, side], sort_keys=True, default=str)
+        listing = hashlib.sha256()
+        for item in items:
+            listing.update(_identity(item).encode() + b"\0")
+        name = f"{component.name}-{split}{side.upper()}-{_digest(setting)[:12]}"
+        found[side] = RealImages(name, listing.hexdigest(), len(items))
+    return found
+
+
+def _identity(item: Any) -> str:
+    if isinstance(item, Path):
+        try:
+            stat = item.stat()
+        except OSError:
+            return f"{item.resolve()}|missing"
+        return f"{item.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return repr(item)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def build_metric(
+    registry: Registry, name: str, options: Mapping[str, Any] | None = None, where: str = ""
+) -> Metric:
     """The metric `name` with `options` (cgfw eval --option NAME.KEY=VALUE), or an error naming
-    the closest registered one, or the option."""
+    the closest registered one, or the option (`where` says where it was given)."""
     component = _component(registry, name)
-    where = f"--option {name}" if options else f"metric {name}"
+    where = where or (f"--option {name}" if options else f"metric {name}")
     metric: Metric = component.build(options or {}, where=where)
     return metric
 

@@ -35,6 +35,8 @@ from cgfw.training.evaluation import (
     evaluate,
     flat_metrics,
     one_size,
+    real_images,
+    with_companions,
 )
 from cgfw.training.graphs import GraphedStep, check_graphable, decide
 from cgfw.training.keep import Best, KeepBest, weight_scores
@@ -205,8 +207,8 @@ class Training:
         m.setup(*(x[: cfg.batch_size] for x in samples))
         evaluation = recipe.eval
         eval_set = build_dataset(resolved, evaluation.split) if evaluation.every else None
-        for name in eval_metrics(resolved, loaded) if evaluation.every else []:
-            build_metric(loaded.registry, name)  # a misspelled metric fails now, not hours in
+        if evaluation.every:  # a misspelled metric or option fails now, not hours in
+            check_eval_metrics(resolved, loaded)
         keep_best = keep_best_for(resolved, loaded, m, eval_set, RunDir(run_dir))
         ema = EMA(m, cfg.ema) if cfg.ema else None
         return Training(
@@ -317,7 +319,8 @@ class Training:
             results = evaluate(
                 m.translator("a2b"), back, self.eval_set, ev.split,
                 eval_metrics(self.resolved, self.loaded),
-                self.loaded.registry, m.rt.device, ev.batch_size,
+                self.loaded.registry, m.rt.device, ev.batch_size, ev.options,
+                real_images(self.resolved, self.eval_set, ev.split),
             )  # fmt: skip
         for name in m.directions:
             m.translator(name).train()
@@ -344,6 +347,22 @@ def keep_best_for(
         bool(getattr(eval_set, "paired", False)), bool(resolved.recipe.train.ema),
     )  # fmt: skip
     return KeepBest.start(metric, known, run, resolved.source)
+
+
+def check_eval_metrics(resolved: Resolved, loaded: Loaded) -> None:
+    """[eval]'s metrics and their options, built once: each mistake is one error naming it."""
+    names = eval_metrics(resolved, loaded)
+    for name in names:
+        build_metric(loaded.registry, name)
+    scored = with_companions(names, loaded.registry)
+    for name, options in resolved.recipe.eval.options.items():
+        if name not in scored:
+            raise CgfwError(
+                f"{resolved.source}: eval.options.{name}: '{name}' is not among the metrics "
+                f"[eval] computes ({', '.join(scored)}); add it to eval.metrics or remove its "
+                "options"
+            )
+        build_metric(loaded.registry, name, options, f"{resolved.source}: eval.options.{name}")
 
 
 def eval_metrics(resolved: Resolved, loaded: Loaded) -> list[str]:
