@@ -86,6 +86,14 @@ class Lambdas:
     backward: bool = True  # cycle B -> A -> B
 
 
+def _activate_in_place(net: nn.Module) -> None:
+    """As their networks.py builds them (nn.ReLU(True), nn.LeakyReLU(0.2, True)); cgfw's paper
+    networks activate out of place (the same values), which this loop must not inherit."""
+    for module in net.modules():
+        if isinstance(module, (nn.ReLU, nn.LeakyReLU)):
+            module.inplace = True
+
+
 def _set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
     for net in nets:
         for p in net.parameters():
@@ -109,6 +117,8 @@ class AuthorsLoop:
         draw: PoolDraw = python_random_draw,
     ) -> None:
         self.g_ab, self.g_ba, self.d_a, self.d_b = g_ab, g_ba, d_a, d_b
+        for net in (g_ab, g_ba, d_a, d_b):
+            _activate_in_place(net)
         self.lambdas = lambdas
         device = next(g_ab.parameters()).device
         self.gan_loss = GANLoss(gan_mode).to(device)

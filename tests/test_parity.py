@@ -147,9 +147,10 @@ def test_per_image_pool_decisions_match_at_batch_2(loaded: Loaded) -> None:
 
 
 def test_stacked_calls_match_before_rounding_is_amplified(loaded: Loaded) -> None:
-    """The default stacks a generator's translation and identity images, and a discriminator's
-    real and fake ones: other kernels, so fp32 rounding differs, and Adam's first steps (which
-    divide by a tiny second moment) amplify it after a few iterations."""
+    """The default stacks a generator's translation and identity images (and g_ba's forward
+    cycle image with them), and a discriminator's real and fake ones: other kernels, so fp32
+    rounding differs, and Adam's first steps (which divide by a tiny second moment) amplify it
+    after a few iterations."""
     ours, theirs, *_ = train_both(loaded, None, stack=True, iters=4)
     assert_terms_equal(ours, theirs)
 

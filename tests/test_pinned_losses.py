@@ -2,16 +2,20 @@
 before the CycleGAN step moved from the engine into the paper plugin. Any change to the step's
 numerics (order of calls, loss sums, pool draws, seeding) changes these numbers.
 
-The values in tests/data/pinned_losses.json were computed by commit 8b83e61's step (still in
-cgfw/step.py; this file at 11ead04, threads fixed as below) on this project's CPU, torch
-2.14.1. One torch thread: the thread count changes how convolutions sum, so the numbers would
-differ between machines with other core counts. The CPU's instruction set changes them too
-(oneDNN picks other kernels: AVX512 and the first machine's agree to 1e-7 for two iterations,
-then drift by up to 0.2 %), so the file keeps one set per kind of machine the project has run
-on, labelled with torch's CPU capability: a run matches its machine's set, or, on a machine of
-an unrecorded kind, one of them. Add a set only from the unchanged step
+The first values in tests/data/pinned_losses.json were computed by commit 8b83e61's step on
+this project's CPUs, torch 2.14.1. One torch thread: the thread count changes how convolutions
+sum, so the numbers would differ between machines with other core counts. The CPU's
+instruction set changes them too (oneDNN picks other kernels: AVX512 and the first machine's
+agree to 1e-7 for two iterations, then drift by up to 0.2 %), so the file keeps one set per
+kind of machine, labelled with torch's CPU capability: a run matches its machine's set, or, on
+a machine of an unrecorded kind, one of them. Add a set only from the unchanged step
 (`python tests/test_pinned_losses.py --write` appends this machine's); regenerate them only for
-a change meant to change the numerics."""
+a change meant to change the numerics. The last was issue 23's: g_ba takes its three inputs in
+one stacked call where it took two, which sums its weight gradients in another order (the same
+losses at iteration 1, rounding apart after it, within 1e-5 of the authors' loop over four
+iterations by tests/test_parity.py); the AVX512 set was computed again from that step and the first
+machine's set, of a step that no longer exists, dropped.
+"""
 
 from __future__ import annotations
 

@@ -197,6 +197,10 @@ class Build:
         adam: dict[str, Any] = {"lr": r.optimizer.lr, "betas": r.optimizer.betas}
         if device.type == "cuda":
             adam["fused"] = True  # one kernel per step instead of several per parameter
+        else:
+            # Each update over all parameters at once: the same values as the per-parameter
+            # loop, bit for bit (fused Adam rounds otherwise), in fewer calls.
+            adam["foreach"] = True
         if self.rt.speed.cuda_graph:
             # Step counts and the learning rate live on the GPU, so a replayed graph sees updates.
             adam |= {"capturable": True, "lr": torch.tensor(r.optimizer.lr, device=device)}

@@ -201,13 +201,11 @@ class CycleGAN(Model):
         """An image as a discriminator sees it: augmented, if the recipe says so."""
         return images if self.augment is None else self.augment(images)
 
-    def _translate(self, net: nn.Module, x: Tensor, own: Tensor | None) -> tuple[Tensor, Any]:
-        """`net(x)`, and `net(own)` (the identity image) when it can share the call; None when
-        the identity image is off or must wait for its own call."""
-        if own is None or not self.stacking.stacks(net) or own.shape[1:] != x.shape[1:]:
-            return net(x), None
-        out, idt = self.stacking.together(self.rt, net, x, own)
-        return out, idt
+    def _calls(self, net: nn.Module, *inputs: Tensor | None) -> list[Any]:
+        """`net` on each input given (None: not needed, None out): one call on them stacked
+        where `net` stacks and their sizes agree, else a call each, in the order given."""
+        outputs = iter(self.stacking.together(self.rt, net, *(x for x in inputs if x is not None)))
+        return [None if x is None else next(outputs) for x in inputs]
 
     def step(self, real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
         """Translate both ways, update both generators, then both discriminators on pooled
@@ -217,16 +215,27 @@ class CycleGAN(Model):
         with rt.autocast():
             # 1. Translate A -> B and back, then B -> A and back; a reconstruction only where a
             #    cycle term uses it. With the identity loss, a generator also gets an image of
-            #    its own target domain, which it should leave alone: in the translation's call
-            #    if it may stack, else after the cycles. That is the authors' order of calls, so
-            #    with every call apart the step computes what their loop does, bit for bit.
-            fake_b, idt_b = self._translate(self.g_ab, real_a, real_b if w.identity else None)
-            rec_a = self.g_ba(fake_b) if w.cycle_forward else None
-            fake_a, idt_a = self._translate(self.g_ba, real_b, real_a if w.identity else None)
+            #    its own target domain, which it should leave alone. Where the generators stack,
+            #    each call takes every input known by then: g_ab real A and B, then g_ba real B
+            #    and A and fake B (one call instead of two, the larger batch runs faster), then
+            #    g_ab fake A. Else the calls are the authors', in their order (identity images
+            #    after the cycles), so the step computes what their loop does, bit for bit.
+            idt_b = idt_a = None
+            if self.stacking.stacks(self.g_ab) and self.stacking.stacks(self.g_ba):
+                fake_b, idt_b = self._calls(self.g_ab, real_a, real_b if w.identity else None)
+                fake_a, idt_a, rec_a = self._calls(
+                    self.g_ba,
+                    real_b,
+                    real_a if w.identity else None,
+                    fake_b if w.cycle_forward else None,
+                )
+            else:
+                fake_b = self.g_ab(real_a)
+                rec_a = self.g_ba(fake_b) if w.cycle_forward else None
+                fake_a = self.g_ba(real_b)
             rec_b = self.g_ab(fake_a) if w.cycle_backward else None
-            if w.identity:
-                idt_b = self.g_ab(real_b) if idt_b is None else idt_b
-                idt_a = self.g_ba(real_a) if idt_a is None else idt_a
+            if w.identity and idt_b is None:
+                idt_b, idt_a = self.g_ab(real_b), self.g_ba(real_a)
 
             # 2. Generator losses, with the discriminators frozen (they pass gradients through).
             _requires_grad([self.d_a, self.d_b], False)

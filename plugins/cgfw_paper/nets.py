@@ -10,6 +10,10 @@ from torch import Tensor, nn
 from cgfw_paper.discriminators import PatchOptions, PixelOptions
 from cgfw_paper.generators import ResnetOptions
 
+# The activations are not in place, unlike the authors' (nn.ReLU(True)): the same values, but
+# an in-place ReLU on instance norm's output (a view of batch norm's) makes autograd copy each
+# slice back in the backward pass, 5 % of a quickstart step on a CPU (docs/benchmarks.md).
+
 
 def conv_bias(norm: str) -> bool:
     """The authors' rule (`use_bias = norm_layer == nn.InstanceNorm2d`): a conv followed by a
@@ -37,7 +41,7 @@ class ResnetBlock(nn.Module):
             nn.ReflectionPad2d(1),
             nn.Conv2d(dim, dim, 3, bias=bias),
             norm_layer(norm, dim),
-            nn.ReLU(True),
+            nn.ReLU(),
         ]
         if dropout:
             layers.append(nn.Dropout(0.5))
@@ -67,20 +71,20 @@ def resnet(opts: ResnetOptions, transposed: bool = True) -> nn.Module:
         nn.ReflectionPad2d(3),
         nn.Conv2d(c_in, ngf, 7, bias=bias),
         norm_layer(norm, ngf),
-        nn.ReLU(True),
+        nn.ReLU(),
     ]
     for mult in (1, 2):
         layers += [
             nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
             norm_layer(norm, ngf * mult * 2),
-            nn.ReLU(True),
+            nn.ReLU(),
         ]
     layers += [ResnetBlock(ngf * 4, norm, opts.dropout, bias) for _ in range(opts.n_blocks)]
     for mult in (4, 2):
         layers += [
             _upsample(ngf * mult, ngf * mult // 2, transposed, bias),
             norm_layer(norm, ngf * mult // 2),
-            nn.ReLU(True),
+            nn.ReLU(),
         ]
     layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, c_out, 7), nn.Tanh()]
     return nn.Sequential(*layers)
@@ -101,7 +105,7 @@ def patchgan(opts: PatchOptions) -> nn.Module:
         layer = nn.Conv2d(c_in, c_out, 4, stride=stride, padding=1, bias=use_bias)
         return nn.utils.parametrizations.spectral_norm(layer) if spectral else layer
 
-    layers: list[nn.Module] = [conv(opts.in_channels or 3, ndf, 2), nn.LeakyReLU(0.2, True)]
+    layers: list[nn.Module] = [conv(opts.in_channels or 3, ndf, 2), nn.LeakyReLU(0.2)]
     mult = 1
     for n in range(1, opts.n_layers + 1):
         prev, mult = mult, min(2**n, 8)
@@ -109,7 +113,7 @@ def patchgan(opts: PatchOptions) -> nn.Module:
         layers += [
             conv(ndf * prev, ndf * mult, stride, bias),
             norm_layer("none" if spectral else opts.norm, ndf * mult),
-            nn.LeakyReLU(0.2, True),
+            nn.LeakyReLU(0.2),
         ]
     layers.append(conv(ndf * mult, 1, 1))
     return nn.Sequential(*layers)
@@ -122,9 +126,9 @@ def pixel(opts: PixelOptions) -> nn.Module:
     ndf, bias = opts.ndf, conv_bias(opts.norm)
     return nn.Sequential(
         nn.Conv2d(opts.in_channels or 3, ndf, 1),
-        nn.LeakyReLU(0.2, True),
+        nn.LeakyReLU(0.2),
         nn.Conv2d(ndf, ndf * 2, 1, bias=bias),
         norm_layer(opts.norm, ndf * 2),
-        nn.LeakyReLU(0.2, True),
+        nn.LeakyReLU(0.2),
         nn.Conv2d(ndf * 2, 1, 1, bias=bias),
     )

@@ -193,13 +193,36 @@ def test_paired_loss_is_l1_to_the_aligned_target_and_alone_skips_the_discriminat
     assert all(torch.equal(a, b) for a, b in zip(d_before, params(m.d_a), strict=True))
 
 
-def test_a_cycle_that_is_off_skips_its_reconstruction(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
-    m = tiny(loaded, tiny_recipe, "losses.identity.weight=0", "losses.cycle.backward=false")
+@pytest.mark.parametrize("stacked", [True, False])
+def test_a_cycle_that_is_off_skips_its_reconstruction(loaded, tiny_recipe, stacked) -> None:  # type: ignore[no-untyped-def]
+    m = tiny(
+        loaded, tiny_recipe, "losses.identity.weight=0", "losses.cycle.backward=false",
+        f"train.stack_calls={str(stacked).lower()}",
+    )  # fmt: skip
+    calls = []  # (network, images it was given)
+    m.g_ab.register_forward_hook(lambda _m, args, _o: calls.append(("g_ab", len(args[0]))))
+    m.g_ba.register_forward_hook(lambda _m, args, _o: calls.append(("g_ba", len(args[0]))))
+    real_a, real_b = batch()
+    n = len(real_a)
+    m.step(real_a, real_b)
+    # fake_b, then fake_a and rec_a (in one call where they stack); no rec_b = g_ab(fake_a)
+    expected = (
+        [("g_ab", n), ("g_ba", 2 * n)] if stacked else [("g_ab", n), ("g_ba", n), ("g_ba", n)]
+    )
+    assert calls == expected
+
+
+def test_stacked_generators_take_every_input_known_by_then(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    """g_ab on real A and B (translation, identity), g_ba on real B and A and fake B (translation,
+    identity, the forward cycle) in one call, then g_ab on fake A: three calls, not six."""
+    m = tiny(loaded, tiny_recipe)
     calls = []
-    m.g_ab.register_forward_hook(lambda *_: calls.append("g_ab"))
-    m.g_ba.register_forward_hook(lambda *_: calls.append("g_ba"))
-    m.step(*batch())
-    assert calls == ["g_ab", "g_ba", "g_ba"]  # fake_b, fake_a, rec_a; no rec_b = g_ab(fake_a)
+    m.g_ab.register_forward_hook(lambda _m, args, _o: calls.append(("g_ab", len(args[0]))))
+    m.g_ba.register_forward_hook(lambda _m, args, _o: calls.append(("g_ba", len(args[0]))))
+    real_a, real_b = batch()
+    n = len(real_a)
+    m.step(real_a, real_b)
+    assert calls == [("g_ab", 2 * n), ("g_ba", 3 * n), ("g_ab", n)]
 
 
 def step_twice(m: CycleGAN) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
