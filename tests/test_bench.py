@@ -143,3 +143,17 @@ def test_the_reference_does_the_same_work_as_the_step(loaded, tiny_recipe: Path)
         assert theirs.keys() == ours.keys()
         for name, value in ours.items():
             assert torch.allclose(value, theirs[name], rtol=1e-5, atol=1e-6), name
+
+
+def test_on_a_cpu_the_bench_times_fp32_layouts_and_compiled_kernels() -> None:
+    """Issue 23's rows beside the plain loop: fp32 + channels_last, fp32 + compile, bf16 +
+    compile, each named with its precision."""
+    import torch
+
+    from cgfw.tools.bench import settings
+    from cgfw.training.model import Speed
+
+    cpu = {s.name: s.speed for s in settings(torch.device("cpu"), compare=True)}
+    assert cpu["cgfw fp32 + channels_last"] == Speed("fp32", True, "off")
+    assert cpu["cgfw fp32 + compile"] == Speed("fp32", False, "default")
+    assert cpu["cgfw bf16 + compile"] == Speed("bf16", False, "default")

@@ -73,7 +73,12 @@ def settings(device: torch.device, compare: bool) -> list[Setting]:
         Setting("cgfw bf16 + compile", Speed("bf16", False, "default")),
     ]
     if device.type != "cuda":
-        return [reference, *eager]
+        # On a CPU also what fp32 gains from the memory layout and from inductor's kernels.
+        fp32 = [
+            Setting("cgfw fp32 + channels_last", Speed("fp32", True, "off")),
+            Setting("cgfw fp32 + compile", Speed("fp32", False, "default")),
+        ]
+        return [reference, *eager[:2], *fp32, *eager[2:]]
     # On a GPU the settings that matter most come first, so that a bench cut short by a time
     # limit (benchmarks/gpu_check.sh) still has them. compile = "reduce-overhead" (torch's own
     # CUDA graphs per network) is left out: both runs that timed it found it far slower than
