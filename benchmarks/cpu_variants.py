@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from torch import nn
 
 from cgfw.plugin.loader import load_plugins
 from cgfw.recipe import load
@@ -26,15 +25,14 @@ from cgfw.tools.bench import _framework_step, _reference_step, _time, batches
 from cgfw.training.loop import build_for_run
 from cgfw.training.model import Model, Speed
 from cgfw.training.progress import LossLog
+from cgfw_paper.reference import load_reference
 
 Change = Callable[[Model], None]
 
 
 def in_place(m: Model) -> None:
     for net in m.networks.values():
-        for module in net.modules():
-            if isinstance(module, (nn.ReLU, nn.LeakyReLU)):
-                module.inplace = True
+        load_reference().activate_in_place(net)
 
 
 def fused(m: Model) -> None:

@@ -86,9 +86,11 @@ class Lambdas:
     backward: bool = True  # cycle B -> A -> B
 
 
-def _activate_in_place(net: nn.Module) -> None:
-    """As their networks.py builds them (nn.ReLU(True), nn.LeakyReLU(0.2, True)); cgfw's paper
-    networks activate out of place (the same values), which this loop must not inherit."""
+def activate_in_place(net: nn.Module) -> None:
+    """One of cgfw's paper networks made as their networks.py builds it (nn.ReLU(True),
+    nn.LeakyReLU(0.2, True)); cgfw's activate out of place (the same values, less work for
+    autograd), which this loop must not inherit. Only for those: a network that reads an
+    activation's input again would compute something else."""
     for module in net.modules():
         if isinstance(module, (nn.ReLU, nn.LeakyReLU)):
             module.inplace = True
@@ -117,8 +119,6 @@ class AuthorsLoop:
         draw: PoolDraw = python_random_draw,
     ) -> None:
         self.g_ab, self.g_ba, self.d_a, self.d_b = g_ab, g_ba, d_a, d_b
-        for net in (g_ab, g_ba, d_a, d_b):
-            _activate_in_place(net)
         self.lambdas = lambdas
         device = next(g_ab.parameters()).device
         self.gan_loss = GANLoss(gan_mode).to(device)

@@ -161,7 +161,7 @@ def test_keep_best_keeps_the_best_evaluation_either_way(
     record = json.loads(run.best_record.read_text())
     assert record == {
         "metric": f"eval/a2b/{metric}", "value": value, "iteration": best_iteration,
-        "better": better,
+        "better": better, "options": {},
     }  # fmt: skip
     assert checkpoint.load(run.best_checkpoint).iteration == best_iteration
     assert checkpoint.load(run.checkpoints / "latest.pt").iteration == 8
@@ -216,7 +216,7 @@ def test_a_metric_that_declares_no_direction_cannot_pick_the_best() -> None:
         declared_better(registry, "mystery")
 
 
-def test_best_json_is_read_back_unless_the_metric_changed(tmp_path: Path) -> None:
+def test_best_json_is_read_back_unless_the_metric_or_its_options_changed(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
     run.checkpoints.mkdir()
     saved = Best("eval/a2b/kid", 0.25, 4000, "lower")
@@ -225,6 +225,13 @@ def test_best_json_is_read_back_unless_the_metric_changed(tmp_path: Path) -> Non
     assert KeepBest.start("eval/a2b/kid", known, run, "r.toml").best == saved
     # another metric starts afresh: its scale is not kid's
     assert KeepBest.start("eval/a2b/fid", known, run, "r.toml").best is None
+    # and so does the same metric in another mode (a resume may change [eval.options])
+    clean = {"kid": {"resize": "clean"}}
+    assert KeepBest.start("eval/a2b/kid", known, run, "r.toml", clean).best is None
+    run.write_best_record(Best("eval/a2b/kid", 0.25, 4000, "lower", clean).to_dict())
+    assert KeepBest.start("eval/a2b/kid", known, run, "r.toml", clean).best is not None
+    assert KeepBest.start("eval/a2b/kid", known, run, "r.toml").best is None
+    run.write_best_record(saved.to_dict())
     run.best_record.write_text('{"metric": "eval/a2b/kid", "value": "low"}')
     with pytest.raises(CgfwError, match=r"best\.json: not a best-checkpoint record"):
         KeepBest.start("eval/a2b/kid", known, run, "r.toml")

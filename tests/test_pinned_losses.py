@@ -2,19 +2,19 @@
 before the CycleGAN step moved from the engine into the paper plugin. Any change to the step's
 numerics (order of calls, loss sums, pool draws, seeding) changes these numbers.
 
-The first values in tests/data/pinned_losses.json were computed by commit 8b83e61's step on
-this project's CPUs, torch 2.14.1. One torch thread: the thread count changes how convolutions
-sum, so the numbers would differ between machines with other core counts. The CPU's
-instruction set changes them too (oneDNN picks other kernels: AVX512 and the first machine's
-agree to 1e-7 for two iterations, then drift by up to 0.2 %), so the file keeps one set per
-kind of machine, labelled with torch's CPU capability: a run matches its machine's set, or, on
-a machine of an unrecorded kind, one of them. Add a set only from the unchanged step
-(`python tests/test_pinned_losses.py --write` appends this machine's); regenerate them only for
-a change meant to change the numerics. The last was issue 23's: g_ba takes its three inputs in
-one stacked call where it took two, which sums its weight gradients in another order (the same
+The values in tests/data/pinned_losses.json were computed on this project's CPUs, torch 2.14.1,
+first by commit 8b83e61's step. One torch thread: the thread count changes how convolutions sum,
+so the numbers would differ between machines with other core counts. The CPU's instruction set
+changes them too (oneDNN picks other kernels: AVX512 and the first machine's agreed to 1e-7 for
+two iterations, then drifted by up to 0.2 %), so the file keeps a set per kind of machine,
+labelled with torch's CPU capability: a run matches its machine's set, and a machine of a kind
+with none skips, saying how to add one. Add a set only from the unchanged step (`python
+tests/test_pinned_losses.py --write` appends this machine's); regenerate them only for a change
+meant to change the numerics. The last was issue 23's: g_ba takes its three inputs in one
+stacked call where it took two, which sums its weight gradients in another order (the same
 losses at iteration 1, rounding apart after it, within 1e-5 of the authors' loop over four
-iterations by tests/test_parity.py); the AVX512 set was computed again from that step and the first
-machine's set, of a step that no longer exists, dropped.
+iterations by tests/test_parity.py); the AVX512 set was computed again from that step and the
+first machine's set, of a step that no longer exists, dropped.
 """
 
 from __future__ import annotations
@@ -97,7 +97,12 @@ def matches(got: dict[str, list[float]], pinned: dict[str, list[float]]) -> list
 def test_per_iteration_losses_are_the_pinned_ones(recipe: str, tmp_path: Path) -> None:
     machines = json.loads(PINNED.read_text(encoding="utf-8"))["machines"]
     here = torch.backends.cpu.get_cpu_capability()
-    mine = [m for m in machines if m["cpu"] == here] or machines  # unrecorded kind: any
+    mine = [m for m in machines if m["cpu"] == here]
+    if not mine:  # another kind sums convolutions otherwise: its losses drift from iteration 3
+        pytest.skip(
+            f"no pinned losses for a {here} CPU (recorded: {[m['cpu'] for m in machines]}); "
+            "from an unchanged step, `python tests/test_pinned_losses.py --write` adds them"
+        )
     got = losses(recipe, CASES[recipe], tmp_path)
     assert all(len(v) == 6 for v in got.values())
     misses = {m["note"]: matches(got, m["losses"][recipe]) for m in mine}

@@ -91,8 +91,9 @@ def register_generators(register: Register[NetworkFactory]) -> None:
     shape is wrong or it raises; raise a ``cgfw.errors.CgfwError`` to say what size to use.
 
     The CycleGAN model calls generators and discriminators on same-sized inputs stacked along
-    the batch (a generator's translation with its identity image, a discriminator's real with
-    its pooled fake images): see "Stacked calls" in docs/plugins.md, and ``mixes_samples``."""
+    the batch (g_ab's translation with its identity image, g_ba's with its identity image and
+    the forward cycle's, a discriminator's real with its pooled fake images): see "Stacked
+    calls" in docs/plugins.md, and ``mixes_samples``."""
 
 
 @hookspec

@@ -125,8 +125,9 @@ class TrainSection(Strict):
     stack_calls: bool = Field(
         True,
         description="run a network once on same-sized inputs stacked along the batch (a "
-        "generator's translation and identity images, a discriminator's real and fake ones); "
-        "false: every call apart, in the authors' order, as their code does",
+        "generator's translation and identity images, and g_ba's forward-cycle image with them; "
+        "a discriminator's real and fake ones); false: every call apart, in the authors' order, "
+        "as their code does",
     )
     ema: float = Field(
         0.0,

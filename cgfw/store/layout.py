@@ -132,7 +132,7 @@ class RunDir:
 
     @property
     def best_record(self) -> Path:
-        """best.pt's score: {"metric", "value", "iteration", "better"}."""
+        """best.pt's score: {"metric", "value", "iteration", "better", "options"}."""
         return self.checkpoints / "best.json"
 
     def write_best_record(self, record: dict[str, Any]) -> None:

@@ -57,7 +57,8 @@ class Setting:
     name: str
     speed: Speed | None  # None: the reference loop
     # False: each network called once per input, as the reference loop does, so that the two
-    # rows differ only by the framework around the step (the overhead the issue bounds).
+    # rows differ by the framework around the step and by what it does differently at the
+    # same values (foreach Adam on a CPU, activations out of place), not by stacking.
     stacked: bool = True
 
 

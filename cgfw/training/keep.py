@@ -10,7 +10,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from cgfw.errors import CgfwError
@@ -35,6 +35,8 @@ class Best:
     value: float
     iteration: int
     better: Better
+    # [eval.options] when it was scored (FID in another resize mode is another number).
+    options: dict[str, Any] = field(default_factory=dict)
 
     def beaten_by(self, value: float) -> bool:
         """Strictly: a tie keeps the earlier checkpoint."""
@@ -52,6 +54,7 @@ class Best:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             metric, value, iteration, better = (data[key] for key in RECORD_KEYS)
+            options = data.get("options", {})  # records before [eval.options]: none
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CgfwError(
                 f"{path}: not a best-checkpoint record ({type(exc).__name__}: {exc}); it should "
@@ -66,6 +69,7 @@ class Best:
             and isinstance(iteration, int)
             and not isinstance(iteration, bool)
             and better in BETTER
+            and isinstance(options, dict)
         )
         if not fits:
             raise CgfwError(
@@ -73,7 +77,7 @@ class Best:
                 'a finite value, an iteration and better = "lower" or "higher". Delete it (and '
                 "best.pt) to start the best afresh"
             )
-        return Best(metric, float(value), iteration, better)
+        return Best(metric, float(value), iteration, better, options)
 
 
 def weight_scores(
@@ -116,9 +120,16 @@ class KeepBest:
     metric: str
     better: Better
     best: Best | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod
-    def start(metric: str, known: dict[str, Better], run: RunDir, where: str) -> KeepBest:
+    def start(
+        metric: str,
+        known: dict[str, Better],
+        run: RunDir,
+        where: str,
+        options: dict[str, Any] | None = None,
+    ) -> KeepBest:
         """Checked against the scores [eval] computes for this run (a typo fails before the
         first iteration, not at the first evaluation hours in); the best so far read back
         from best.json when the run resumes."""
@@ -137,13 +148,19 @@ class KeepBest:
                 "another metric add it to eval.metrics (paired ones, such as psnr, need aligned "
                 "test pairs)"
             )
-        keeper = KeepBest(metric, known[metric])
+        keeper = KeepBest(metric, known[metric], options=dict(options or {}))
         saved = Best.read(run)
         if saved is not None and (saved.metric, saved.better) != (metric, keeper.better):
             log.warning(
                 "%s holds the best by %s (%s is better; %g at iteration %d); this run keeps the "
                 "best by %s from now on, so its first evaluation replaces best.pt",
                 run.best_record, saved.metric, saved.better, saved.value, saved.iteration, metric,
+            )  # fmt: skip
+        elif saved is not None and saved.options != keeper.options:
+            log.warning(
+                "%s holds the best by %s scored with eval.options %s; this run scores it with "
+                "%s, another scale, so its first evaluation replaces best.pt",
+                run.best_record, metric, saved.options or "{}", keeper.options or "{}",
             )  # fmt: skip
         elif saved is not None:
             keeper.best = saved
@@ -162,4 +179,4 @@ class KeepBest:
             return None
         if self.best is not None and not self.best.beaten_by(value):
             return None
-        return Best(self.metric, value, iteration, self.better)
+        return Best(self.metric, value, iteration, self.better, self.options)

@@ -346,7 +346,7 @@ def keep_best_for(
         loaded.registry, eval_metrics(resolved, loaded), m.directions,
         bool(getattr(eval_set, "paired", False)), bool(resolved.recipe.train.ema),
     )  # fmt: skip
-    return KeepBest.start(metric, known, run, resolved.source)
+    return KeepBest.start(metric, known, run, resolved.source, resolved.recipe.eval.options)
 
 
 def check_eval_metrics(resolved: Resolved, loaded: Loaded) -> None:

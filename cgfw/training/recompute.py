@@ -1,7 +1,8 @@
 """Activation checkpointing (`train.activation_checkpointing`): a network keeps only its input
 in the forward pass and runs its forward again in the backward pass, so a high-resolution step
 holds one network call's activations at a time instead of those of every call (the CycleGAN's
-generator step calls the generators four to six times). The losses and gradients are the same:
+generator step calls the generators three times with its inputs stacked, six with every call
+apart). The losses and gradients are the same:
 torch's non-reentrant checkpoint replays the forward under the random state it first ran with,
 so dropout draws the same masks, and the global random stream goes on as without it."""
 

@@ -162,6 +162,9 @@ class CycleGAN(Model):
         reference = load_reference()
         paths = ("generator", "generator", "discriminator", "discriminator")
         nets = [build_network(resolved, p).to(device) for p in paths]
+        for net, path in zip(nets, paths, strict=True):
+            if resolved.components[path].plugin.startswith("paper-"):  # the authors' own nets
+                reference.activate_in_place(net)
         keys: Any = resolved.keys  # the slots' keys models, declared above
         r = resolved.recipe
         lambdas = reference.Lambdas(
@@ -215,14 +218,18 @@ class CycleGAN(Model):
         with rt.autocast():
             # 1. Translate A -> B and back, then B -> A and back; a reconstruction only where a
             #    cycle term uses it. With the identity loss, a generator also gets an image of
-            #    its own target domain, which it should leave alone. Where the generators stack,
-            #    each call takes every input known by then: g_ab real A and B, then g_ba real B
-            #    and A and fake B (one call instead of two, the larger batch runs faster), then
-            #    g_ab fake A. Else the calls are the authors', in their order (identity images
-            #    after the cycles), so the step computes what their loop does, bit for bit.
-            idt_b = idt_a = None
-            if self.stacking.stacks(self.g_ab) and self.stacking.stacks(self.g_ba):
+            #    its own target domain, which it should leave alone. A generator that stacks
+            #    takes every input known by then in one call: g_ab real A and B, then g_ba real
+            #    B and A and fake B (one call instead of two; the larger batch runs faster), then
+            #    g_ab fake A. Calls apart are the authors', in their order (identity images after
+            #    the cycles), so with both apart the step computes what their loop does, bit for
+            #    bit.
+            idt_b = idt_a = rec_a = None
+            if self.stacking.stacks(self.g_ab):
                 fake_b, idt_b = self._calls(self.g_ab, real_a, real_b if w.identity else None)
+            else:
+                fake_b = self.g_ab(real_a)
+            if self.stacking.stacks(self.g_ba):
                 fake_a, idt_a, rec_a = self._calls(
                     self.g_ba,
                     real_b,
@@ -230,12 +237,12 @@ class CycleGAN(Model):
                     fake_b if w.cycle_forward else None,
                 )
             else:
-                fake_b = self.g_ab(real_a)
                 rec_a = self.g_ba(fake_b) if w.cycle_forward else None
                 fake_a = self.g_ba(real_b)
             rec_b = self.g_ab(fake_a) if w.cycle_backward else None
-            if w.identity and idt_b is None:
-                idt_b, idt_a = self.g_ab(real_b), self.g_ba(real_a)
+            if w.identity:
+                idt_b = self.g_ab(real_b) if idt_b is None else idt_b
+                idt_a = self.g_ba(real_a) if idt_a is None else idt_a
 
             # 2. Generator losses, with the discriminators frozen (they pass gradients through).
             _requires_grad([self.d_a, self.d_b], False)

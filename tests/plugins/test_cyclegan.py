@@ -433,3 +433,18 @@ def test_the_stacking_decision_is_saved_and_resumed(loaded, tiny_recipe) -> None
     resumed.load_state_dict(m.state_dict())
     assert resumed.stacking.checked and not resumed.stacking.stacks(resumed.d_b)
     assert resumed.stacking.stacks(resumed.g_ab)
+
+
+def test_one_generator_apart_leaves_the_other_stacking(loaded, tiny_recipe) -> None:  # type: ignore[no-untyped-def]
+    """The stacking decision is per network (docs/plugins.md): g_ab apart runs each of its
+    calls alone, in the authors' order, while g_ba still takes its three inputs together."""
+    m = tiny(loaded, tiny_recipe)
+    m.stacking.apart.append(m.g_ab)
+    calls = []
+    m.g_ab.register_forward_hook(lambda _m, args, _o: calls.append(("g_ab", len(args[0]))))
+    m.g_ba.register_forward_hook(lambda _m, args, _o: calls.append(("g_ba", len(args[0]))))
+    real_a, real_b = batch()
+    n = len(real_a)
+    terms = m.step(real_a, real_b)
+    assert calls == [("g_ab", n), ("g_ba", 3 * n), ("g_ab", n), ("g_ab", n)]  # idt_b last
+    assert {"idt_a", "idt_b", "cycle_a", "cycle_b"} <= set(terms)

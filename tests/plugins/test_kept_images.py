@@ -57,3 +57,16 @@ def test_a_kept_image_is_not_changed_by_its_user(loaded: Loaded) -> None:
     before = dataset[0]["a"].clone()
     dataset[0]["a"].fill_(0.5)
     assert torch.equal(dataset[0]["a"], before)
+
+
+def test_past_its_limit_a_dataset_keeps_no_more_and_still_gives_the_images(
+    loaded: Loaded,
+) -> None:
+    from cgfw_paper.image_sets import Kept
+
+    dataset = emoji(loaded, "test")
+    dataset.kept = Kept(limit=2 * 3 * 32 * 32 * 4)  # two 32 px images
+    first = [dataset[i]["a"] for i in range(3)]  # a and b of item 0, then item 1's a: full
+    assert len(dataset.kept) == 2 and dataset.kept.bytes <= dataset.kept.limit
+    dataset.keeps_images = False
+    assert all(torch.equal(x, dataset[i]["a"]) for i, x in enumerate(first))
