@@ -66,20 +66,22 @@ def settings(device: torch.device, compare: bool) -> list[Setting]:
     if not compare:
         return []
     reference = Setting("reference (eager fp32)", None)
-    eager = [
+    fp32 = [
         Setting("cgfw fp32 (calls apart)", Speed("fp32", False, "off"), stacked=False),
         Setting("cgfw fp32", Speed("fp32", False, "off")),
+    ]
+    bf16 = [
         Setting("cgfw bf16", Speed("bf16", False, "off")),
         Setting("cgfw bf16 + channels_last", Speed("bf16", True, "off")),
         Setting("cgfw bf16 + compile", Speed("bf16", False, "default")),
     ]
     if device.type != "cuda":
         # On a CPU also what fp32 gains from the memory layout and from inductor's kernels.
-        fp32 = [
+        fp32_cpu = [
             Setting("cgfw fp32 + channels_last", Speed("fp32", True, "off")),
             Setting("cgfw fp32 + compile", Speed("fp32", False, "default")),
         ]
-        return [reference, *eager[:2], *fp32, *eager[2:]]
+        return [reference, *fp32, *fp32_cpu, *bf16]
     # On a GPU the settings that matter most come first, so that a bench cut short by a time
     # limit (benchmarks/gpu_check.sh) still has them. compile = "reduce-overhead" (torch's own
     # CUDA graphs per network) is left out: both runs that timed it found it far slower than
@@ -91,7 +93,7 @@ def settings(device: torch.device, compare: bool) -> list[Setting]:
         ),
         Setting("cgfw fp32 + cuda_graph", Speed("fp32", False, "off", cuda_graph=True)),
     ]
-    return [reference, *graphed, *eager, Setting("cgfw fp16", Speed("fp16", False, "off"))]
+    return [reference, *graphed, *fp32, *bf16, Setting("cgfw fp16", Speed("fp16", False, "off"))]
 
 
 def batches(

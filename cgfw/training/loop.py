@@ -30,6 +30,7 @@ from cgfw.training.data import KeyBatches, epoch_keys, iters_per_epoch, train_lo
 from cgfw.training.distributed import Group
 from cgfw.training.ema import EMA
 from cgfw.training.evaluation import (
+    RealImages,
     build_metric,
     default_metrics,
     evaluate,
@@ -306,21 +307,25 @@ class Training:
         """The main process evaluates; the others get no scores."""
         if tracking is None or self.eval_set is None:
             return {}
+        # Once per evaluation, for the averaged and the trained weights alike: it reads each
+        # held-out file's size and time, so that a changed file is not scored as its old self.
+        reals = real_images(self.resolved, self.eval_set, self.resolved.recipe.eval.split)
         if self.ema is not None:
             with self.ema.applied():
-                scores = self._evaluate(tracking, "eval")
-            return scores | self._evaluate(tracking, "eval_raw")
-        return self._evaluate(tracking, "eval")
+                scores = self._evaluate(tracking, "eval", reals)
+            return scores | self._evaluate(tracking, "eval_raw", reals)
+        return self._evaluate(tracking, "eval", reals)
 
-    def _evaluate(self, tracking: Tracking, prefix: str) -> dict[str, float]:
+    def _evaluate(
+        self, tracking: Tracking, prefix: str, reals: dict[str, RealImages]
+    ) -> dict[str, float]:
         m, ev = self.m, self.resolved.recipe.eval
         back = m.translator("b2a") if "b2a" in m.directions else None
         with m.rt.uncompiled():
             results = evaluate(
                 m.translator("a2b"), back, self.eval_set, ev.split,
                 eval_metrics(self.resolved, self.loaded),
-                self.loaded.registry, m.rt.device, ev.batch_size, ev.options,
-                real_images(self.resolved, self.eval_set, ev.split),
+                self.loaded.registry, m.rt.device, ev.batch_size, ev.options, reals,
             )  # fmt: skip
         for name in m.directions:
             m.translator(name).train()

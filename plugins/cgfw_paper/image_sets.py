@@ -187,7 +187,7 @@ class Unpaired(Dataset[dict[str, Tensor]]):
         # True when item i's "b" is item i's "a" in the other domain (see register_datasets).
         self.paired = paired
         self.bad: set[Any] = set()
-        self.kept = Kept()
+        self.kept = Kept() if self.keeps_images else None
 
     def __len__(self) -> int:
         return max(len(self.a), len(self.b))
@@ -205,8 +205,7 @@ class Unpaired(Dataset[dict[str, Tensor]]):
             if item in self.bad:
                 continue
             try:
-                kept = self.kept if self.keeps_images else None
-                return augment(self.load(item), self.opts, g, kept, (item, g is None))
+                return augment(self.load(item), self.opts, g, self.kept, (item, g is None))
             except BadImage as exc:
                 self.skip(item, exc)
         raise CgfwError(f"none of the {len(items)} images around {items[0]} can be decoded")

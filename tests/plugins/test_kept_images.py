@@ -30,7 +30,7 @@ def test_kept_images_are_the_computed_ones(loaded: Loaded, split: str) -> None:
     first = items(dataset, keys)
     assert dataset.kept  # kept on the first epoch
     again = items(dataset, keys)  # read back
-    dataset.keeps_images = False
+    dataset.kept = None
     computed = items(dataset, keys)  # as without keeping
     for a, b, c in zip(first, again, computed, strict=True):
         for side in ("a", "b"):
@@ -68,5 +68,5 @@ def test_past_its_limit_a_dataset_keeps_no_more_and_still_gives_the_images(
     dataset.kept = Kept(limit=2 * 3 * 32 * 32 * 4)  # two 32 px images
     first = [dataset[i]["a"] for i in range(3)]  # a and b of item 0, then item 1's a: full
     assert len(dataset.kept) == 2 and dataset.kept.bytes <= dataset.kept.limit
-    dataset.keeps_images = False
+    dataset.kept = None
     assert all(torch.equal(x, dataset[i]["a"]) for i, x in enumerate(first))
