@@ -10,6 +10,7 @@ the keys and shapes, so the imported recipe always fits the files.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import re
 from collections.abc import Mapping, Sequence
@@ -23,7 +24,6 @@ from torch.nn.modules.instancenorm import _InstanceNorm
 
 from cgfw import Model, create_run, refusal_reason, resolve_recipe
 from cgfw.errors import CgfwError
-from cgfw.tools.download import sha256_of
 
 # The authors' network names -> ours. Their D_A judges domain B (it is trained against G_A's
 # fakes), so it is our d_b. A pretrained single-direction model is saved as `latest_net_G.pth`.
@@ -299,6 +299,14 @@ def read_sources(specs: Sequence[str]) -> list[Source]:
     return sources
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 @dataclass
 class Imported:
     run_dir: Path
@@ -332,7 +340,7 @@ def import_weights(
     imported = [
         {
             "file": str(s.path.resolve()),
-            "sha256": sha256_of(s.path),
+            "sha256": _sha256(s.path),
             "authors_name": s.role,
             "network": s.network,
             "dropped_keys": s.dropped,
