@@ -30,9 +30,9 @@ from cgfw_paper.reference import load_reference
 Change = Callable[[Model], None]
 
 
-def in_place(m: Model) -> None:
+def authors_modules(m: Model) -> None:
     for net in m.networks.values():
-        load_reference().activate_in_place(net)
+        load_reference().as_authors(net)
 
 
 def fused(m: Model) -> None:
@@ -60,7 +60,7 @@ VARIANTS: dict[str, tuple[Change | None, Callable[[], Any]] | None] = {
     "reference (eager fp32)": None,
     "cgfw fp32 (the default)": (None, contextlib.nullcontext),
     "cgfw fp32, every call apart": (apart, contextlib.nullcontext),
-    "cgfw fp32, in-place activations": (in_place, contextlib.nullcontext),
+    "cgfw fp32, the authors' modules": (authors_modules, contextlib.nullcontext),
     "cgfw fp32, fused Adam": (fused, contextlib.nullcontext),
     "cgfw fp32, one thread": (None, one_thread),
     "cgfw fp32, oneDNN off": (None, lambda: torch.backends.mkldnn.flags(enabled=False)),

@@ -86,14 +86,18 @@ class Lambdas:
     backward: bool = True  # cycle B -> A -> B
 
 
-def activate_in_place(net: nn.Module) -> None:
-    """One of cgfw's paper networks made as their networks.py builds it (nn.ReLU(True),
-    nn.LeakyReLU(0.2, True)); cgfw's activate out of place (the same values, less work for
-    autograd), which this loop must not inherit. Only for those: a network that reads an
-    activation's input again would compute something else."""
+def as_authors(net: nn.Module) -> None:
+    """One of cgfw's paper networks made as their networks.py builds it: activations in place
+    (nn.ReLU(True), nn.LeakyReLU(0.2, True)) and every conv a plain nn.Conv2d. cgfw's activate
+    out of place (the same values, less work for autograd) and its generators' output conv is
+    an nn.Conv2d that trains another way on a CPU (the same values to rounding, faster); this
+    loop must inherit neither. Only for those: a network that reads an activation's input
+    again would compute something else."""
     for module in net.modules():
         if isinstance(module, (nn.ReLU, nn.LeakyReLU)):
             module.inplace = True
+        if isinstance(module, nn.Conv2d) and type(module) is not nn.Conv2d:
+            module.__class__ = nn.Conv2d  # the same parameters, nn.Conv2d's own forward
 
 
 def _set_requires_grad(nets: list[nn.Module], flag: bool) -> None:

@@ -123,7 +123,10 @@ def test_setting_names_can_be_given_to_only() -> None:
 def test_the_reference_does_the_same_work_as_the_step(loaded, tiny_recipe: Path) -> None:  # type: ignore[no-untyped-def]
     """The yardstick must train what cgfw trains, or the ratio compares different work: the
     bench's reference step and cgfw's step with calls apart, from the same weights, give the
-    same loss terms (the pools are not full yet, so their random draws decide nothing)."""
+    same loss terms (the pools are not full yet, so their random draws decide nothing). The
+    reference has the authors' modules, cgfw's generators their faster output conv (the same
+    sums to rounding, which Adam's first steps amplify: 2e-5 apart by the third iteration), so
+    to 1e-4; a change of work (a term, a weight, a beta) shows by 1e-3 or more."""
     import torch
 
     from cgfw.recipe import load
@@ -142,7 +145,7 @@ def test_the_reference_does_the_same_work_as_the_step(loaded, tiny_recipe: Path)
         theirs, ours = reference(real_a, real_b), m.step(real_a, real_b)
         assert theirs.keys() == ours.keys()
         for name, value in ours.items():
-            assert torch.allclose(value, theirs[name], rtol=1e-5, atol=1e-6), name
+            assert torch.allclose(value, theirs[name], rtol=1e-4, atol=1e-6), name
 
 
 def test_on_a_cpu_the_bench_times_fp32_layouts_and_compiled_kernels() -> None:

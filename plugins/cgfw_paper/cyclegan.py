@@ -164,7 +164,7 @@ class CycleGAN(Model):
         nets = [build_network(resolved, p).to(device) for p in paths]
         for net, path in zip(nets, paths, strict=True):
             if resolved.components[path].plugin.startswith("paper-"):  # the authors' own nets
-                reference.activate_in_place(net)
+                reference.as_authors(net)
         keys: Any = resolved.keys  # the slots' keys models, declared above
         r = resolved.recipe
         lambdas = reference.Lambdas(

@@ -5,6 +5,8 @@ register them lazily, so that commands which only read recipes do not import tor
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cgfw_paper.discriminators import PatchOptions, PixelOptions
@@ -62,6 +64,31 @@ def _upsample(c_in: int, c_out: int, transposed: bool, bias: bool) -> nn.Module:
     )
 
 
+class OutputConv(nn.Conv2d):
+    """The generator's last conv (ngf -> 3 channels, 7x7): an nn.Conv2d (the same parameters,
+    keys and initialisation), which trains faster on a CPU. oneDNN blocks channels in 16s, so a
+    conv to 3 channels computes 16 and keeps 3: on the quickstart's batches this one conv took a
+    third of the generator's convolution time. Its transposed convolution with the kernel
+    flipped is the same sum with 3 input channels and 16 output ones, which oneDNN's
+    channels_last kernels run 2x faster, forward and backward (docs/benchmarks.md). The same
+    values to fp32 rounding (tests/plugins/test_output_conv.py). Evaluation, translation and
+    export, and any GPU, run nn.Conv2d's own forward."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int) -> None:
+        super().__init__(c_in, c_out, kernel)  # stride 1, no padding (reflection pads before)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and x.is_cpu and torch.is_grad_enabled()):
+            return super().forward(x)
+        cl = torch.channels_last
+        kernel = self.weight.transpose(0, 1).flip(2, 3).contiguous(memory_format=cl)
+        padding = self.kernel_size[0] - 1
+        y = F.conv_transpose2d(x.contiguous(memory_format=cl), kernel, self.bias, padding=padding)
+        # Back to the input's layout: channels_last only where the run trains in it.
+        keep = x.is_contiguous(memory_format=cl) and not x.is_contiguous()
+        return y if keep else y.contiguous()
+
+
 def resnet(opts: ResnetOptions, transposed: bool = True) -> nn.Module:
     """c7s1-ngf, d2ngf, d4ngf, R4ngf x n_blocks, u2ngf, ungf, c7s1-out_channels, tanh."""
     ngf, norm = opts.ngf, opts.norm
@@ -86,7 +113,7 @@ def resnet(opts: ResnetOptions, transposed: bool = True) -> nn.Module:
             norm_layer(norm, ngf * mult // 2),
             nn.ReLU(),
         ]
-    layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, c_out, 7), nn.Tanh()]
+    layers += [nn.ReflectionPad2d(3), OutputConv(ngf, c_out, 7), nn.Tanh()]
     return nn.Sequential(*layers)
 
 

@@ -1,0 +1,89 @@
+"""The ResNet generator's output conv (issue 23): an nn.Conv2d that trains on a CPU as the
+transposed convolution of its flipped kernel, in channels_last. It must compute what
+nn.Conv2d computes, forward and backward, in either memory layout; run nn.Conv2d's own forward
+wherever no gradient is taken (evaluation, translation, export); and be an nn.Conv2d to
+checkpoints, the authors' weights and the reference loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cgfw_paper.generators import ResnetOptions
+from cgfw_paper.nets import OutputConv, resnet
+from cgfw_paper.reference import load_reference
+
+
+def pair(c_in: int = 16) -> tuple[OutputConv, nn.Conv2d]:
+    torch.manual_seed(0)
+    fast = OutputConv(c_in, 3, 7)
+    plain = nn.Conv2d(c_in, 3, 7)
+    plain.load_state_dict(fast.state_dict())
+    return fast, plain
+
+
+def forward_backward(
+    net: nn.Module, x: torch.Tensor, grad: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    x = x.detach().clone().requires_grad_()
+    net.zero_grad(set_to_none=True)
+    y = net(x)
+    y.backward(grad)
+    assert net.weight.grad is not None and net.bias is not None and net.bias.grad is not None
+    return y.detach(), x.grad, net.weight.grad, net.bias.grad  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_training_computes_what_conv2d_computes(layout: torch.memory_format) -> None:
+    fast, plain = pair()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(5, 16, 20, 23, generator=g).contiguous(memory_format=layout)
+    grad = torch.randn(5, 3, 14, 17, generator=g)
+    ours = forward_backward(fast, x, grad)
+    theirs = forward_backward(plain, x, grad)
+    names = ("output", "input grad", "weight grad", "bias grad")
+    for name, a, b in zip(names, ours, theirs, strict=True):
+        # fp32 rounding of sums over up to 1,190 terms, relative to the largest value
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max(), name
+    # the output keeps the input's layout, so a channels_last run stays in it
+    assert ours[0].is_contiguous(memory_format=layout)
+
+
+def test_it_takes_the_transposed_path_only_when_training_with_gradients() -> None:
+    fast, plain = pair()
+    x = torch.randn(2, 16, 12, 12)
+    calls = []
+    original = torch.nn.functional.conv_transpose2d
+
+    def counted(*args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(1)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    torch.nn.functional.conv_transpose2d = counted  # type: ignore[assignment]
+    try:
+        fast.train()
+        fast(x.requires_grad_())
+        assert len(calls) == 1  # training with gradients: the fast path
+        with torch.no_grad():
+            assert torch.equal(fast(x), plain(x))  # no gradient: nn.Conv2d's own forward
+        fast.eval()
+        assert torch.equal(fast(x), plain(x))  # evaluation, translation, export
+        assert len(calls) == 1
+    finally:
+        torch.nn.functional.conv_transpose2d = original
+
+
+def test_the_generator_ends_with_it_and_loads_as_a_plain_conv() -> None:
+    net = resnet(ResnetOptions(ngf=8, n_blocks=2))
+    last = net[-2]
+    assert isinstance(last, OutputConv) and isinstance(last, nn.Conv2d)
+    # the same keys and shapes as the authors' nn.Conv2d, so checkpoints and their weights load
+    plain = nn.Conv2d(8, 3, 7)
+    assert {k: v.shape for k, v in last.state_dict().items()} == {
+        k: v.shape for k, v in plain.state_dict().items()
+    }
+    # the reference loop times the authors' modules: a plain nn.Conv2d there
+    load_reference().as_authors(net)
+    assert type(net[-2]) is nn.Conv2d
+    assert all(m.inplace for m in net.modules() if isinstance(m, nn.ReLU))
