@@ -1,11 +1,13 @@
 """CPU settings that `cgfw bench` has no row for, each timed against the plain fp32 loop in the
 same process (issue 23): what the default fp32 step would gain or lose with one thread, with
-oneDNN off, with fused Adam, with the authors' in-place activations, with every call apart.
+oneDNN off, with fused Adam, with the authors' modules (in-place activations, a plain output
+conv), with every call apart.
 
     python benchmarks/cpu_variants.py [--recipe quickstart] [--rounds 3] [--iters 40]
 
-Rounds take turns (every other one in reverse order); "x ref" is the median of each round's
-ratio to the plain loop timed in that round.
+Rounds take turns (every other one in reverse order). Each variant is timed beside the plain
+loop as `cgfw bench --compare` times a setting (chunks of 4 iterations of each in turn); "x
+ref" is the median of the chunk pairs' ratios, with their quartiles.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from rich.console import Console
 
 from cgfw.plugin.loader import load_plugins
 from cgfw.recipe import load
-from cgfw.tools.bench import _framework_step, _reference_step, _time, batches
+from cgfw.tools.bench import _framework_step, _reference_beside, _time_beside, batches
 from cgfw.training.loop import build_for_run
 from cgfw.training.model import Model, Speed
 from cgfw.training.progress import LossLog
@@ -55,9 +57,8 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-# name -> (change to the built model, context the setting runs in); None: the plain loop
-VARIANTS: dict[str, tuple[Change | None, Callable[[], Any]] | None] = {
-    "reference (eager fp32)": None,
+# name -> (change to the built model, context each of its steps runs in)
+VARIANTS: dict[str, tuple[Change | None, Callable[[], Any]]] = {
     "cgfw fp32 (the default)": (None, contextlib.nullcontext),
     "cgfw fp32, every call apart": (apart, contextlib.nullcontext),
     "cgfw fp32, the authors' modules": (authors_modules, contextlib.nullcontext),
@@ -76,33 +77,37 @@ def main() -> None:
     loaded = load_plugins()
     resolved = load(opts.recipe, loaded.registry, ["train.device='cpu'"])
     cpu = torch.device("cpu")
+    beside = _reference_beside(resolved, loaded, cpu, False, 10)  # timed beside each variant
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    names = list(VARIANTS)
+    ratios: dict[str, list[float]] = {name: [] for name in times}
+    names = list(times)
     for round_ in range(opts.rounds):
         for name in names if round_ % 2 == 0 else names[::-1]:
-            variant = VARIANTS[name]
+            change, context = VARIANTS[name]
             torch.manual_seed(0)
             data = batches(resolved, loaded, cpu, False, torch.contiguous_format)
-            context: Any = contextlib.nullcontext() if variant is None else variant[1]()
-            with context:
-                if variant is None:
-                    step = _reference_step(resolved, loaded, cpu)
-                else:
-                    m = build_for_run(resolved, cpu, Speed("fp32", False, "off"))
-                    m.setup(*next(data))
-                    if variant[0] is not None:
-                        variant[0](m)
-                    step = _framework_step(m, LossLog(None, Console(quiet=True), 10**6, 0))
-                ms, _ = _time(step, data, cpu, 10, opts.iters)
+            m = build_for_run(resolved, cpu, Speed("fp32", False, "off"))
+            m.setup(*next(data))
+            if change is not None:
+                change(m)
+            framework = _framework_step(m, LossLog(None, Console(quiet=True), 10**6, 0))
+
+            def step(real_a: Any, real_b: Any, run: Any = framework, ctx: Any = context) -> None:
+                with ctx():  # the variant's context only: the plain loop runs as it is
+                    run(real_a, real_b)
+
+            for _ in range(10):
+                step(*next(data))
+            ms, _, pairs = _time_beside(step, data, beside, cpu, opts.iters)
             times[name].append(ms)
+            ratios[name] += pairs
             print(f"round {round_ + 1}/{opts.rounds} {name}: {ms:.2f} ms/it", flush=True)
-    reference = times["reference (eager fp32)"]
-    print(f"\n| setting ({opts.recipe}, {opts.rounds} rounds) | ms/it | x ref (range) |")
+    print(f"\n| setting ({opts.recipe}, {opts.rounds} rounds) | ms/it | x ref (quartiles) |")
     print("|---|---|---|")
+    print(f"| reference (eager fp32) | {statistics.median(beside.rounds):.2f} | 1.00 |")
     for name, values in times.items():
-        ratios = [r / v for r, v in zip(reference, values, strict=True)]
-        ratio = f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
-        print(f"| {name} | {statistics.median(values):.2f} | {ratio} |")
+        q1, median, q3 = statistics.quantiles(ratios[name], n=4)
+        print(f"| {name} | {statistics.median(values):.2f} | {median:.2f} ({q1:.2f}-{q3:.2f}) |")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from cgfw.cli.console import SET_HELP, console, friendly, out
 from cgfw.plugin.loader import load_plugins
 from cgfw.recipe import load
 from cgfw.tools.bench import (
+    CHUNK,
+    Result,
     batches,
     count_flops,
     device_peak,
@@ -20,6 +22,21 @@ from cgfw.tools.bench import (
     report,
     run,
 )
+
+
+def timing_note(results: list[Result], iters: int, warmup: int, rounds: int) -> str:
+    paired = any(r.ratios for r in results)  # timed beside the reference loop (--compare)
+    note = f"median of {iters} iterations after {warmup} warm-up"
+    if paired:
+        note += (
+            f", in chunks of {CHUNK} each followed by {CHUNK} of the reference loop's (x ref: "
+            "the median of the chunk pairs' ratios, with their interquartile range)"
+        )
+    if rounds > 1:
+        note += f"; median of {rounds} rounds taken in turn"
+        if not paired:
+            note += " (x ref: the median of each round's ratio, with their range)"
+    return note
 
 
 @click.command()
@@ -120,13 +137,7 @@ def bench(
         "data": loader,
         "peak": f"{peak:.1f} TFLOP/s measured, the faster of a "
         f"{'bf16' if dev.type == 'cuda' else 'fp32'} matmul and 3x3 convolution",
-        "timing": f"median of {iters} iterations after {warmup} warm-up"
-        + (
-            f"; median of {rounds} rounds taken in turn (x ref: the median of each round's "
-            "ratio, with their range)"
-            if rounds > 1
-            else ""
-        ),
+        "timing": timing_note(results, iters, warmup, rounds),
     }
     columns, rows = report(results, flops, peak, cfg.batch_size, header)
     table = Table(*columns, title="cgfw bench")

@@ -40,6 +40,8 @@ class Result:
     data_ms: float = float("nan")  # median time waiting for the batch (last round)
     peak_mb: float = float("nan")
     error: str = ""
+    # --compare: the reference's ms over this setting's for each pair of chunks timed in turn
+    ratios: list[float] = field(default_factory=list)
 
     @property
     def ms(self) -> float:
@@ -187,6 +189,70 @@ def _time(
     return statistics.median(per_iter), statistics.median(waits)
 
 
+CHUNK = 4  # iterations a setting runs before the reference loop takes its turn (--compare)
+
+
+@dataclass
+class Beside:
+    """The reference loop, built and warmed up once, that each setting is timed beside."""
+
+    step: Step
+    data: Iterator[tuple[Tensor, Tensor]]
+    rounds: list[float] = field(default_factory=list)  # its median ms beside each setting
+    waits: list[float] = field(default_factory=list)
+    peak_mb: float = float("nan")
+
+
+def _time_beside(
+    step: Step,
+    data: Iterator[tuple[Tensor, Tensor]],
+    beside: Beside,
+    device: torch.device,
+    iters: int,
+) -> tuple[float, float, list[float]]:
+    """`iters` iterations of `step` (warmed up) in chunks of CHUNK, each followed by as many of
+    the reference's: a machine whose speed drifts within seconds (a shared VM's cores) then
+    slows both sides of a pair alike, where rounds of tens of iterations each caught it at
+    other moments. Returns the median ms per iteration over chunks, the median data wait, and
+    the ratio of each pair (reference over setting); the reference's chunks go to `beside`."""
+    cuda = device.type == "cuda"
+    sides: list[tuple[Step, Iterator[tuple[Tensor, Tensor]], list[float]]] = [
+        (step, data, []),
+        (beside.step, beside.data, beside.waits),
+    ]
+    marks: list[list[tuple[Any, Any, int]]] = [[], []]
+    waits = sides[0][2]
+
+    def mark() -> Any:
+        if not cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    if cuda:
+        torch.cuda.synchronize(device)
+    for start in range(0, iters, CHUNK):
+        n = min(CHUNK, iters - start)
+        for side, (run, batches_, side_waits) in enumerate(sides):
+            begin = mark()
+            for _ in range(n):
+                t0 = time.perf_counter()
+                real_a, real_b = next(batches_)
+                side_waits.append((time.perf_counter() - t0) * 1e3)
+                run(real_a, real_b)
+            marks[side].append((begin, mark(), n))
+    if cuda:
+        torch.cuda.synchronize(device)
+    per_iter = [
+        [(a.elapsed_time(b) if cuda else (b - a) * 1e3) / n for a, b, n in side] for side in marks
+    ]
+    ours, theirs = per_iter
+    beside.rounds.append(statistics.median(theirs))
+    ratios = [ref / ms for ref, ms in zip(theirs, ours, strict=True)]
+    return statistics.median(ours), statistics.median(waits), ratios
+
+
 def count_flops(
     resolved: Resolved, loaded: Loaded, device: torch.device, data: Iterator[tuple[Tensor, Tensor]]
 ) -> float:
@@ -287,29 +353,77 @@ def run(
             raise CgfwError(f"--only: unknown setting(s) {unknown}; known: {known}")
         rows = [row for row in rows if row.name in only]
     results = {row.name: Result(row.name) for row in rows}
+    reference = next((row for row in rows if row.speed is None), None)
+    beside = None
+    if reference is not None and len(rows) > 1:
+        # Built once; each setting is then timed in turn with it, chunk by chunk (_time_beside).
+        console.print(f"building and warming up {reference.name} ...", markup=False)
+        try:
+            beside = _reference_beside(resolved, loaded, device, synthetic, warmup)
+        except Exception as exc:  # the settings are still timed, without a ratio
+            results[reference.name].error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            traceback.print_exc()
+    timed = rows if beside is None else [row for row in rows if row is not reference]
     # Rounds take turns, every other one in reverse order, so that a machine that slows down or
     # speeds up part-way shifts the settings alike instead of biasing one ratio.
     for round_ in range(1, rounds + 1):
-        for row in rows if round_ % 2 else rows[::-1]:
+        for row in timed if round_ % 2 else timed[::-1]:
             name, result = row.name, results[row.name]
             if result.error:
                 continue
             label = name if rounds == 1 else f"{name} (round {round_}/{rounds})"
             console.print(f"timing {label} ...", markup=False)
             try:
-                ms, result.data_ms, result.peak_mb = _measure(
-                    resolved, loaded, device, row, warmup, iters, synthetic, compare
+                ms, result.data_ms, result.peak_mb, ratios = _measure(
+                    resolved, loaded, device, row, warmup, iters, synthetic, compare, beside
                 )
                 result.rounds.append(ms)
+                result.ratios += ratios
             except Exception as exc:  # one setting failing (e.g. capture) must not lose the rest
                 result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
                 traceback.print_exc()
             # A line per setting as it finishes: a long --compare cut short keeps what it timed.
             done = result.error or f"{result.rounds[-1]:.2f} ms/it, peak {result.peak_mb:.0f} MB"
+            if beside is not None and not result.error:
+                done += f", the reference beside it {beside.rounds[-1]:.2f} ms/it"
             console.print(f"  {label}: {done}", markup=False)
             gc.collect()
             torch._dynamo.reset()
+    if beside is not None and reference is not None:
+        timed_ref = results[reference.name]
+        timed_ref.rounds, timed_ref.peak_mb = beside.rounds, beside.peak_mb
+        timed_ref.data_ms = statistics.median(beside.waits) if beside.waits else float("nan")
     return list(results.values())
+
+
+def _reference_beside(
+    resolved: Resolved, loaded: Loaded, device: torch.device, synthetic: bool, warmup: int
+) -> Beside:
+    torch.manual_seed(0)
+    base = _memory_start(device)
+    data = batches(resolved, loaded, device, synthetic, torch.contiguous_format)
+    beside = Beside(_reference_step(resolved, loaded, device), data)
+    for _ in range(warmup):
+        beside.step(*next(data))
+    beside.peak_mb = _peak_mb(device, base)
+    return beside
+
+
+def _memory_start(device: torch.device) -> float:
+    """Bytes the device holds before a setting is built (the reference's, when it is kept)."""
+    if device.type != "cuda":
+        return 0.0
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    return float(torch.cuda.memory_allocated(device))
+
+
+def _peak_mb(device: torch.device, base: float) -> float:
+    """The setting's own peak: on CUDA allocated memory above `base`, on a CPU the process's
+    resident high-water mark (which only grows)."""
+    if device.type == "cuda":
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _measure(
@@ -321,13 +435,13 @@ def _measure(
     iters: int,
     synthetic: bool,
     compare: bool,
-) -> tuple[float, float, float]:
-    """One setting timed once: median ms per iteration, median data wait, peak MB."""
+    beside: Beside | None = None,
+) -> tuple[float, float, float, list[float]]:
+    """One setting timed once: median ms per iteration, median data wait, peak MB (after the
+    warm-up, before any turn of the reference's), and the ratios to `beside` timed with it."""
     speed = setting.speed
     torch.manual_seed(0)
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
+    base = _memory_start(device)
     fmt = speed.memory_format if speed else torch.contiguous_format
     data = batches(resolved, loaded, device, synthetic, fmt)
     if speed is None:
@@ -340,24 +454,35 @@ def _measure(
         quiet = Console(quiet=True)
         m.setup(*next(data))
         step = _framework_step(m, LossLog(None, quiet, iters + warmup, 0), strict)
-    ms, data_ms = _time(step, data, device, warmup, iters)
+    if beside is None:
+        ms, data_ms = _time(step, data, device, warmup, iters)
+        return ms, data_ms, _peak_mb(device, base), []
+    for _ in range(warmup):
+        step(*next(data))
     if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return ms, data_ms, peak
+        torch.cuda.synchronize(device)
+    peak = _peak_mb(device, base)
+    ms, data_ms, ratios = _time_beside(step, data, beside, device, iters)
+    return ms, data_ms, peak, ratios
 
 
 def _ratio(reference: Result | None, r: Result) -> str:
-    """How many times faster than the reference loop: the median of the rounds' ratios, each
-    round's setting against the reference timed beside it, and their range."""
+    """How many times faster than the reference loop. Timed beside it (--compare): the median
+    of the chunk pairs' ratios with their interquartile range. Otherwise the median of the
+    rounds' ratios, each round's setting against the reference timed in that round, and their
+    range."""
     if reference is None or reference.error or not reference.rounds:
         return "-"
     if r is reference:
         return "1.00"
+    if r.ratios:
+        q1, median, q3 = (
+            statistics.quantiles(r.ratios, n=4) if len(r.ratios) > 1 else [r.ratios[0]] * 3
+        )
+        return f"{median:.2f} ({q1:.2f}-{q3:.2f})"
     ratios = [ref / ms for ref, ms in zip(reference.rounds, r.rounds, strict=True)]
-    median = f"{statistics.median(ratios):.2f}"
-    return median if len(ratios) == 1 else f"{median} ({min(ratios):.2f}-{max(ratios):.2f})"
+    text = f"{statistics.median(ratios):.2f}"
+    return text if len(ratios) == 1 else f"{text} ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
 def report(
