@@ -98,7 +98,7 @@ def main() -> None:
 
             for _ in range(10):
                 step(*next(data))
-            ms, _, pairs = _time_beside(step, data, beside, cpu, opts.iters)
+            ms, _, _, pairs = _time_beside(step, data, beside, cpu, opts.iters)
             times[name].append(ms)
             ratios[name] += pairs
             print(f"round {round_ + 1}/{opts.rounds} {name}: {ms:.2f} ms/it", flush=True)
@@ -106,7 +106,8 @@ def main() -> None:
     print("|---|---|---|")
     print(f"| reference (eager fp32) | {statistics.median(beside.rounds):.2f} | 1.00 |")
     for name, values in times.items():
-        q1, median, q3 = statistics.quantiles(ratios[name], n=4)
+        pairs = ratios[name]
+        q1, median, q3 = statistics.quantiles(pairs, n=4) if len(pairs) > 1 else pairs * 3
         print(f"| {name} | {statistics.median(values):.2f} | {median:.2f} ({q1:.2f}-{q3:.2f}) |")
 
 

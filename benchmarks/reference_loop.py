@@ -88,16 +88,17 @@ class Lambdas:
 
 def as_authors(net: nn.Module) -> None:
     """One of cgfw's paper networks made as their networks.py builds it: activations in place
-    (nn.ReLU(True), nn.LeakyReLU(0.2, True)) and every conv a plain nn.Conv2d. cgfw's activate
-    out of place (the same values, less work for autograd) and its generators' output conv is
-    an nn.Conv2d that trains another way on a CPU (the same values to rounding, faster); this
-    loop must inherit neither. Only for those: a network that reads an activation's input
-    again would compute something else."""
+    (nn.ReLU(True), nn.LeakyReLU(0.2, True)), and each module that names the authors' class it
+    stands for (`authors_class`: cgfw's generators' output conv, an nn.Conv2d that trains
+    another way on a CPU) made that class. cgfw activates out of place (the same values, less
+    work for autograd); this loop must inherit neither. Only for those networks: one that
+    reads an activation's input again would compute something else."""
     for module in net.modules():
         if isinstance(module, (nn.ReLU, nn.LeakyReLU)):
             module.inplace = True
-        if isinstance(module, nn.Conv2d) and type(module) is not nn.Conv2d:
-            module.__class__ = nn.Conv2d  # the same parameters, nn.Conv2d's own forward
+        authors_class = getattr(type(module), "authors_class", None)
+        if authors_class is not None:
+            module.__class__ = authors_class  # the same parameters, the authors' forward
 
 
 def _set_requires_grad(nets: list[nn.Module], flag: bool) -> None:

@@ -97,6 +97,8 @@ def train_both(
     torch.manual_seed(0)
     ours = build_model(resolved, torch.device("cpu"))
     nets = [copy.deepcopy(n) for n in (ours.g_ab, ours.g_ba, ours.d_a, ours.d_b)]
+    for net in nets:  # the same weights in the authors' modules (plain output conv, in place)
+        reference.as_authors(net)
     lambdas, pool_size = AUTHORS[ablation]
     r = resolved.recipe
     theirs = reference.AuthorsLoop(

@@ -28,14 +28,14 @@ def timing_note(results: list[Result], iters: int, warmup: int, rounds: int) -> 
     paired = any(r.ratios for r in results)  # timed beside the reference loop (--compare)
     note = f"median of {iters} iterations after {warmup} warm-up"
     if paired:
-        note += (
-            f", in chunks of {CHUNK} each followed by {CHUNK} of the reference loop's (x ref: "
-            "the median of the chunk pairs' ratios, with their interquartile range)"
+        note = (
+            f"{iters} iterations after {warmup} warm-up, in chunks of {CHUNK} paired with "
+            f"{CHUNK} of the reference loop's in alternating order; ms/it: the median over a "
+            "setting's chunks (each row its own moments, so two rows' ms/it need not give "
+            "x ref); x ref: the median of the pairs' ratios, with their interquartile range"
         )
     if rounds > 1:
         note += f"; median of {rounds} rounds taken in turn"
-        if not paired:
-            note += " (x ref: the median of each round's ratio, with their range)"
     return note
 
 

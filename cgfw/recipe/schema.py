@@ -127,7 +127,7 @@ class TrainSection(Strict):
         description="run a network once on same-sized inputs stacked along the batch (a "
         "generator's translation and identity images, and g_ba's forward-cycle image with them; "
         "a discriminator's real and fake ones); false: every call apart, in the authors' order, "
-        "as their code does",
+        "each computed as their modules compute it (on a CPU their loop's values, bit for bit)",
     )
     ema: float = Field(
         0.0,

@@ -3,6 +3,7 @@ the plain eager fp32 reference loop (benchmarks/reference_loop.py), in one proce
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import itertools
@@ -60,7 +61,8 @@ class Setting:
     speed: Speed | None  # None: the reference loop
     # False: each network called once per input, as the reference loop does, so that the two
     # rows differ by the framework around the step and by what it does differently at the
-    # same values (foreach Adam on a CPU, activations out of place), not by stacking.
+    # same values (foreach Adam on a CPU, activations out of place), not by stacking; calls
+    # apart also compute the generators' output conv as the authors do (the plain nn.Conv2d).
     stacked: bool = True
 
 
@@ -209,19 +211,23 @@ def _time_beside(
     beside: Beside,
     device: torch.device,
     iters: int,
-) -> tuple[float, float, list[float]]:
-    """`iters` iterations of `step` (warmed up) in chunks of CHUNK, each followed by as many of
-    the reference's: a machine whose speed drifts within seconds (a shared VM's cores) then
-    slows both sides of a pair alike, where rounds of tens of iterations each caught it at
-    other moments. Returns the median ms per iteration over chunks, the median data wait, and
-    the ratio of each pair (reference over setting); the reference's chunks go to `beside`."""
+    base: float = 0.0,
+) -> tuple[float, float, float, list[float]]:
+    """`iters` iterations of `step` (warmed up) in chunks of CHUNK, each paired with as many of
+    the reference's, the pair's order alternating (setting first, then reference first): a
+    machine whose speed drifts within seconds (a shared VM's cores) then slows both sides of
+    a pair alike, where rounds of tens of iterations each caught it at other moments. Returns
+    the median ms per iteration over chunks, the median data wait, the setting's peak MB over
+    its own chunks (CUDA: allocated above `base`, what the device held before it was built;
+    NaN on a CPU), and each pair's ratio (reference over setting); the reference's chunks go to
+    `beside`."""
     cuda = device.type == "cuda"
     sides: list[tuple[Step, Iterator[tuple[Tensor, Tensor]], list[float]]] = [
         (step, data, []),
         (beside.step, beside.data, beside.waits),
     ]
     marks: list[list[tuple[Any, Any, int]]] = [[], []]
-    waits = sides[0][2]
+    peak = float("nan")
 
     def mark() -> Any:
         if not cuda:
@@ -230,33 +236,46 @@ def _time_beside(
         event.record()
         return event
 
-    if cuda:
-        torch.cuda.synchronize(device)
-    for start in range(0, iters, CHUNK):
-        n = min(CHUNK, iters - start)
-        for side, (run, batches_, side_waits) in enumerate(sides):
-            begin = mark()
-            for _ in range(n):
-                t0 = time.perf_counter()
-                real_a, real_b = next(batches_)
-                side_waits.append((time.perf_counter() - t0) * 1e3)
-                run(real_a, real_b)
-            marks[side].append((begin, mark(), n))
-    if cuda:
-        torch.cuda.synchronize(device)
+    with torch.cuda.device(device) if cuda else contextlib.nullcontext():
+        if cuda:
+            torch.cuda.synchronize(device)
+            peak = 0.0
+        for pair, start in enumerate(range(0, iters, CHUNK)):
+            n = min(CHUNK, iters - start)
+            for side in (0, 1) if pair % 2 == 0 else (1, 0):
+                run, batches_, side_waits = sides[side]
+                if cuda and side == 0:  # the allocator's counters: no sync needed
+                    torch.cuda.reset_peak_memory_stats(device)
+                begin = mark()
+                for _ in range(n):
+                    t0 = time.perf_counter()
+                    real_a, real_b = next(batches_)
+                    side_waits.append((time.perf_counter() - t0) * 1e3)
+                    run(real_a, real_b)
+                marks[side].append((begin, mark(), n))
+                if cuda and side == 0:
+                    peak = max(peak, (torch.cuda.max_memory_allocated(device) - base) / 2**20)
+        if cuda:
+            torch.cuda.synchronize(device)
     per_iter = [
         [(a.elapsed_time(b) if cuda else (b - a) * 1e3) / n for a, b, n in side] for side in marks
     ]
     ours, theirs = per_iter
     beside.rounds.append(statistics.median(theirs))
     ratios = [ref / ms for ref, ms in zip(theirs, ours, strict=True)]
-    return statistics.median(ours), statistics.median(waits), ratios
+    return statistics.median(ours), statistics.median(sides[0][2]), peak, ratios
 
 
 def count_flops(
     resolved: Resolved, loaded: Loaded, device: torch.device, data: Iterator[tuple[Tensor, Tensor]]
 ) -> float:
-    """FLOPs of one cgfw step (forward and backward of every network), counted by torch."""
+    """FLOPs of one cgfw step (forward and backward of every network), counted by torch, with
+    calls apart: the same convolutions, each computed as written (a CPU's faster form of the
+    generator's output conv counts its padded input, 1.4x that conv's work at 32 px)."""
+    train = resolved.recipe.train.model_copy(update={"stack_calls": False})
+    resolved = dataclasses.replace(
+        resolved, recipe=resolved.recipe.model_copy(update={"train": train})
+    )
     m = build_model(resolved, device)
     real_a, real_b = (x.contiguous() for x in next(data))
     m.setup(real_a, real_b)
@@ -385,7 +404,10 @@ def run(
             # A line per setting as it finishes: a long --compare cut short keeps what it timed.
             done = result.error or f"{result.rounds[-1]:.2f} ms/it, peak {result.peak_mb:.0f} MB"
             if beside is not None and not result.error:
-                done += f", the reference beside it {beside.rounds[-1]:.2f} ms/it"
+                pairs = statistics.median(ratios)
+                done += (
+                    f", the reference beside it {beside.rounds[-1]:.2f} ms/it, x ref {pairs:.2f}"
+                )
             console.print(f"  {label}: {done}", markup=False)
             gc.collect()
             torch._dynamo.reset()
@@ -437,8 +459,9 @@ def _measure(
     compare: bool,
     beside: Beside | None = None,
 ) -> tuple[float, float, float, list[float]]:
-    """One setting timed once: median ms per iteration, median data wait, peak MB (after the
-    warm-up, before any turn of the reference's), and the ratios to `beside` timed with it."""
+    """One setting timed once: median ms per iteration, median data wait, peak MB (the
+    setting's own: on CUDA not counting the kept reference's), and the ratios to `beside`
+    timed with it."""
     speed = setting.speed
     torch.manual_seed(0)
     base = _memory_start(device)
@@ -461,28 +484,25 @@ def _measure(
         step(*next(data))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    peak = _peak_mb(device, base)
-    ms, data_ms, ratios = _time_beside(step, data, beside, device, iters)
+    warm = _peak_mb(device, base)
+    ms, data_ms, timed, ratios = _time_beside(step, data, beside, device, iters, base)
+    # CUDA: the larger of the warm-up's peak and the timed chunks' (the image pools fill as
+    # they go); a CPU's resident high-water mark only grows, so it is read last.
+    peak = max(warm, timed) if device.type == "cuda" else _peak_mb(device, base)
     return ms, data_ms, peak, ratios
 
 
 def _ratio(reference: Result | None, r: Result) -> str:
-    """How many times faster than the reference loop. Timed beside it (--compare): the median
-    of the chunk pairs' ratios with their interquartile range. Otherwise the median of the
-    rounds' ratios, each round's setting against the reference timed in that round, and their
-    range."""
+    """How many times faster than the reference loop, timed beside it (--compare): the median
+    of the chunk pairs' ratios, with their interquartile range."""
     if reference is None or reference.error or not reference.rounds:
         return "-"
     if r is reference:
         return "1.00"
-    if r.ratios:
-        q1, median, q3 = (
-            statistics.quantiles(r.ratios, n=4) if len(r.ratios) > 1 else [r.ratios[0]] * 3
-        )
-        return f"{median:.2f} ({q1:.2f}-{q3:.2f})"
-    ratios = [ref / ms for ref, ms in zip(reference.rounds, r.rounds, strict=True)]
-    text = f"{statistics.median(ratios):.2f}"
-    return text if len(ratios) == 1 else f"{text} ({min(ratios):.2f}-{max(ratios):.2f})"
+    if not r.ratios:
+        return "-"
+    q1, median, q3 = statistics.quantiles(r.ratios, n=4) if len(r.ratios) > 1 else [r.ratios[0]] * 3
+    return f"{median:.2f} ({q1:.2f}-{q3:.2f})"
 
 
 def report(

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from cgfw import Build, Model, RecipeView, Resolved, check_output
 from cgfw.errors import CgfwError
 from cgfw_paper.models import DIRECTIONS, SLOTS, CycleGANOptions
+from cgfw_paper.nets import compute_as_authors
 from cgfw_paper.stacking import Stacking
 
 
@@ -143,6 +144,10 @@ class CycleGAN(Model):
         )
         self.augment: Callable[[Tensor], Tensor] | None = build.component("augment")
         self.stacking = Stacking(build.resolved.recipe.train.stack_calls, self.networks.values())
+        if not build.resolved.recipe.train.stack_calls:
+            # Calls apart are the authors' arithmetic: their loop's values, bit for bit.
+            for net in (self.g_ab, self.g_ba):
+                compute_as_authors(net)
 
     @classmethod
     def terms(cls, resolved: Resolved) -> list[str]:

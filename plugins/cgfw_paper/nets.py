@@ -72,13 +72,17 @@ class OutputConv(nn.Conv2d):
     flipped is the same sum with 3 input channels and 16 output ones, which oneDNN's
     channels_last kernels run 2x faster, forward and backward (docs/benchmarks.md). The same
     values to fp32 rounding (tests/plugins/test_output_conv.py). Evaluation, translation and
-    export, and any GPU, run nn.Conv2d's own forward."""
+    export, any GPU, and `transposed = False` (the CycleGAN's calls apart, which compute what
+    the authors' loop does bit for bit) run nn.Conv2d's own forward."""
+
+    authors_class = nn.Conv2d  # what the authors' networks.py has here (reference_loop.as_authors)
 
     def __init__(self, c_in: int, c_out: int, kernel: int) -> None:
         super().__init__(c_in, c_out, kernel)  # stride 1, no padding (reflection pads before)
+        self.transposed = True
 
     def forward(self, x: Tensor) -> Tensor:
-        if not (self.training and x.is_cpu and torch.is_grad_enabled()):
+        if not (self.transposed and self.training and x.is_cpu and torch.is_grad_enabled()):
             return super().forward(x)
         cl = torch.channels_last
         kernel = self.weight.transpose(0, 1).flip(2, 3).contiguous(memory_format=cl)
@@ -87,6 +91,14 @@ class OutputConv(nn.Conv2d):
         # Back to the input's layout: channels_last only where the run trains in it.
         keep = x.is_contiguous(memory_format=cl) and not x.is_contiguous()
         return y if keep else y.contiguous()
+
+
+def compute_as_authors(net: nn.Module) -> None:
+    """Every OutputConv in `net` computed as nn.Conv2d computes it (in the authors' order of
+    summation): for a step meant to match their loop bit for bit."""
+    for module in net.modules():
+        if isinstance(module, OutputConv):
+            module.transposed = False
 
 
 def resnet(opts: ResnetOptions, transposed: bool = True) -> nn.Module:

@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from cgfw_paper.discriminators import PatchOptions
 from cgfw_paper.generators import ResnetOptions
-from cgfw_paper.nets import OutputConv, resnet
+from cgfw_paper.nets import OutputConv, patchgan, resnet
 from cgfw_paper.reference import load_reference
 
 
@@ -69,6 +70,9 @@ def test_it_takes_the_transposed_path_only_when_training_with_gradients() -> Non
             assert torch.equal(fast(x), plain(x))  # no gradient: nn.Conv2d's own forward
         fast.eval()
         assert torch.equal(fast(x), plain(x))  # evaluation, translation, export
+        fast.train()
+        fast.transposed = False  # the CycleGAN's calls apart: the authors' arithmetic
+        assert torch.equal(fast(x), plain(x))
         assert len(calls) == 1
     finally:
         torch.nn.functional.conv_transpose2d = original
@@ -87,3 +91,11 @@ def test_the_generator_ends_with_it_and_loads_as_a_plain_conv() -> None:
     load_reference().as_authors(net)
     assert type(net[-2]) is nn.Conv2d
     assert all(m.inplace for m in net.modules() if isinstance(m, nn.ReLU))
+
+
+def test_the_reference_leaves_other_conv_subclasses_alone() -> None:
+    """Spectral norm makes each conv a ParametrizedConv2d (an nn.Conv2d subclass whose weight
+    is a property of that class): made an nn.Conv2d it would have no weight at all."""
+    net = patchgan(PatchOptions(ndf=8, n_layers=2, norm="spectral"))
+    load_reference().as_authors(net)
+    assert net(torch.randn(1, 3, 32, 32)).shape == (1, 1, 6, 6)
