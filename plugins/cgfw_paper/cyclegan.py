@@ -125,8 +125,10 @@ class CycleGAN(Model):
         self.d_a = build.network("discriminator")  # real_a vs fake_a (the authors' D_B)
         self.d_b = build.network("discriminator")  # real_b vs fake_b (D_A)
         self.networks = {"g_ab": self.g_ab, "g_ba": self.g_ba, "d_a": self.d_a, "d_b": self.d_b}
-        self.opt_g = build.optimizer(self.g_ab, self.g_ba)
-        self.opt_d = build.optimizer(self.d_a, self.d_b)
+        # Calls apart (train.stack_calls = false) are the authors' arithmetic, Adam's too.
+        exact = not build.resolved.recipe.train.stack_calls
+        self.opt_g = build.optimizer(self.g_ab, self.g_ba, exact=exact)
+        self.opt_d = build.optimizer(self.d_a, self.d_b, exact=exact)
         self.optimizers = {"g": self.opt_g, "d": self.opt_d}
         self.gan_loss: Callable[..., Tensor] = build.component("losses.gan")
         # A relativistic loss takes D's real and fake scores together (the hook's pair form).
