@@ -23,7 +23,13 @@ from rich.console import Console
 
 from cgfw.plugin.loader import load_plugins
 from cgfw.recipe import load
-from cgfw.tools.bench import _framework_step, _reference_beside, _time_beside, batches
+from cgfw.tools.bench import (
+    _framework_step,
+    _reference_beside,
+    _time_beside,
+    batches,
+    quartiles,
+)
 from cgfw.training.loop import build_for_run
 from cgfw.training.model import Model, Speed
 from cgfw.training.progress import LossLog
@@ -106,9 +112,7 @@ def main() -> None:
     print("|---|---|---|")
     print(f"| reference (eager fp32) | {statistics.median(beside.rounds):.2f} | 1.00 |")
     for name, values in times.items():
-        pairs = ratios[name]
-        q1, median, q3 = statistics.quantiles(pairs, n=4) if len(pairs) > 1 else pairs * 3
-        print(f"| {name} | {statistics.median(values):.2f} | {median:.2f} ({q1:.2f}-{q3:.2f}) |")
+        print(f"| {name} | {statistics.median(values):.2f} | {quartiles(ratios[name])} |")
 
 
 if __name__ == "__main__":

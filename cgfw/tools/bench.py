@@ -499,9 +499,12 @@ def _ratio(reference: Result | None, r: Result) -> str:
         return "-"
     if r is reference:
         return "1.00"
-    if not r.ratios:
-        return "-"
-    q1, median, q3 = statistics.quantiles(r.ratios, n=4) if len(r.ratios) > 1 else [r.ratios[0]] * 3
+    return quartiles(r.ratios) if r.ratios else "-"
+
+
+def quartiles(ratios: list[float]) -> str:
+    """'median (first quartile-third quartile)' of paired ratios, e.g. '1.37 (1.35-1.39)'."""
+    q1, median, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
     return f"{median:.2f} ({q1:.2f}-{q3:.2f})"
 
 

@@ -125,8 +125,12 @@ class CycleGAN(Model):
         self.d_a = build.network("discriminator")  # real_a vs fake_a (the authors' D_B)
         self.d_b = build.network("discriminator")  # real_b vs fake_b (D_A)
         self.networks = {"g_ab": self.g_ab, "g_ba": self.g_ba, "d_a": self.d_a, "d_b": self.d_b}
-        # Calls apart (train.stack_calls = false) are the authors' arithmetic, Adam's too.
+        # Calls apart (train.stack_calls = false) are the authors' arithmetic: their loop's
+        # values, bit for bit; the output conv's and Adam's too.
         exact = not build.resolved.recipe.train.stack_calls
+        if exact:
+            for net in (self.g_ab, self.g_ba):
+                compute_as_authors(net)
         self.opt_g = build.optimizer(self.g_ab, self.g_ba, exact=exact)
         self.opt_d = build.optimizer(self.d_a, self.d_b, exact=exact)
         self.optimizers = {"g": self.opt_g, "d": self.opt_d}
@@ -145,11 +149,7 @@ class CycleGAN(Model):
             "regularizer"
         )
         self.augment: Callable[[Tensor], Tensor] | None = build.component("augment")
-        self.stacking = Stacking(build.resolved.recipe.train.stack_calls, self.networks.values())
-        if not build.resolved.recipe.train.stack_calls:
-            # Calls apart are the authors' arithmetic: their loop's values, bit for bit.
-            for net in (self.g_ab, self.g_ba):
-                compute_as_authors(net)
+        self.stacking = Stacking(not exact, self.networks.values())
 
     @classmethod
     def terms(cls, resolved: Resolved) -> list[str]:

@@ -72,17 +72,18 @@ class OutputConv(nn.Conv2d):
     flipped is the same sum with 3 input channels and 16 output ones, which oneDNN's
     channels_last kernels run 2x faster, forward and backward (docs/benchmarks.md). The same
     values to fp32 rounding (tests/plugins/test_output_conv.py). Evaluation, translation and
-    export, any GPU, and `transposed = False` (the CycleGAN's calls apart, which compute what
+    export, any GPU, and `fast_on_cpu = False` (the CycleGAN's calls apart, which compute what
     the authors' loop does bit for bit) run nn.Conv2d's own forward."""
 
     authors_class = nn.Conv2d  # what the authors' networks.py has here (reference_loop.as_authors)
 
     def __init__(self, c_in: int, c_out: int, kernel: int) -> None:
         super().__init__(c_in, c_out, kernel)  # stride 1, no padding (reflection pads before)
-        self.transposed = True
+        # Not `transposed`: nn.Conv2d has that attribute already (False, what kind of conv it is).
+        self.fast_on_cpu = True
 
     def forward(self, x: Tensor) -> Tensor:
-        if not (self.transposed and self.training and x.is_cpu and torch.is_grad_enabled()):
+        if not (self.fast_on_cpu and self.training and x.is_cpu and torch.is_grad_enabled()):
             return super().forward(x)
         cl = torch.channels_last
         kernel = self.weight.transpose(0, 1).flip(2, 3).contiguous(memory_format=cl)
@@ -98,7 +99,7 @@ def compute_as_authors(net: nn.Module) -> None:
     summation): for a step meant to match their loop bit for bit."""
     for module in net.modules():
         if isinstance(module, OutputConv):
-            module.transposed = False
+            module.fast_on_cpu = False
 
 
 def resnet(opts: ResnetOptions, transposed: bool = True) -> nn.Module:

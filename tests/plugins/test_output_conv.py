@@ -71,7 +71,7 @@ def test_it_takes_the_transposed_path_only_when_training_with_gradients() -> Non
         fast.eval()
         assert torch.equal(fast(x), plain(x))  # evaluation, translation, export
         fast.train()
-        fast.transposed = False  # the CycleGAN's calls apart: the authors' arithmetic
+        fast.fast_on_cpu = False  # the CycleGAN's calls apart: the authors' arithmetic
         assert torch.equal(fast(x), plain(x))
         assert len(calls) == 1
     finally:
@@ -82,6 +82,7 @@ def test_the_generator_ends_with_it_and_loads_as_a_plain_conv() -> None:
     net = resnet(ResnetOptions(ngf=8, n_blocks=2))
     last = net[-2]
     assert isinstance(last, OutputConv) and isinstance(last, nn.Conv2d)
+    assert last.transposed is False  # nn.Conv2d's own attribute, as any plain conv's
     # the same keys and shapes as the authors' nn.Conv2d, so checkpoints and their weights load
     plain = nn.Conv2d(8, 3, 7)
     assert {k: v.shape for k, v in last.state_dict().items()} == {

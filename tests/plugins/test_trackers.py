@@ -104,12 +104,14 @@ def test_wandb_offline_run_holds_the_config_scalars_images_and_summary(
     # eval's summary) can land a moment after finish() returns (seen once in CI under
     # pytest-xdist). Read until they are there, for at most 30 s.
     deadline = time.monotonic() + 30
+    training = list(_wandb_records(files[0]))
     while True:
-        records = [r for f in files for r in _wandb_records(f)]
-        kinds = [r.WhichOneof("record_type") for r in _wandb_records(files[-1])]
+        evaluation = list(_wandb_records(files[1]))
+        kinds = {r.WhichOneof("record_type") for r in evaluation}
         if "summary" in kinds or time.monotonic() > deadline:
             break
         time.sleep(0.5)
+    records = training + evaluation
 
     def items(kind: str) -> list[tuple[str, str]]:
         found = []
