@@ -89,10 +89,10 @@ class Lambdas:
 def as_authors(net: nn.Module) -> None:
     """One of cgfw's paper networks made as their networks.py builds it: activations in place
     (nn.ReLU(True), nn.LeakyReLU(0.2, True)), and each module that names the authors' class it
-    stands for (`authors_class`: cgfw's generators' output conv, an nn.Conv2d that trains
-    another way on a CPU) made that class. cgfw activates out of place (the same values, less
-    work for autograd); this loop must inherit neither. Only for those networks: one that
-    reads an activation's input again would compute something else."""
+    stands for (`authors_class`: the generators' first and output convs and the instance
+    norms, which train another way on a CPU) made that class. cgfw activates out of place (the
+    same values, less work for autograd); this loop must inherit neither. Only for those
+    networks: one that reads an activation's input again would compute something else."""
     for module in net.modules():
         if isinstance(module, (nn.ReLU, nn.LeakyReLU)):
             module.inplace = True

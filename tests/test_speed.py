@@ -97,7 +97,10 @@ def test_compiled_networks_match_eager(loaded: Loaded, tiny_recipe: Path) -> Non
     short = [t[:1] for t in batch()]
     a, b = eager.step(*short), compiled.step(*short)
     for name in a:
-        assert b[name].item() == pytest.approx(a[name].item(), rel=1e-3, abs=1e-4), name
+        # Eager and inductor sum in other orders (eager instance norm as group norm, inductor's
+        # own kernels), and Adam grows that rounding step by step: up to 4e-4 after two steps
+        # and 1e-3 after this third at one thread. A network computed wrongly is off by far more.
+        assert b[name].item() == pytest.approx(a[name].item(), rel=5e-3, abs=1e-4), name
     assert torch._dynamo.config.recompile_limit >= 16
     # Sample grids (eval mode, another batch size) run the networks as written, compiling nothing.
     counters.clear()

@@ -126,10 +126,10 @@ class CycleGAN(Model):
         self.d_b = build.network("discriminator")  # real_b vs fake_b (D_A)
         self.networks = {"g_ab": self.g_ab, "g_ba": self.g_ba, "d_a": self.d_a, "d_b": self.d_b}
         # Calls apart (train.stack_calls = false) are the authors' arithmetic: their loop's
-        # values, bit for bit; the output conv's and Adam's too.
+        # values, bit for bit; their convs', instance norms' and Adam's too.
         exact = not build.resolved.recipe.train.stack_calls
         if exact:
-            for net in (self.g_ab, self.g_ba):
+            for net in self.networks.values():
                 compute_as_authors(net)
         self.opt_g = build.optimizer(self.g_ab, self.g_ba, exact=exact)
         self.opt_d = build.optimizer(self.d_a, self.d_b, exact=exact)

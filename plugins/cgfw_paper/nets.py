@@ -5,6 +5,8 @@ register them lazily, so that commands which only read recipes do not import tor
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -25,10 +27,35 @@ def conv_bias(norm: str) -> bool:
     return norm == "instance"
 
 
+class InstanceNorm(nn.InstanceNorm2d):
+    """The authors' instance norm (no affine parameters, no running statistics), which trains
+    faster on a CPU. nn.InstanceNorm2d normalises through batch norm's kernel on an (1, N*C,
+    H, W) view; group norm with a group per channel is the same normalisation (each image's
+    and channel's mean and biased variance over H x W, eps inside the root) and its CPU
+    kernel runs forward + backward 1.4-3x faster on contiguous (NCHW) tensors
+    (docs/benchmarks.md). The same values to fp32 rounding (tests/plugins/test_fast_on_cpu.py).
+    In channels_last, where group norm is slower, in evaluation, translation and export, on any
+    GPU, under torch.compile and with `fast_on_cpu = False` (the CycleGAN's calls apart), it is
+    nn.InstanceNorm2d."""
+
+    authors_class = nn.InstanceNorm2d  # what the authors' networks.py has here
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels, affine=False, track_running_stats=False)
+        self.fast_on_cpu = True
+
+    def forward(self, x: Tensor) -> Tensor:
+        # Eager only: under torch.compile, inductor writes its own kernel for either.
+        fast = self.fast_on_cpu and self.training and x.is_cpu and x.dim() == 4
+        if fast and x.is_contiguous() and not torch.compiler.is_compiling():
+            return F.group_norm(x, self.num_features, eps=self.eps)
+        return super().forward(x)
+
+
 def norm_layer(kind: str, channels: int) -> nn.Module:
     """Instance norm has no affine parameters, as in the authors' code."""
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return InstanceNorm(channels)
     if kind == "batch":
         return nn.BatchNorm2d(channels, affine=True)
     return nn.Identity()
@@ -94,11 +121,92 @@ class OutputConv(nn.Conv2d):
         return y if keep else y.contiguous()
 
 
+# Up to a 128 px image (reflection-padded by 3) per plane: there the im2col path is 1.6-3.7x
+# faster than oneDNN at 32 to 128 px; past 224 px it turns slower (docs/benchmarks.md).
+_IM2COL_MAX_PLANE = 134 * 134
+
+
+class _InputGradOffDnn(torch.autograd.Function):
+    """conv2d whose gradient to its input is computed without oneDNN (im2col's transpose:
+    a matrix product, then col2im), the weights' and bias's with it, as torch would."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any
+    ) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.padding, ctx.has_bias = list(stride), list(padding), bias is not None
+        return F.conv2d(x, weight, bias, stride, padding)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            sizes = [weight.shape[0]] if ctx.has_bias else None
+            _, grad_w, grad_b = torch.ops.aten.convolution_backward(
+                grad,
+                x,
+                weight,
+                sizes,
+                ctx.stride,
+                ctx.padding,
+                [1, 1],
+                False,
+                [0, 0],
+                1,
+                [False, ctx.needs_input_grad[1], ctx.needs_input_grad[2]],
+            )
+        if ctx.needs_input_grad[0]:
+            kernel = list(weight.shape[2:])
+            grad_x = torch.ops.aten._slow_conv2d_backward(
+                grad.contiguous(), x, weight, kernel, ctx.stride, ctx.padding, [True, False, False]
+            )[0]
+        return grad_x, grad_w, grad_b, None, None
+
+
+class InputConv(nn.Conv2d):
+    """The generator's first conv (3 -> ngf channels, 7x7): an nn.Conv2d (the same parameters,
+    keys and initialisation) whose gradient to its input trains faster on a CPU. That
+    gradient, needed where a generator takes the other's fakes (the cycles), has 3 channels,
+    which oneDNN computes as 16 (as for OutputConv); torch's own im2col path computes it 2.4x
+    faster at the quickstart's sizes, while oneDNN stays faster for the forward pass and the
+    weights' gradient, which it still computes (docs/benchmarks.md). The same values to fp32
+    rounding (tests/plugins/test_fast_on_cpu.py). Only for contiguous fp32 inputs up to 128 px
+    that need a gradient, training eagerly on a CPU, with `fast_on_cpu` (the CycleGAN's calls
+    apart turn it off); otherwise nn.Conv2d's own forward."""
+
+    authors_class = nn.Conv2d  # what the authors' networks.py has here
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, bias: bool) -> None:
+        super().__init__(c_in, c_out, kernel, bias=bias)  # no padding (reflection pads before)
+        self.fast_on_cpu = True
+
+    def forward(self, x: Tensor) -> Tensor:
+        fast = (
+            self.fast_on_cpu
+            and self.training
+            and x.is_cpu
+            and x.requires_grad
+            and torch.is_grad_enabled()
+            and x.dtype == torch.float32
+            and x.is_contiguous()
+            and x.shape[-2] * x.shape[-1] <= _IM2COL_MAX_PLANE
+            and not torch.is_autocast_enabled("cpu")
+            and not torch.compiler.is_compiling()  # inductor chooses its own kernels
+        )
+        if not fast:
+            return super().forward(x)
+        out: Tensor = _InputGradOffDnn.apply(x, self.weight, self.bias, self.stride, self.padding)
+        return out
+
+
 def compute_as_authors(net: nn.Module) -> None:
-    """Every OutputConv in `net` computed as nn.Conv2d computes it (in the authors' order of
+    """Every module in `net` that computes faster on a CPU (`fast_on_cpu`: InputConv,
+    InstanceNorm, OutputConv) computed as the authors' class computes it (in their order of
     summation): for a step meant to match their loop bit for bit."""
     for module in net.modules():
-        if isinstance(module, OutputConv):
+        if isinstance(module, InputConv | InstanceNorm | OutputConv):
             module.fast_on_cpu = False
 
 
@@ -109,7 +217,7 @@ def resnet(opts: ResnetOptions, transposed: bool = True) -> nn.Module:
     c_in, c_out = opts.in_channels or 3, opts.out_channels or 3
     layers: list[nn.Module] = [
         nn.ReflectionPad2d(3),
-        nn.Conv2d(c_in, ngf, 7, bias=bias),
+        InputConv(c_in, ngf, 7, bias),
         norm_layer(norm, ngf),
         nn.ReLU(),
     ]
