@@ -1,7 +1,7 @@
 """CPU settings that `cgfw bench` has no row for, each timed against the plain fp32 loop in the
 same process (issue 23): what the default fp32 step would gain or lose with one thread, with
-oneDNN off, with foreach Adam, with the authors' modules (in-place activations, a plain output
-conv), with every call apart.
+oneDNN off, with foreach Adam, with the authors' modules (in-place activations, plain first and
+output convs and instance norms), with every call apart.
 
     python benchmarks/cpu_variants.py [--recipe quickstart] [--rounds 3] [--iters 40]
 

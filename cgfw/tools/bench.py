@@ -62,7 +62,8 @@ class Setting:
     # False: each network called once per input, as the reference loop does, so that the two
     # rows differ by the framework around the step and by what it does differently at the
     # same values (foreach Adam on a CPU, activations out of place), not by stacking; calls
-    # apart also compute the generators' output conv as the authors do (the plain nn.Conv2d).
+    # apart also compute the paper networks' convs and instance norms as the authors' modules
+    # do (compute_as_authors).
     stacked: bool = True
 
 
