@@ -27,27 +27,41 @@ def conv_bias(norm: str) -> bool:
     return norm == "instance"
 
 
-class InstanceNorm(nn.InstanceNorm2d):
+class FastOnCpu:
+    """A module of the authors' networks that trains faster on a CPU in a form of its own (the
+    same values to fp32 rounding) and names the authors' class it stands for: the one
+    benchmarks/reference_loop.py's `as_authors` makes it. `fast_on_cpu = False` (set by
+    `compute_as_authors`) keeps the authors' form."""
+
+    authors_class: type[nn.Module]
+    fast_on_cpu = True  # not `transposed`, which nn.Conv2d has already (what kind of conv it is)
+    training: bool  # nn.Module's
+
+    def _trains_on_cpu(self, x: Tensor) -> bool:
+        """Whether this call may take the CPU form: training, on a CPU, not switched off."""
+        return self.fast_on_cpu and self.training and x.is_cpu
+
+
+class InstanceNorm(FastOnCpu, nn.InstanceNorm2d):
     """The authors' instance norm (no affine parameters, no running statistics), which trains
     faster on a CPU. nn.InstanceNorm2d normalises through batch norm's kernel on an (1, N*C,
     H, W) view; group norm with a group per channel is the same normalisation (each image's
     and channel's mean and biased variance over H x W, eps inside the root) and its CPU
     kernel runs forward + backward 1.4-3.7x faster on contiguous (NCHW) tensors at 32-192 px,
-    about as fast at 256 px (docs/benchmarks.md). The same values to fp32 rounding (tests/plugins/test_fast_on_cpu.py).
-    In channels_last, where group norm is slower, in evaluation, translation and export, on any
-    GPU, under torch.compile and with `fast_on_cpu = False` (the CycleGAN's calls apart), it is
-    nn.InstanceNorm2d."""
+    about as fast at 256 px (docs/benchmarks.md). The same values to fp32 rounding
+    (tests/plugins/test_fast_on_cpu.py). In channels_last, where group norm is slower, in
+    evaluation, translation and export, on any GPU, under torch.compile and with `fast_on_cpu =
+    False` (the CycleGAN's calls apart), it is nn.InstanceNorm2d."""
 
     authors_class = nn.InstanceNorm2d  # what the authors' networks.py has here
 
     def __init__(self, channels: int) -> None:
         super().__init__(channels, affine=False, track_running_stats=False)
-        self.fast_on_cpu = True
 
     def forward(self, x: Tensor) -> Tensor:
         # Eager only: under torch.compile, inductor writes its own kernel for either.
-        fast = self.fast_on_cpu and self.training and x.is_cpu and x.dim() == 4
-        if fast and x.is_contiguous() and not torch.compiler.is_compiling():
+        fast = self._trains_on_cpu(x) and x.dim() == 4 and x.is_contiguous()
+        if fast and not torch.compiler.is_compiling():
             return F.group_norm(x, self.num_features, eps=self.eps)
         return super().forward(x)
 
@@ -91,7 +105,7 @@ def _upsample(c_in: int, c_out: int, transposed: bool, bias: bool) -> nn.Module:
     )
 
 
-class OutputConv(nn.Conv2d):
+class OutputConv(FastOnCpu, nn.Conv2d):
     """The generator's last conv (ngf -> 3 channels, 7x7): an nn.Conv2d (the same parameters,
     keys and initialisation), which trains faster on a CPU. oneDNN blocks channels in 16s, so a
     conv to 3 channels computes 16 and keeps 3: on the quickstart's batches this one conv took a
@@ -106,11 +120,9 @@ class OutputConv(nn.Conv2d):
 
     def __init__(self, c_in: int, c_out: int, kernel: int) -> None:
         super().__init__(c_in, c_out, kernel)  # stride 1, no padding (reflection pads before)
-        # Not `transposed`: nn.Conv2d has that attribute already (False, what kind of conv it is).
-        self.fast_on_cpu = True
 
     def forward(self, x: Tensor) -> Tensor:
-        if not (self.fast_on_cpu and self.training and x.is_cpu and torch.is_grad_enabled()):
+        if not (self._trains_on_cpu(x) and torch.is_grad_enabled()):
             return super().forward(x)
         cl = torch.channels_last
         kernel = self.weight.transpose(0, 1).flip(2, 3).contiguous(memory_format=cl)
@@ -165,7 +177,7 @@ class _InputGradOffDnn(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None
 
 
-class InputConv(nn.Conv2d):
+class InputConv(FastOnCpu, nn.Conv2d):
     """The generator's first conv (3 -> ngf channels, 7x7): an nn.Conv2d (the same parameters,
     keys and initialisation) whose gradient to its input trains faster on a CPU. That
     gradient, needed where a generator takes the other's fakes (the cycles), has 3 channels,
@@ -180,13 +192,10 @@ class InputConv(nn.Conv2d):
 
     def __init__(self, c_in: int, c_out: int, kernel: int, bias: bool) -> None:
         super().__init__(c_in, c_out, kernel, bias=bias)  # no padding (reflection pads before)
-        self.fast_on_cpu = True
 
     def forward(self, x: Tensor) -> Tensor:
         fast = (
-            self.fast_on_cpu
-            and self.training
-            and x.is_cpu
+            self._trains_on_cpu(x)
             and x.requires_grad
             and torch.is_grad_enabled()
             and x.dtype == torch.float32
@@ -202,11 +211,11 @@ class InputConv(nn.Conv2d):
 
 
 def compute_as_authors(net: nn.Module) -> None:
-    """Every module in `net` that computes faster on a CPU (`fast_on_cpu`: InputConv,
-    InstanceNorm, OutputConv) computed as the authors' class computes it (in their order of
-    summation): for a step meant to match their loop bit for bit."""
+    """Every module in `net` that computes faster on a CPU (FastOnCpu: InputConv, InstanceNorm,
+    OutputConv) computed as the authors' class computes it (in their order of summation): for
+    a step meant to match their loop bit for bit."""
     for module in net.modules():
-        if isinstance(module, InputConv | InstanceNorm | OutputConv):
+        if isinstance(module, FastOnCpu):
             module.fast_on_cpu = False
 
 
