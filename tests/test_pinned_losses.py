@@ -19,9 +19,11 @@ sum in another order); the generator's output conv trains on a CPU as the transp
 convolution of its flipped kernel (tests/plugins/test_output_conv.py: the same values to
 rounding); Adam is fused on a CPU too (7e-9 from torch's default after 20 steps); the generator's
 first conv computes its gradient to its input without oneDNN, and instance norm trains as group
-norm with a group per channel (tests/plugins/test_fast_on_cpu.py: the same values to rounding).
-The last three were made on an AMD EPYC; the Intel Xeon's set of the first, of a step that no
-longer exists, was dropped, so a Xeon skips until a set is added there.
+norm with a group per channel (tests/plugins/test_fast_on_cpu.py: the same values to rounding);
+the output conv's forward pass is computed by im2col (tests/plugins/test_output_conv.py; the
+losses 3e-7 apart at iteration 1). The last four were made on an AMD EPYC; the Intel Xeon's
+set of the first, of a step that no longer exists, was dropped, so a Xeon skips until a set is
+added there.
 """
 
 from __future__ import annotations

@@ -105,16 +105,80 @@ def _upsample(c_in: int, c_out: int, transposed: bool, bias: bool) -> nn.Module:
     )
 
 
+# Where torch's im2col path (a matrix product, then col2im) beats oneDNN for a conv's side
+# with 3 channels, per plane (a reflection-padded image; docs/benchmarks.md): the input conv's
+# gradient to its input up to 128 px (1.6-3.7x faster at 32 to 128 px, slower past 224 px),
+# the output conv's forward pass up to 256 px (1.1-2x faster there, slower from 384 px).
+_IM2COL_MAX_PLANE = 134 * 134
+_OUTPUT_IM2COL_MAX_PLANE = 262 * 262
+
+
+def _im2col_may_take(x: Tensor, max_plane: int) -> bool:
+    """Whether torch's im2col path may compute a conv of `x`: eager fp32 on contiguous (NCHW)
+    planes no larger than `max_plane` (under torch.compile inductor chooses its own kernels)."""
+    return (
+        x.dtype == torch.float32
+        and x.is_contiguous()
+        and x.shape[-2] * x.shape[-1] <= max_plane
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()
+    )
+
+
+class _OutputByIm2col(torch.autograd.Function):
+    """conv_transpose2d(x, kernel, bias, padding=k-1), OutputConv's form: its forward pass
+    computed as the input gradient of the conv it transposes, by im2col (oneDNN computes 3
+    output channels as 16), its backward as the transposed conv's by oneDNN in channels_last,
+    as in OutputConv's other form."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, kernel: Tensor, bias: Tensor | None) -> Tensor:
+        k = kernel.shape[-1]
+        n, _, h, w = x.shape
+        # The transposed conv's output is the input of the conv whose gradient it is; only
+        # this tensor's shape is read.
+        shape = x.new_empty(n, kernel.shape[1], h - k + 1, w - k + 1)
+        pad = [k - 1, k - 1]
+        y: Tensor = torch.ops.aten._slow_conv2d_backward(
+            x, shape, kernel, [k, k], [1, 1], pad, [True, False, False]
+        )[0]
+        if bias is not None:
+            y += bias.view(1, -1, 1, 1)
+        ctx.save_for_backward(x, kernel)
+        ctx.has_bias = bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, kernel = ctx.saved_tensors
+        cl, k = torch.channels_last, kernel.shape[-1]
+        grad_x, grad_kernel, grad_bias = torch.ops.aten.convolution_backward(
+            grad.contiguous(memory_format=cl),
+            x.contiguous(memory_format=cl),
+            kernel.contiguous(memory_format=cl),
+            [kernel.shape[1]] if ctx.has_bias else None,
+            [1, 1],
+            [k - 1, k - 1],
+            [1, 1],
+            True,
+            [0, 0],
+            1,
+            list(ctx.needs_input_grad),
+        )
+        return grad_x, grad_kernel, grad_bias
+
+
 class OutputConv(FastOnCpu, nn.Conv2d):
     """The generator's last conv (ngf -> 3 channels, 7x7): an nn.Conv2d (the same parameters,
     keys and initialisation), which trains faster on a CPU. oneDNN blocks channels in 16s, so a
     conv to 3 channels computes 16 and keeps 3: on the quickstart's batches this one conv took a
     third of the generator's convolution time. Its transposed convolution with the kernel
-    flipped is the same sum with 3 input channels and 16 output ones, which oneDNN's
-    channels_last kernels run 2x faster, forward and backward (docs/benchmarks.md). The same
-    values to fp32 rounding (tests/plugins/test_output_conv.py). Evaluation, translation and
-    export, any GPU, and `fast_on_cpu = False` (the CycleGAN's calls apart, which compute what
-    the authors' loop does bit for bit) run nn.Conv2d's own forward."""
+    flipped is the same sum with 3 input channels and 16 output ones, whose backward oneDNN's
+    channels_last kernels run 2x faster; its forward pass runs faster still by im2col, as the
+    input gradient of the conv it transposes (NCHW fp32 up to 256 px; docs/benchmarks.md).
+    The same values to fp32 rounding (tests/plugins/test_output_conv.py). Evaluation,
+    translation and export, any GPU, and `fast_on_cpu = False` (the CycleGAN's calls apart,
+    which compute what the authors' loop does bit for bit) run nn.Conv2d's own forward."""
 
     authors_class = nn.Conv2d  # what the authors' networks.py has here (reference_loop.as_authors)
 
@@ -124,18 +188,20 @@ class OutputConv(FastOnCpu, nn.Conv2d):
     def forward(self, x: Tensor) -> Tensor:
         if not (self._trains_on_cpu(x) and torch.is_grad_enabled()):
             return super().forward(x)
+        kernel = self.weight.transpose(0, 1).flip(2, 3)
+        if _im2col_may_take(x, _OUTPUT_IM2COL_MAX_PLANE):
+            out: Tensor = _OutputByIm2col.apply(x, kernel.contiguous(), self.bias)
+            return out
         cl = torch.channels_last
-        kernel = self.weight.transpose(0, 1).flip(2, 3).contiguous(memory_format=cl)
-        padding = self.kernel_size[0] - 1
-        y = F.conv_transpose2d(x.contiguous(memory_format=cl), kernel, self.bias, padding=padding)
+        y = F.conv_transpose2d(
+            x.contiguous(memory_format=cl),
+            kernel.contiguous(memory_format=cl),
+            self.bias,
+            padding=self.kernel_size[0] - 1,
+        )
         # Back to the input's layout: channels_last only where the run trains in it.
         keep = x.is_contiguous(memory_format=cl) and not x.is_contiguous()
         return y if keep else y.contiguous()
-
-
-# Up to a 128 px image (reflection-padded by 3) per plane: there the im2col path is 1.6-3.7x
-# faster than oneDNN at 32 to 128 px; past 224 px it turns slower (docs/benchmarks.md).
-_IM2COL_MAX_PLANE = 134 * 134
 
 
 class _InputGradOffDnn(torch.autograd.Function):
@@ -194,17 +260,8 @@ class InputConv(FastOnCpu, nn.Conv2d):
         super().__init__(c_in, c_out, kernel, bias=bias)  # no padding (reflection pads before)
 
     def forward(self, x: Tensor) -> Tensor:
-        fast = (
-            self._trains_on_cpu(x)
-            and x.requires_grad
-            and torch.is_grad_enabled()
-            and x.dtype == torch.float32
-            and x.is_contiguous()
-            and x.shape[-2] * x.shape[-1] <= _IM2COL_MAX_PLANE
-            and not torch.is_autocast_enabled("cpu")
-            and not torch.compiler.is_compiling()  # inductor chooses its own kernels
-        )
-        if not fast:
+        fast = self._trains_on_cpu(x) and x.requires_grad and torch.is_grad_enabled()
+        if not (fast and _im2col_may_take(x, _IM2COL_MAX_PLANE)):
             return super().forward(x)
         out: Tensor = _InputGradOffDnn.apply(x, self.weight, self.bias, self.stride, self.padding)
         return out

@@ -1,6 +1,7 @@
 """The ResNet generator's output conv (issue 23): an nn.Conv2d that trains on a CPU as the
-transposed convolution of its flipped kernel, in channels_last. It must compute what
-nn.Conv2d computes, forward and backward, in either memory layout; run nn.Conv2d's own forward
+transposed convolution of its flipped kernel, its forward pass by im2col (NCHW) or oneDNN
+(channels_last), its backward by oneDNN in channels_last. It must compute what nn.Conv2d
+computes, forward and backward, in either memory layout; run nn.Conv2d's own forward
 wherever no gradient is taken (evaluation, translation, export); and be an nn.Conv2d to
 checkpoints, the authors' weights and the reference loop."""
 
@@ -51,7 +52,9 @@ def test_training_computes_what_conv2d_computes(layout: torch.memory_format) -> 
     assert ours[0].is_contiguous(memory_format=layout)
 
 
-def test_it_takes_the_transposed_path_only_when_training_with_gradients() -> None:
+def test_its_training_forms_are_taken_only_where_they_are_faster() -> None:
+    """NCHW fp32 up to 256 px: the forward pass by im2col; channels_last, bf16 autocast and
+    larger images: the transposed conv; no gradient: nn.Conv2d's own forward."""
     fast, plain = pair()
     x = torch.randn(2, 16, 12, 12)
     calls = []
@@ -61,11 +64,21 @@ def test_it_takes_the_transposed_path_only_when_training_with_gradients() -> Non
         calls.append(1)
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
+    def backward_of(t: torch.Tensor) -> str:
+        return type(fast(t.requires_grad_()).grad_fn).__name__
+
     torch.nn.functional.conv_transpose2d = counted  # type: ignore[assignment]
     try:
         fast.train()
-        fast(x.requires_grad_())
-        assert len(calls) == 1  # training with gradients: the fast path
+        assert backward_of(x) == "_OutputByIm2colBackward" and not calls
+        fast(x.contiguous(memory_format=torch.channels_last))
+        assert len(calls) == 1  # channels_last: the transposed conv
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast(x)
+        assert len(calls) == 2  # bf16 autocast: the transposed conv, in bf16
+        # a 384 px image, padded: there the transposed conv is the faster again
+        assert backward_of(torch.randn(1, 16, 390, 390)) != "_OutputByIm2colBackward"
+        assert len(calls) == 3
         with torch.no_grad():
             assert torch.equal(fast(x), plain(x))  # no gradient: nn.Conv2d's own forward
         fast.eval()
@@ -73,7 +86,7 @@ def test_it_takes_the_transposed_path_only_when_training_with_gradients() -> Non
         fast.train()
         fast.fast_on_cpu = False  # the CycleGAN's calls apart: the authors' arithmetic
         assert torch.equal(fast(x), plain(x))
-        assert len(calls) == 1
+        assert len(calls) == 3
     finally:
         torch.nn.functional.conv_transpose2d = original
 
