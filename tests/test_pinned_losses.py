@@ -21,7 +21,8 @@ rounding); Adam is fused on a CPU too (7e-9 from torch's default after 20 steps)
 first conv computes its gradient to its input without oneDNN, and instance norm trains as group
 norm with a group per channel (tests/plugins/test_fast_on_cpu.py: the same values to rounding);
 the output conv's forward pass is computed by im2col (tests/plugins/test_output_conv.py; the
-losses 3e-7 apart at iteration 1). The last four were made on an AMD EPYC; the Intel Xeon's
+losses 3e-7 apart at iteration 1); the two discriminators run as one network with grouped convs
+(tests/plugins/test_paired_calls.py). The last five were made on an AMD EPYC; the Intel Xeon's
 set of the first, of a step that no longer exists, was dropped, so a Xeon skips until a set is
 added there.
 """

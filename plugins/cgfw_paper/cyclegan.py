@@ -149,7 +149,12 @@ class CycleGAN(Model):
             "regularizer"
         )
         self.augment: Callable[[Tensor], Tensor] | None = build.component("augment")
-        self.stacking = Stacking(not exact, self.networks.values())
+        # The discriminators run as one network where that is faster: training eagerly on a
+        # CPU in NCHW (docs/benchmarks.md; not measured on a GPU).
+        speed = build.rt.speed
+        cpu_eager = build.rt.device.type == "cpu" and speed.compile == "off"
+        pair = (self.d_b, self.d_a) if cpu_eager and not speed.channels_last else None
+        self.stacking = Stacking(not exact, self.networks.values(), pair)
 
     @classmethod
     def terms(cls, resolved: Resolved) -> list[str]:
@@ -255,8 +260,11 @@ class CycleGAN(Model):
             _requires_grad([self.d_a, self.d_b], False)
             terms: dict[str, Tensor] = {}
             if w.gan and not self.gan_pair:
-                terms["g_ab_gan"] = w.gan * self.gan_loss(self.d_b(self._seen(fake_b)), True, False)
-                terms["g_ba_gan"] = w.gan * self.gan_loss(self.d_a(self._seen(fake_a)), True, False)
+                (judged_fake_b,), (judged_fake_a,) = self.stacking.judged(
+                    rt, self.d_b, self.d_a, [self._seen(fake_b)], [self._seen(fake_a)]
+                )
+                terms["g_ab_gan"] = w.gan * self.gan_loss(judged_fake_b, True, False)
+                terms["g_ba_gan"] = w.gan * self.gan_loss(judged_fake_a, True, False)
             elif w.gan:  # a pair loss also weighs the frozen D's scores of the real images
                 judged_b = self.d_b(self._seen(real_b)), self.d_b(self._seen(fake_b))
                 judged_a = self.d_a(self._seen(real_a)), self.d_a(self._seen(fake_a))
@@ -286,11 +294,10 @@ class CycleGAN(Model):
             pooled_a = self._seen(self.pool_a.query(fake_a.detach().float()))
             seen_b, seen_a = self._seen(real_b), self._seen(real_a)
             with rt.autocast():
-                judged_real_b, judged_fake_b = self.stacking.together(
-                    rt, self.d_b, seen_b, pooled_b
-                )
-                judged_real_a, judged_fake_a = self.stacking.together(
-                    rt, self.d_a, seen_a, pooled_a
+                (judged_real_b, judged_fake_b), (judged_real_a, judged_fake_a) = (
+                    self.stacking.judged(
+                        rt, self.d_b, self.d_a, [seen_b, pooled_b], [seen_a, pooled_a]
+                    )
                 )
                 if self.gan_pair:
                     terms["d_b"] = 0.5 * self.gan_loss(judged_real_b, judged_fake_b, True)

@@ -1,7 +1,12 @@
 """Stacked calls: a network run once on same-sized inputs stacked along the batch computes
 what a call per input would, with kernels twice the size (which at batch 1 keep more of a GPU
 busy), unless it mixes samples. Which networks do is decided by their modules' types and, on
-the first batch, by measurement (docs/plugins.md, "Stacked calls")."""
+the first batch, by measurement (docs/plugins.md, "Stacked calls").
+
+Paired calls: two networks of one structure (the CycleGAN's discriminators), built from modules
+that treat channels apart, run as one network of twice the channels whose convs are grouped in
+two; on a CPU one call instead of two saves the per-operator cost that dominates a small
+network's time (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import logging
 from collections.abc import Iterable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
@@ -17,6 +23,7 @@ from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.spectral_norm import SpectralNorm
 
 from cgfw import Runtime
+from cgfw_paper.nets import InstanceNorm
 
 log = logging.getLogger("cgfw.train")
 
@@ -25,13 +32,49 @@ class Stacking:
     """Which networks may take stacked inputs: all, unless train.stack_calls is false, but
     those in `apart` (they mix samples, by type or as measured)."""
 
-    def __init__(self, enabled: bool, nets: Iterable[nn.Module]) -> None:
+    def __init__(
+        self,
+        enabled: bool,
+        nets: Iterable[nn.Module],
+        pair: tuple[nn.Module, nn.Module] | None = None,
+    ) -> None:
         self.enabled = enabled
         self.apart: list[nn.Module] = [n for n in nets if mixes_samples(n)]
         self.checked = False
+        # The two networks that may run as one (`judged`), where their structure allows it.
+        self.pair = pair if pair is not None and runs_as_one(*pair) else None
 
     def stacks(self, net: nn.Module) -> bool:
         return self.enabled and not any(net is other for other in self.apart)
+
+    def pairs(self, first: nn.Module, second: nn.Module) -> bool:
+        return (
+            self.pair is not None
+            and (first, second) == self.pair
+            and self.stacks(first)
+            and self.stacks(second)
+            and not (_hooked(first) or _hooked(second))  # hooks would not see a paired call
+        )
+
+    def judged(
+        self,
+        rt: Runtime,
+        first: nn.Module,
+        second: nn.Module,
+        firsts: Sequence[Tensor],
+        seconds: Sequence[Tensor],
+    ) -> tuple[Sequence[Tensor], Sequence[Tensor]]:
+        """`first` on each of `firsts` and `second` on each of `seconds`: where the two pair
+        and their stacked inputs have one shape, one call of both as one network (`as_one`);
+        else `together` for each, first's calls before second's."""
+        inputs = [*firsts, *seconds]
+        same = all(x.shape[1:] == inputs[0].shape[1:] for x in inputs)
+        if not (same and self.pairs(first, second)) or (
+            sum(len(x) for x in firsts) != sum(len(x) for x in seconds)
+        ):
+            return self.together(rt, first, *firsts), self.together(rt, second, *seconds)
+        ones, twos = as_one(first, second, torch.cat(list(firsts)), torch.cat(list(seconds)))
+        return ones.split([len(x) for x in firsts]), twos.split([len(x) for x in seconds])
 
     def together(self, rt: Runtime, net: nn.Module, *inputs: Tensor) -> Sequence[Tensor]:
         """`net(x)` for each input; one call on the inputs stacked where `net` stacks and the
@@ -74,6 +117,73 @@ class Stacking:
                     type(net).__name__,
                 )
         return moved
+
+
+# Modules that treat each channel alone, and so run as they are on two networks' channels.
+_CHANNELWISE = (nn.LeakyReLU, nn.ReLU, nn.Identity)
+
+
+def runs_as_one(first: nn.Module, second: nn.Module) -> bool:
+    """Whether `as_one` computes what the two networks do: both an nn.Sequential of the same
+    layers (plain convs, instance norms without statistics kept, channelwise activations) with
+    the same shapes and settings (no parametrization such as spectral norm)."""
+    if type(first) is not nn.Sequential or type(second) is not nn.Sequential:
+        return False
+    if len(first) != len(second):
+        return False
+    return all(_same_layer(a, b) for a, b in zip(first, second, strict=True))
+
+
+def _same_layer(a: nn.Module, b: nn.Module) -> bool:
+    if type(a) is not type(b) or parametrize.is_parametrized(a) or parametrize.is_parametrized(b):
+        return False
+    if isinstance(a, nn.Conv2d) and isinstance(b, nn.Conv2d):
+        settings = ("stride", "padding", "dilation", "groups", "padding_mode")
+        return (
+            type(a) is nn.Conv2d
+            and a.groups == 1
+            and a.padding_mode == "zeros"
+            and a.weight.shape == b.weight.shape
+            and (a.bias is None) == (b.bias is None)
+            and all(getattr(a, k) == getattr(b, k) for k in settings)
+        )
+    if isinstance(a, nn.InstanceNorm2d) and isinstance(b, nn.InstanceNorm2d):
+        return (
+            type(a) in (nn.InstanceNorm2d, InstanceNorm)
+            and not (a.affine or a.track_running_stats or b.affine or b.track_running_stats)
+            and a.eps == b.eps
+        )
+    if isinstance(a, nn.LeakyReLU) and isinstance(b, nn.LeakyReLU):
+        return a.negative_slope == b.negative_slope
+    return type(a) in _CHANNELWISE
+
+
+def _hooked(net: nn.Module) -> bool:
+    """Whether a forward hook is on the network or a module in it (spectral norm's, a user's,
+    a test's), or on every module: then it runs as it is."""
+    hooks = nn.modules.module
+    if hooks._global_forward_hooks or hooks._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
+
+
+def as_one(first: nn.Module, second: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """(first(x), second(y)) for two networks that `runs_as_one`, as one network on their
+    inputs side by side along the channels: each conv grouped in two (the first's weights,
+    then the second's), each instance norm a group norm with a group per channel (the same
+    normalisation, channel by channel)."""
+    h = torch.cat([x, y], 1)
+    for a, b in zip(first, second, strict=True):  # type: ignore[call-overload]
+        if isinstance(a, nn.Conv2d):
+            bias = None if a.bias is None else torch.cat([a.bias, b.bias])
+            weight = torch.cat([a.weight, b.weight])
+            h = F.conv2d(h, weight, bias, a.stride, a.padding, a.dilation, groups=2)
+        elif isinstance(a, nn.InstanceNorm2d):
+            h = F.group_norm(h, h.shape[1], eps=a.eps)
+        else:
+            h = a(h)
+    ones, twos = h.chunk(2, 1)
+    return ones, twos
 
 
 def mixes_samples(net: nn.Module) -> bool:
