@@ -108,7 +108,8 @@ def _upsample(c_in: int, c_out: int, transposed: bool, bias: bool) -> nn.Module:
 # Where torch's im2col path (a matrix product, then col2im) beats oneDNN for a conv's side
 # with 3 channels, per plane (a reflection-padded image; docs/benchmarks.md): the input conv's
 # gradient to its input up to 128 px (1.6-3.7x faster at 32 to 128 px, slower past 224 px),
-# the output conv's forward pass up to 256 px (1.1-2x faster there, slower from 384 px).
+# the output conv's forward pass up to 256 px (the layer's forward + backward 1.1-1.4x faster
+# at 32 to 256 px, slower from 384 px).
 _IM2COL_MAX_PLANE = 134 * 134
 _OUTPUT_IM2COL_MAX_PLANE = 262 * 262
 
