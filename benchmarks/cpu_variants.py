@@ -1,7 +1,9 @@
 """CPU settings that `cgfw bench` has no row for, each timed against the plain fp32 loop in the
 same process (issue 23): what the default fp32 step would gain or lose with one thread, with
 oneDNN off, with foreach Adam, with the authors' modules (in-place activations, plain first and
-output convs and instance norms), with every call apart.
+output convs and instance norms), with every call apart, with the discriminators' calls apart
+(not paired) and with the output conv's forward pass by oneDNN (its transposed form, not
+im2col).
 
     python benchmarks/cpu_variants.py [--recipe quickstart] [--rounds 3] [--iters 40]
 
@@ -33,6 +35,7 @@ from cgfw.tools.bench import (
 from cgfw.training.loop import build_for_run
 from cgfw.training.model import Model, Speed
 from cgfw.training.progress import LossLog
+from cgfw_paper import nets
 from cgfw_paper.reference import load_reference
 
 Change = Callable[[Model], None]
@@ -53,6 +56,20 @@ def apart(m: Model) -> None:
     m.stacking.enabled = False  # type: ignore[attr-defined]  # the CycleGAN's switch
 
 
+def discriminators_apart(m: Model) -> None:
+    m.stacking.pair = None  # type: ignore[attr-defined]  # no paired call (`Stacking.judged`)
+
+
+@contextlib.contextmanager
+def output_conv_by_onednn() -> Iterator[None]:
+    saved = nets._OUTPUT_IM2COL_MAX_PLANE
+    nets._OUTPUT_IM2COL_MAX_PLANE = 0  # no plane is small enough: the transposed form
+    try:
+        yield
+    finally:
+        nets._OUTPUT_IM2COL_MAX_PLANE = saved
+
+
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
     threads = torch.get_num_threads()
@@ -71,6 +88,8 @@ VARIANTS: dict[str, tuple[Change | None, Callable[[], Any]]] = {
     "cgfw fp32, foreach Adam (calls apart's)": (foreach, contextlib.nullcontext),
     "cgfw fp32, one thread": (None, one_thread),
     "cgfw fp32, oneDNN off": (None, lambda: torch.backends.mkldnn.flags(enabled=False)),
+    "cgfw fp32, the discriminators' calls apart": (discriminators_apart, contextlib.nullcontext),
+    "cgfw fp32, the output conv's forward by oneDNN": (None, output_conv_by_onednn),
 }
 
 
