@@ -6,6 +6,7 @@ output convs and instance norms), with every call apart, with the discriminators
 im2col).
 
     python benchmarks/cpu_variants.py [--recipe quickstart] [--rounds 3] [--iters 40]
+        [--only NAME [--only NAME ...]]
 
 Rounds take turns (every other one in reverse order). Each variant is timed beside the plain
 loop as `cgfw bench --compare` times a setting (chunks of 4 iterations of each in turn); "x
@@ -98,12 +99,17 @@ def main() -> None:
     parser.add_argument("--recipe", default="quickstart")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iters", type=int, default=40)
+    parser.add_argument("--only", action="append", help="a variant to time (default: all)")
     opts = parser.parse_args()
+    chosen = list(VARIANTS) if opts.only is None else opts.only
+    unknown = [n for n in chosen if n not in VARIANTS]
+    if unknown:
+        parser.error(f"--only: no variant {unknown[0]!r}; the variants: {'; '.join(VARIANTS)}")
     loaded = load_plugins()
     resolved = load(opts.recipe, loaded.registry, ["train.device='cpu'"])
     cpu = torch.device("cpu")
     beside = _reference_beside(resolved, loaded, cpu, False, 10)  # timed beside each variant
-    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    times: dict[str, list[float]] = {name: [] for name in chosen}
     ratios: dict[str, list[float]] = {name: [] for name in times}
     names = list(times)
     for round_ in range(opts.rounds):
