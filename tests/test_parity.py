@@ -105,6 +105,7 @@ def train_both(
         *nets, r.optimizer.lr, tuple(r.optimizer.betas), lambdas, pool_size, draw=torch_draw
     )
     batches = scripted_batches(loaded, data, iters, batch)
+    ours.setup(*batches[0])  # as a run does: the stacking check, and on a CPU the two streams
     query = theirs.pool_b.query
     theirs.replays = 0  # how often the pool answered with an older fake
 
@@ -160,7 +161,15 @@ def test_stacked_calls_match_before_rounding_is_amplified(
     after a few iterations."""
     # Without the forward cycle the amplification comes sooner (1e-5 apart at iteration 3, as
     # before g_ba's calls were merged): the ablations' branches are compared for two.
-    ours, theirs, *_ = train_both(loaded, ablation, stack=True, iters=4 if ablation is None else 2)
+    # Two threads: on a CPU the default then runs as two streams (cgfw_paper/streams.py).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        iters = 4 if ablation is None else 2
+        ours, theirs, m, _ = train_both(loaded, ablation, stack=True, iters=iters)
+    finally:
+        torch.set_num_threads(threads)
+    assert m.streams is not None
     assert_terms_equal(ours, theirs)
 
 

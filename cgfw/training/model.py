@@ -114,6 +114,11 @@ class Runtime:
     def optimizer_step(self, loss: Tensor, *opts: torch.optim.Optimizer) -> None:
         """Backward, average gradients across processes, step (loss-scaled under fp16)."""
         self.precision.backward(loss)
+        self.apply_gradients(*opts)
+
+    def apply_gradients(self, *opts: torch.optim.Optimizer) -> None:
+        """Average gradients across processes and step, for a model that ran its backward
+        passes itself (only without a loss scale: `precision.scaler.is_enabled()` false)."""
         for opt in opts:
             self.group.average_gradients([p for g in opt.param_groups for p in g["params"]])
             self.precision.step(opt)

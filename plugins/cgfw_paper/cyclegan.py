@@ -16,6 +16,7 @@ from cgfw.errors import CgfwError
 from cgfw_paper.models import DIRECTIONS, SLOTS, CycleGANOptions
 from cgfw_paper.nets import compute_as_authors
 from cgfw_paper.stacking import Stacking
+from cgfw_paper.streams import Streams, draws_random, share_parameters, shared
 
 
 class Buffer(Protocol):
@@ -106,6 +107,30 @@ def _check_pool_sizes(resolved: Resolved | RecipeView, pool: Buffer) -> None:
         )
 
 
+Terms = dict[str, Tensor]
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """One direction of `CycleGAN._step_in_streams`: its generator `g`, the `other` one that
+    reconstructs, the discriminator `d` of its fakes, its `real` images and the real images
+    of its `target` domain, whether its cycle term is on, and the names in its terms (g_ab's
+    stream has g_ab_gan, cycle_a, idt_b, paired_b and d_b)."""
+
+    g: nn.Module
+    other: nn.Module
+    d: nn.Module
+    real: Tensor
+    target: Tensor
+    cycle: bool
+    g_name: str
+    own: str
+
+    @property
+    def theirs(self) -> str:
+        return "b" if self.own == "a" else "a"
+
+
 class CycleGAN(Model):
     slots = SLOTS
     directions = DIRECTIONS
@@ -155,6 +180,7 @@ class CycleGAN(Model):
         cpu_eager = build.rt.device.type == "cpu" and speed.compile == "off"
         pair = (self.d_b, self.d_a) if cpu_eager and not speed.channels_last else None
         self.stacking = Stacking(not exact, self.networks.values(), pair)
+        self.streams: Streams | None = None  # the step's two streams, where `setup` finds them
 
     @classmethod
     def terms(cls, resolved: Resolved) -> list[str]:
@@ -198,6 +224,38 @@ class CycleGAN(Model):
             check_output(self.d_b, real_b[:1], "discriminator", self.resolved, None)
         if not self.stacking.checked:  # a checkpoint loaded later replaces the decision
             self.stacking.check(self.rt, self.networks, real_a, real_b)
+        self.streams = None if self.streams_obstacle(real_a, real_b) else shared()
+
+    def streams_obstacle(self, real_a: Tensor, real_b: Tensor) -> str | None:
+        """Why the step cannot run as two streams (`_step_in_streams`) here, or None."""
+        rt, nets = self.rt, list(self.networks.values())
+        if rt.device.type != "cpu" or rt.speed.compile != "off":
+            return "not training eagerly on a CPU"
+        if torch.get_num_threads() < 2:
+            return "one thread"
+        if rt.precision.scaler.is_enabled():
+            return "a loss scale (fp16)"
+        if not self.stacking.enabled:
+            return "calls apart (the authors' order)"
+        if self.gan_pair or self.regularizer is not None or self.augment is not None:
+            return "a pair GAN loss, a regularizer or an augmentation"
+        if share_parameters(nets):
+            return "networks that share parameters"
+        image, other = real_a[:1], real_b[:1]
+
+        def calls() -> None:  # each network (in training mode) and each loss, once
+            with rt.autocast():
+                for net in nets:
+                    net(image)
+                score = self.d_b(image)
+                self.gan_loss(score, True, False)
+                self.gan_loss(score, False, True)
+                for loss in (self.cycle_loss, self.identity_loss, self.paired_loss):
+                    loss(image, other)
+
+        if draws_random(calls, nets):
+            return "a network or loss that draws random numbers"
+        return None
 
     @classmethod
     def graph_obstacle_for(cls, resolved: Resolved | RecipeView) -> str | None:
@@ -225,6 +283,8 @@ class CycleGAN(Model):
     def step(self, real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
         """Translate both ways, update both generators, then both discriminators on pooled
         fakes. Returns each weighted loss term, detached (.item() only when logging: it syncs)."""
+        if self.streams is not None:  # on a CPU: the same step as two streams at once
+            return self._step_in_streams(real_a, real_b)
         w, rt = self.weights, self.rt
 
         with rt.autocast():
@@ -319,6 +379,89 @@ class CycleGAN(Model):
             self.opt_d.zero_grad(set_to_none=True)
             rt.optimizer_step(loss_d, self.opt_d)
 
+        terms["g_total"] = loss_g
+        return {name: t.detach() for name, t in terms.items()}
+
+    def _step_in_streams(self, real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
+        """`step`, as two streams at once (cgfw_paper/streams.py): the calling thread's for A ->
+        B, the second thread's for B -> A. Each stream translates its real images (`forward`),
+        then judges and reconstructs its fakes, which the frozen discriminator and the other
+        generator see as leaves (`judge`), then takes the gradient that reached the fakes back
+        through its own generator (`back`), and last updates its discriminator (`update`). The
+        same terms, each differentiated once; only the order in which gradients are summed
+        differs from `step`'s (g_ba's stacked call is two calls here): its values to rounding."""
+        w, rt, streams = self.weights, self.rt, self.streams
+        assert streams is not None
+        a = _Stream(self.g_ab, self.g_ba, self.d_b, real_a, real_b, w.cycle_forward, "ab", "a")
+        b = _Stream(self.g_ba, self.g_ab, self.d_a, real_b, real_a, w.cycle_backward, "ba", "b")
+
+        def forward(s: _Stream) -> tuple[Tensor, Tensor | None]:
+            with rt.autocast():
+                fake, idt = self._calls(s.g, s.real, s.target if w.identity else None)
+            return fake, idt
+
+        def judge(s: _Stream, fake: Tensor) -> tuple[dict[str, Tensor], Tensor | None]:
+            seen = fake.detach().requires_grad_()  # its gradient goes on in `back`
+            terms = {}
+            with rt.autocast():
+                if w.gan:
+                    terms[f"g_{s.g_name}_gan"] = w.gan * self.gan_loss(s.d(seen), True, False)
+                if s.cycle:
+                    terms[f"cycle_{s.own}"] = w.cycle * self.cycle_loss(s.other(seen), s.real)
+                if w.paired:
+                    terms[f"paired_{s.theirs}"] = w.paired * self.paired_loss(seen, s.target)
+            if terms:
+                sum(terms.values()).backward()  # type: ignore[union-attr]
+            return terms, seen.grad
+
+        def back(s: _Stream, fake: Tensor, grad: Tensor | None, idt: Tensor | None) -> Terms:
+            roots: list[Tensor] = []
+            grads: list[Tensor | None] = []
+            terms = {}
+            if grad is not None:
+                roots.append(fake)
+                grads.append(grad)
+            if idt is not None:
+                with rt.autocast():
+                    term = w.identity * self.identity_loss(idt, s.target)
+                terms[f"idt_{s.theirs}"] = term
+                roots.append(term)
+                grads.append(None)
+            if roots:
+                torch.autograd.backward(roots, grads)
+            return terms
+
+        def update(s: _Stream, pooled: Tensor) -> Terms:
+            with rt.autocast():
+                judged_real, judged_fake = self._calls(s.d, s.target, pooled)
+                loss = 0.5 * (
+                    self.gan_loss(judged_real, True, True) + self.gan_loss(judged_fake, False, True)
+                )
+            loss.backward()
+            return {f"d_{s.theirs}": loss}
+
+        (fake_b, idt_b), (fake_a, idt_a) = streams.both(lambda: forward(a), lambda: forward(b))
+        _requires_grad([self.d_a, self.d_b], False)
+        self.opt_g.zero_grad(set_to_none=True)
+        (terms_a, grad_b), (terms_b, grad_a) = streams.both(
+            lambda: judge(a, fake_b), lambda: judge(b, fake_a)
+        )
+        idt_terms = streams.both(
+            lambda: back(a, fake_b, grad_b, idt_b), lambda: back(b, fake_a, grad_a, idt_a)
+        )
+        rt.apply_gradients(self.opt_g)
+        _requires_grad([self.d_a, self.d_b], True)
+        found = {**terms_a, **terms_b, **idt_terms[0], **idt_terms[1]}
+        if w.gan:  # the pools draw in `step`'s order
+            pooled_b = self.pool_b.query(fake_b.detach().float())
+            pooled_a = self.pool_a.query(fake_a.detach().float())
+            self.opt_d.zero_grad(set_to_none=True)
+            d_terms = streams.both(lambda: update(a, pooled_b), lambda: update(b, pooled_a))
+            rt.apply_gradients(self.opt_d)
+            found |= {**d_terms[0], **d_terms[1]}
+        terms = {name: found[name] for name in w.terms}  # in `step`'s order, for its g_total
+        loss_g = sum(t for name, t in terms.items() if name not in ("d_a", "d_b"))
+        assert isinstance(loss_g, Tensor)
         terms["g_total"] = loss_g
         return {name: t.detach() for name, t in terms.items()}
 
