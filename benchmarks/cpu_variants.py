@@ -1,5 +1,6 @@
 """CPU settings that `cgfw bench` has no row for, each timed against the plain fp32 loop in the
-same process (issue 23): what the default fp32 step would gain or lose with one thread, with
+same process (issue 23): what the default fp32 step would gain or lose in one stream (the
+sequential step, not two threads at once, cgfw_paper/streams.py), with one thread, with
 oneDNN off, with foreach Adam, with the authors' modules (in-place activations, plain first and
 output convs and instance norms), with every call apart, with the discriminators' calls apart
 (not paired) and with the output conv's forward pass by oneDNN (its transposed form, not
@@ -57,6 +58,10 @@ def apart(m: Model) -> None:
     m.stacking.enabled = False  # type: ignore[attr-defined]  # the CycleGAN's switch
 
 
+def one_stream(m: Model) -> None:
+    m.streams = None  # type: ignore[attr-defined]  # the sequential step (`CycleGAN.step`)
+
+
 def discriminators_apart(m: Model) -> None:
     m.stacking.pair = None  # type: ignore[attr-defined]  # no paired call (`Stacking.judged`)
 
@@ -84,6 +89,7 @@ def one_thread() -> Iterator[None]:
 # name -> (change to the built model, context each of its steps runs in)
 VARIANTS: dict[str, tuple[Change | None, Callable[[], Any]]] = {
     "cgfw fp32 (the default)": (None, contextlib.nullcontext),
+    "cgfw fp32, one stream (the sequential step)": (one_stream, contextlib.nullcontext),
     "cgfw fp32, every call apart": (apart, contextlib.nullcontext),
     "cgfw fp32, the authors' modules": (authors_modules, contextlib.nullcontext),
     "cgfw fp32, foreach Adam (calls apart's)": (foreach, contextlib.nullcontext),

@@ -52,8 +52,10 @@ class Streams:
     def both(self, here: Callable[[], Here], there: Callable[[], There]) -> tuple[Here, There]:
         """`here()` on this thread and `there()` on the other, at once; both results once both
         have ended. An error in either is raised here, after both have ended."""
+        threads = torch.get_num_threads()
+        if threads < 2:  # set to one thread since: no half to give, one after the other
+            return here(), there()
         with self._lock:
-            threads = torch.get_num_threads()
             done: Future[There] = Future()
             self._jobs.put((there, threads // 2, done))
             torch.set_num_threads(threads - threads // 2)

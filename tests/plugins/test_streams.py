@@ -150,3 +150,5 @@ def test_the_other_streams_error_is_raised_here_after_both_end() -> None:
     threads = streams.both(torch.get_num_threads, torch.get_num_threads)
     assert threads == (1, 1)
     assert streams.both(lambda: 1, lambda: 2) == (1, 2)  # still usable
+    torch.set_num_threads(1)  # e.g. set by the user after the streams were chosen
+    assert streams.both(torch.get_num_threads, torch.get_num_threads) == (1, 1)
