@@ -123,12 +123,15 @@ class _Stream:
     real: Tensor
     target: Tensor
     cycle: bool
-    g_name: str
-    own: str
+    own: str  # the domain of `real`: "a" or "b"
 
     @property
     def theirs(self) -> str:
         return "b" if self.own == "a" else "a"
+
+    @property
+    def g_name(self) -> str:
+        return self.own + self.theirs
 
 
 class CycleGAN(Model):
@@ -245,9 +248,7 @@ class CycleGAN(Model):
 
         def calls() -> None:  # each network (in training mode) and each loss, once
             with rt.autocast():
-                for net in nets:
-                    net(image)
-                score = self.d_b(image)
+                score = {name: net(image) for name, net in self.networks.items()}["d_b"]
                 self.gan_loss(score, True, False)
                 self.gan_loss(score, False, True)
                 for loss in (self.cycle_loss, self.identity_loss, self.paired_loss):
@@ -392,8 +393,8 @@ class CycleGAN(Model):
         differs from `step`'s (g_ba's stacked call is two calls here): its values to rounding."""
         w, rt, streams = self.weights, self.rt, self.streams
         assert streams is not None
-        a = _Stream(self.g_ab, self.g_ba, self.d_b, real_a, real_b, w.cycle_forward, "ab", "a")
-        b = _Stream(self.g_ba, self.g_ab, self.d_a, real_b, real_a, w.cycle_backward, "ba", "b")
+        a = _Stream(self.g_ab, self.g_ba, self.d_b, real_a, real_b, w.cycle_forward, "a")
+        b = _Stream(self.g_ba, self.g_ab, self.d_a, real_b, real_a, w.cycle_backward, "b")
 
         def forward(s: _Stream) -> tuple[Tensor, Tensor | None]:
             with rt.autocast():

@@ -10,8 +10,9 @@ network's time (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -207,8 +208,19 @@ def _module_mixes(module: nn.Module) -> bool:
     return bool(getattr(module, "mixes_samples", False))
 
 
+@contextlib.contextmanager
+def buffers_kept(nets: Iterable[nn.Module]) -> Iterator[None]:
+    """Calls that leave `nets`' buffers (batch norm's running statistics) as they found them."""
+    saved = [(b, b.detach().clone()) for net in nets for b in net.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
+
+
 def _differs_when_stacked(rt: Runtime, net: nn.Module, real_a: Tensor, real_b: Tensor) -> bool:
-    saved = [b.detach().clone() for b in net.buffers()]
     dropouts = [x for x in net.modules() if isinstance(x, _DropoutNd) and x.training]
     devices = [real_a.device] if real_a.device.type == "cuda" else []
     matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
@@ -217,6 +229,7 @@ def _differs_when_stacked(rt: Runtime, net: nn.Module, real_a: Tensor, real_b: T
             x.eval()
         torch.backends.cuda.matmul.allow_tf32 = False
         with (
+            buffers_kept([net]),
             torch.random.fork_rng(devices=devices),
             torch.backends.cudnn.flags(enabled=True, allow_tf32=False),
             rt.uncompiled(),
@@ -227,8 +240,6 @@ def _differs_when_stacked(rt: Runtime, net: nn.Module, real_a: Tensor, real_b: T
         torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
         for x in dropouts:
             x.train()
-        for buffer, value in zip(net.buffers(), saved, strict=True):
-            buffer.copy_(value)
     if stacked.shape != apart.shape:
         return True
     tolerance = 1e-3 * apart.abs().max().nan_to_num(0.0)

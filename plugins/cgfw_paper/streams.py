@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from cgfw_paper.stacking import buffers_kept
+
 Here = TypeVar("Here")
 There = TypeVar("There")
 
@@ -101,10 +103,9 @@ def _settled(done: Future[Any]) -> None:
 def draws_random(call: Callable[[], object], nets: Iterable[nn.Module] = ()) -> bool:
     """Whether `call()` draws from torch's or Python's global random generators. The states
     and `nets`' buffers (batch norm's running statistics) are restored after."""
-    buffers = [(b, b.detach().clone()) for net in nets for b in net.buffers()]
     torch_state, python_state = torch.get_rng_state(), random.getstate()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), buffers_kept(nets):
             call()
         return not (
             torch.equal(torch_state, torch.get_rng_state()) and python_state == random.getstate()
@@ -112,9 +113,6 @@ def draws_random(call: Callable[[], object], nets: Iterable[nn.Module] = ()) -> 
     finally:
         torch.set_rng_state(torch_state)
         random.setstate(python_state)
-        with torch.no_grad():
-            for buffer, saved in buffers:
-                buffer.copy_(saved)
 
 
 def share_parameters(nets: Iterable[nn.Module]) -> bool:
